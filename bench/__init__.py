@@ -1,0 +1,1 @@
+"""Benchmark harness for logto-shipper (see bench/README.md)."""

@@ -1,0 +1,1 @@
+"""The ``logto-shipper`` command line (Click)."""

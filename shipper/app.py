@@ -1,0 +1,104 @@
+"""Build a running pipeline from a ``ShipperConfig`` (the only place that knows every stage)."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import IO
+
+from shipper.config import (
+    ConsoleOutputConfig,
+    ElasticsearchOutputConfig,
+    FileInputConfig,
+    FileOutputConfig,
+    ShipperConfig,
+    parse_duration,
+)
+from shipper.deadletter import DeadLetterFile
+from shipper.errors import StateError
+from shipper.normalize import Normalizer
+from shipper.pipeline.checkpoint import CheckpointStore
+from shipper.pipeline.runner import BatchLimits, Runner
+from shipper.sinks.base import Sink
+from shipper.sinks.local import ConsoleSink, FileSink
+from shipper.sources import Source
+from shipper.sources.file import FileSource
+
+log = logging.getLogger(__name__)
+
+
+def lock_state_dir(state_dir: Path) -> IO[str]:
+    """Hold an exclusive lock on the state dir for the life of the process."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fh = open(state_dir / "lock", "a+")  # noqa: SIM115 - held until exit
+    except OSError as exc:
+        raise StateError(f"cannot use state dir {state_dir}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "unknown"
+        fh.close()
+        raise StateError(
+            f"another logto-shipper (pid {holder}) is using state dir {state_dir}; "
+            "stop it or give this one its own [state] dir"
+        ) from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
+    return fh
+
+
+def build_sink(cfg: ShipperConfig, store: CheckpointStore) -> Sink:
+    out = cfg.output
+    if isinstance(out, FileOutputConfig):
+        committed = store.outputs.get("sink")
+        return FileSink(out.path, committed if isinstance(committed, int) else None)
+    if isinstance(out, ConsoleOutputConfig):
+        return ConsoleSink()
+    if isinstance(out, ElasticsearchOutputConfig):
+        from shipper.sinks.elasticsearch import ElasticsearchSink
+
+        return ElasticsearchSink.from_config(out, cfg.index, cfg.state.dir)
+    raise AssertionError(f"unknown output {out!r}")
+
+
+def build_sources(
+    cfg: ShipperConfig, store: CheckpointStore, wake: threading.Event
+) -> list[Source]:
+    sources: list[Source] = []
+    forget = parse_duration(cfg.state.forget_after)
+    for i, inp in enumerate(cfg.inputs):
+        if isinstance(inp, FileInputConfig):
+            sources.append(FileSource(inp, store, f"file{i}", forget_after=forget, notify=wake))
+        else:
+            from shipper.sources.postgres import PostgresSource
+
+            sources.append(PostgresSource(inp, store, f"pg{i}"))
+    return sources
+
+
+def build_runner(cfg: ShipperConfig) -> Runner:
+    store = CheckpointStore(cfg.state.dir, cfg.state.checkpoint_interval)
+    wake = threading.Event()
+    sink = build_sink(cfg, store)
+    limits, drain = BatchLimits(), 30.0
+    if isinstance(cfg.output, ElasticsearchOutputConfig):
+        o = cfg.output
+        limits = BatchLimits(o.batch_max_docs, o.batch_max_bytes, o.batch_max_wait)
+        drain = o.drain_timeout
+    deadletter = DeadLetterFile(cfg.state.dir / "dead-letter" / "records.jsonl")
+    normalizer = Normalizer(
+        cfg.mask.rules(),
+        max(i.max_line_bytes for i in cfg.inputs if isinstance(i, FileInputConfig))
+        if any(isinstance(i, FileInputConfig) for i in cfg.inputs)
+        else 1 << 20,
+    )
+    return Runner(
+        build_sources(cfg, store, wake), sink, normalizer, store, deadletter, limits, drain, wake
+    )

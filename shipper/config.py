@@ -1,0 +1,259 @@
+"""The TOML configuration, validated by pydantic at the boundary.
+
+``load_config(path)`` is the only entry point: it parses TOML, substitutes ``${VAR}`` and
+``${VAR:-default}`` in string values, reads ``*_file`` secrets, validates, and raises
+``ConfigError`` whose message names the file, the key and the problem (never a secret value).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+
+from shipper.errors import ConfigError
+from shipper.normalize.mask import DEFAULT_RULES, MaskRules
+
+DEFAULT_CONFIG_PATH = Path("/etc/logto-shipper/shipper.toml")
+_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90d``/``24h``/``15m``/``30s``/``500ms`` (Elasticsearch's time units)."""
+    m = _DURATION.match(text.strip())
+    if not m:
+        raise ValueError(f"invalid duration {text!r}: use a number and one of ms, s, m, h, d")
+    return int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+
+
+def _check_duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+Duration = Annotated[str, AfterValidator(_check_duration)]
+
+
+class _Model(BaseModel):
+    # Unknown keys are errors: a typo such as ``api_keyfile`` must not be ignored silently.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StateConfig(_Model):
+    dir: Path = Path("/var/lib/logto-shipper")
+    checkpoint_interval: float = Field(1.0, gt=0, description="seconds between checkpoint writes")
+    forget_after: Duration = Field(
+        "7d", description="drop registry entries of files gone this long"
+    )
+
+
+class FileInputConfig(_Model):
+    type: Literal["file"]
+    paths: list[str] = Field(min_length=1)
+    exclude: list[str] = []
+    start_at: Literal["beginning", "end"] = "beginning"
+    max_line_bytes: int = Field(1 << 20, ge=1024)
+    scan_interval: float = Field(5.0, gt=0)
+    close_deleted_after: Duration = "5m"
+    idle_eof_after: Duration = Field("10s", description="emit a rotated file's unterminated line")
+    fingerprint_bytes: int = Field(1024, ge=16, le=1 << 20)
+
+
+class PostgresInputConfig(_Model):
+    type: Literal["postgres"]
+    dsn: SecretStr | None = None
+    dsn_file: Path | None = None
+    tenants: list[str] = ["default"]
+    poll_interval: float = Field(1.0, gt=0)
+    batch_size: int = Field(1000, ge=1, le=100_000)
+    overlap: Duration = "5m"
+    since: str | None = None
+    statement_timeout: Duration = "30s"
+
+
+InputConfig = Annotated[FileInputConfig | PostgresInputConfig, Field(discriminator="type")]
+
+
+class ElasticsearchOutputConfig(_Model):
+    type: Literal["elasticsearch"]
+    hosts: list[str] = Field(["http://localhost:9200"], min_length=1)
+    api_key: SecretStr | None = None
+    api_key_file: Path | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    verify_certs: bool = True
+    request_timeout: float = Field(30.0, gt=0)
+    batch_max_docs: int = Field(1000, ge=1)
+    batch_max_bytes: int = Field(5 << 20, ge=1024)
+    batch_max_wait: float = Field(1.0, gt=0)
+    max_in_flight: int = Field(2, ge=1, le=64)
+    gzip: bool = True
+    setup_on_start: bool = True
+    retry_initial_backoff: float = Field(0.1, gt=0)
+    retry_max_backoff: float = Field(30.0, gt=0)
+    drain_timeout: float = Field(30.0, gt=0)
+
+
+class FileOutputConfig(_Model):
+    type: Literal["file"]
+    path: Path
+
+
+class ConsoleOutputConfig(_Model):
+    type: Literal["console"]
+
+
+OutputConfig = Annotated[
+    ElasticsearchOutputConfig | FileOutputConfig | ConsoleOutputConfig,
+    Field(discriminator="type"),
+]
+
+
+class IndexConfig(_Model):
+    prefix: str = Field("logto-audit", pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    namespace: str = Field("default", pattern=r"^[a-z0-9][a-z0-9_]*$")
+    retention: Duration = "90d"
+    granularity: Literal["day", "week", "month"] = "day"
+    shards: int = Field(1, ge=1)
+    replicas: int = Field(1, ge=0)
+    warm_after: Duration | None = None
+
+
+class MaskConfig(_Model):
+    """Extra secret-key rules. The built-in rules always apply and cannot be removed."""
+
+    extra_equal: list[str] = []
+    extra_suffix: list[str] = []
+    extra_contain: list[str] = []
+    extra_params: list[str] = []
+
+    def rules(self) -> MaskRules:
+        return DEFAULT_RULES.extended(
+            self.extra_equal, self.extra_suffix, self.extra_contain, self.extra_params
+        )
+
+
+class ShipperConfig(_Model):
+    state: StateConfig = StateConfig()
+    inputs: list[InputConfig] = Field(min_length=1)
+    output: OutputConfig = ConsoleOutputConfig(type="console")
+    index: IndexConfig = IndexConfig()
+    mask: MaskConfig = MaskConfig()
+
+    @model_validator(mode="after")
+    def _one_secret_source(self) -> ShipperConfig:
+        out = self.output
+        if isinstance(out, ElasticsearchOutputConfig):
+            if out.api_key and (out.username or out.password):
+                raise ValueError("output: set either api_key or username/password, not both")
+            if out.password and not out.username:
+                raise ValueError("output: password given without username")
+        return self
+
+
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _loc(parts: tuple[Any, ...]) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def substitute_env(value: Any, env: dict[str, str], where: tuple[Any, ...] = ()) -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string; ``$$`` is a literal ``$``."""
+    if isinstance(value, str):
+
+        def repl(m: re.Match[str]) -> str:
+            if m.group(0) == "$$":
+                return "$"
+            name, default = m.group(1), m.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"{_loc(where)}: environment variable {name} is not set")
+
+        return _VAR.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: substitute_env(v, env, (*where, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute_env(v, env, (*where, i)) for i, v in enumerate(value)]
+    return value
+
+
+def _read_secret_files(data: dict[str, Any], where: tuple[Any, ...]) -> None:
+    """``foo_file = PATH`` fills ``foo`` from the file (trailing newline stripped)."""
+    for key in [k for k in data if k.endswith("_file") and k[: -len("_file")]]:
+        target = key[: -len("_file")]
+        if target not in {"api_key", "password", "dsn"}:
+            continue
+        if data.get(target) is not None:
+            raise ConfigError(f"{_loc((*where, key))}: set either {target} or {key}, not both")
+        path = Path(str(data[key]))
+        try:
+            data[target] = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"{_loc((*where, key))}: cannot read {path}: {exc.strerror}"
+            ) from None
+
+
+def parse_config(
+    data: dict[str, Any], source: str, env: dict[str, str] | None = None
+) -> ShipperConfig:
+    """Validate an already-parsed TOML document; ``source`` names it in error messages."""
+    try:
+        data = substitute_env(data, dict(os.environ) if env is None else env)
+        for section, where in [(data.get("output"), ("output",))] + [
+            (inp, ("inputs", i)) for i, inp in enumerate(data.get("inputs") or [])
+        ]:
+            if isinstance(section, dict):
+                _read_secret_files(section, where)
+        return ShipperConfig.model_validate(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_url=False, include_input=False):
+            loc = tuple(
+                p
+                for p in err["loc"]
+                if p not in ("file", "postgres", "elasticsearch", "console") or len(err["loc"]) < 2
+            )
+            lines.append(f"{source}: {_loc(loc)}: {err['msg']}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_config(path: Path, env: dict[str, str] | None = None) -> ShipperConfig:
+    """Read and validate the config file at ``path``."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return parse_config(data, str(path), env)
+
+
+def redacted(cfg: ShipperConfig) -> dict[str, Any]:
+    """The effective config as plain data, secrets replaced by ``**********``."""
+    return cfg.model_dump(mode="json", exclude={"output": {"api_key_file", "password_file"}})

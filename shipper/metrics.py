@@ -1,0 +1,33 @@
+"""Process-wide counters and gauges, exported in Prometheus format by ``shipper.metrics_http``."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+
+class Metrics:
+    """Thread-safe named counters/gauges; names are documented in README ("Metrics")."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.values: dict[str, float] = defaultdict(float)
+
+    def inc(self, name: str, n: float = 1) -> None:
+        with self._lock:
+            self.values[name] += n
+
+    def set(self, name: str, value: float) -> None:
+        with self._lock:
+            self.values[name] = value
+
+    def get(self, name: str) -> float:
+        with self._lock:
+            return self.values.get(name, 0.0)
+
+    def snapshot(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self.values)
+
+
+METRICS = Metrics()

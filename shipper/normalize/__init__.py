@@ -1,0 +1,11 @@
+"""Normalize Logto audit-log records into the indexed ECS documents.
+
+The per-record path uses plain dicts and orjson only; pydantic stays at the boundaries.
+``Normalizer.line(raw)`` is the whole contract: bytes in, ``Document`` or ``Rejection`` out,
+never an exception.
+"""
+
+from shipper.normalize.document import Document, Normalizer, Rejection
+from shipper.normalize.mask import DEFAULT_RULES, MaskRules
+
+__all__ = ["DEFAULT_RULES", "Document", "MaskRules", "Normalizer", "Rejection"]

@@ -1,0 +1,293 @@
+"""Turn one Logto record (a JSON line) into the ECS document we index.
+
+Accepted record shapes (see README, "Data contract"):
+- Management API: ``{"tenantId","id","key","payload","createdAt": <epoch ms>}``
+- table row (``row_to_json(logs)``): ``{"tenant_id","id","key","payload","created_at": <ISO-8601>}``
+- either with ``payload`` as a JSON-encoded string.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from shipper.normalize.categories import categorize, family
+from shipper.normalize.mask import DEFAULT_RULES, Masker, MaskRules
+
+MAX_ID_BYTES = 512  # Elasticsearch refuses longer _id values
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A normalized record: ``body`` is exactly what gets indexed under ``_id = id``."""
+
+    id: str
+    timestamp: str  # @timestamp, ISO-8601 UTC with milliseconds
+    epoch_ms: int  # same instant, for index naming without re-parsing
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A record that cannot be indexed; it goes to the dead-letter store with its raw bytes."""
+
+    reason: str  # short machine-readable code, e.g. ``invalid_json``
+    detail: str  # one human sentence, never containing record content
+    raw: bytes
+
+
+def format_ms(ms: int) -> str:
+    dt = _EPOCH + timedelta(milliseconds=ms)
+    return f"{dt:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+
+
+def parse_time(value: Any) -> int | None:
+    """Epoch milliseconds from epoch-ms numbers/strings or ISO-8601; ``None`` if unparseable.
+
+    Naive ISO timestamps are taken as UTC (what Filebeat and Vector assume too).
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        ms = int(value)
+    elif isinstance(value, str):
+        s = value.strip()
+        if s.isdigit():
+            ms = int(s)
+        else:
+            try:
+                dt = datetime.fromisoformat(s)
+            except ValueError:
+                return None
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=UTC)
+            delta = dt - _EPOCH
+            ms = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+    else:
+        return None
+    return ms if 0 <= ms <= _MAX_MS else None
+
+
+@lru_cache(maxsize=65536)
+def normalize_ip(raw: str) -> str | None:
+    """Canonical IP text, IPv4-mapped IPv6 unwrapped (``::ffff:203.0.113.7`` -> IPv4)."""
+    try:
+        ip = ipaddress.ip_address(raw.strip())
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
+
+
+def _str(v: Any) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
+def _error_fields(err: Any) -> tuple[Any, dict[str, Any] | None]:
+    """Decode ``payload.error`` (object, JSON or plain string) -> (payload value, ECS error)."""
+    if isinstance(err, str):
+        s = err.strip()
+        if s.startswith("{"):
+            try:
+                decoded = orjson.loads(s)
+            except orjson.JSONDecodeError:
+                decoded = None
+            if isinstance(decoded, dict):
+                err = decoded
+        if isinstance(err, str):
+            return err, ({"message": err} if err else None)
+    if not isinstance(err, dict):
+        return err, None
+    ecs: dict[str, Any] = {}
+    msg = err.get("message")
+    if msg is not None:
+        ecs["message"] = msg if isinstance(msg, str) else orjson.dumps(msg).decode()
+    code = err.get("code")
+    if isinstance(code, str | int) and not isinstance(code, bool):
+        ecs["code"] = str(code)
+    name = _str(err.get("name"))
+    if name:
+        ecs["type"] = name
+    stack = _str(err.get("stack"))
+    if stack:
+        ecs["stack_trace"] = stack
+    return err, ecs or None
+
+
+def _user_agent(payload: dict[str, Any]) -> dict[str, Any] | None:
+    ua: dict[str, Any] = {}
+    original = _str(payload.get("userAgent"))
+    parsed = payload.get("userAgentParsed")
+    if isinstance(parsed, dict):
+        original = original or _str(parsed.get("ua"))
+        browser = parsed.get("browser")
+        if isinstance(browser, dict):
+            if name := _str(browser.get("name")):
+                ua["name"] = name
+            if version := _str(browser.get("version")):
+                ua["version"] = version
+        os_ = parsed.get("os")
+        if isinstance(os_, dict):
+            os_out = {k: v for k in ("name", "version") if (v := _str(os_.get(k)))}
+            if os_out:
+                ua["os"] = os_out
+        device = parsed.get("device")
+        if isinstance(device, dict) and (model := _str(device.get("model"))):
+            ua["device"] = {"name": model}
+    if original:
+        ua["original"] = original
+    return ua or None
+
+
+def _float(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int | float):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return None
+    return None
+
+
+def _geo(ctx: Any) -> dict[str, Any] | None:
+    if not isinstance(ctx, dict):
+        return None
+    geo: dict[str, Any] = {}
+    if country := _str(ctx.get("country")):
+        geo["country_iso_code"] = country
+    if city := _str(ctx.get("city")):
+        geo["city_name"] = city
+    lat, lon = _float(ctx.get("latitude")), _float(ctx.get("longitude"))
+    if lat is not None and lon is not None and -90 <= lat <= 90 and -180 <= lon <= 180:
+        geo["location"] = {"lat": lat, "lon": lon}
+    return geo or None
+
+
+class Normalizer:
+    """Record -> ``Document`` | ``Rejection``. Stateless apart from caches; never raises."""
+
+    def __init__(self, rules: MaskRules = DEFAULT_RULES, max_line_bytes: int = 1 << 20) -> None:
+        self.masker = Masker(rules)
+        self.max_line_bytes = max_line_bytes
+
+    def line(self, raw: bytes) -> Document | Rejection:
+        """Normalize one line (without its trailing newline)."""
+        if len(raw) > self.max_line_bytes:
+            return Rejection(
+                "line_too_long", f"line of {len(raw)} bytes exceeds {self.max_line_bytes}", raw
+            )
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return Rejection("invalid_utf8", f"invalid UTF-8 at byte {exc.start}", raw)
+            return Rejection("invalid_json", "line is not valid JSON", raw)
+        if not isinstance(obj, dict):
+            return Rejection("not_an_object", f"JSON {type(obj).__name__} is not an object", raw)
+        return self.record(obj, raw)
+
+    def record(self, obj: dict[str, Any], raw: bytes = b"") -> Document | Rejection:
+        """Normalize an already-decoded record (the postgres source's path)."""
+        log_id = obj.get("id")
+        if not isinstance(log_id, str) or not log_id:
+            return Rejection("missing_id", "record has no string 'id'", raw)
+        if len(log_id.encode()) > MAX_ID_BYTES:
+            return Rejection("invalid_id", f"'id' is longer than {MAX_ID_BYTES} bytes", raw)
+        key = obj.get("key")
+        if not isinstance(key, str) or not key:
+            return Rejection("missing_key", "record has no string 'key'", raw)
+        created = obj.get("createdAt", obj.get("created_at"))
+        if created is None:
+            return Rejection("missing_time", "record has no 'createdAt'/'created_at'", raw)
+        ms = parse_time(created)
+        if ms is None:
+            return Rejection("invalid_time", "'createdAt'/'created_at' is not a valid time", raw)
+        payload = obj.get("payload")
+        if payload is None:
+            payload = {}
+        elif isinstance(payload, str):
+            try:
+                payload = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                return Rejection("invalid_payload", "'payload' string is not valid JSON", raw)
+        if not isinstance(payload, dict):
+            return Rejection("invalid_payload", "'payload' is not a JSON object", raw)
+        tenant = obj.get("tenantId", obj.get("tenant_id"))
+        return self._build(log_id, key, ms, payload, tenant if isinstance(tenant, str) else None)
+
+    def _build(
+        self, log_id: str, key: str, ms: int, payload: dict[str, Any], tenant: str | None
+    ) -> Document:
+        result = payload.get("result")
+        outcome = (
+            "success" if result == "Success" else "failure" if result == "Error" else "unknown"
+        )
+        category, type_ = categorize(key, outcome)
+        ts = format_ms(ms)
+        event: dict[str, Any] = {
+            "id": log_id,
+            "action": key,
+            "outcome": outcome,
+            "kind": "event",
+            "module": "logto",
+            "dataset": "logto.audit",
+            "type": list(type_),
+        }
+        if category:
+            event["category"] = list(category)
+        doc: dict[str, Any] = {"@timestamp": ts, "event": event}
+        logto: dict[str, Any] = {"family": family(key)}
+        tags: list[str] = []
+
+        if "error" in payload:
+            decoded, err = _error_fields(payload["error"])
+            if decoded is not payload["error"]:
+                payload = {**payload, "error": decoded}
+            if err:
+                doc["error"] = err
+        masked, _ = self.masker.mask(payload)
+
+        if tenant:
+            doc["organization"] = {"id": tenant}
+            logto["tenant_id"] = tenant
+        if user_id := _str(payload.get("userId")):
+            doc["user"] = {"id": user_id}
+        raw_ip = payload.get("ip")
+        if isinstance(raw_ip, str) and raw_ip:
+            ip = normalize_ip(raw_ip)
+            if ip is None:
+                logto["ip"] = raw_ip
+                tags.append("logto_invalid_ip")
+            else:
+                doc["source"] = {"ip": ip}
+                doc["client"] = {"ip": ip}
+        if geo := _geo(payload.get("signInContext")):
+            doc.setdefault("source", {})["geo"] = geo
+        if ua := _user_agent(payload):
+            doc["user_agent"] = ua
+        for src, dst in (
+            ("applicationId", "application_id"),
+            ("sessionId", "session_id"),
+            ("interactionEvent", "interaction_event"),
+            ("hookId", "hook_id"),
+        ):
+            if v := _str(payload.get(src)):
+                logto[dst] = v
+        logto["payload"] = masked
+        doc["logto"] = logto
+        if tags:
+            doc["tags"] = tags
+        return Document(log_id, ts, ms, doc)

@@ -1,0 +1,3 @@
+from shipper.sources.file.source import FileSource
+
+__all__ = ["FileSource"]

@@ -1,0 +1,92 @@
+"""Find files matching the configured globs; watchdog (inotify) wakes us when they change.
+
+watchdog can miss events and NFS has none, so the caller also rescans on an interval.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import logging
+import os
+import threading
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+log = logging.getLogger(__name__)
+
+
+def watch_root(pattern: str) -> tuple[Path, bool]:
+    """The deepest directory of ``pattern`` without glob magic, and whether to watch recursively."""
+    parts = Path(pattern).parts
+    root: list[str] = []
+    for p in parts[:-1]:
+        if glob.has_magic(p):
+            return Path(*root) if root else Path("."), True
+        root.append(p)
+    return (Path(*root) if root else Path(".")), False
+
+
+class _Wake(FileSystemEventHandler):
+    def __init__(self, *events: threading.Event) -> None:
+        self.events = events
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in ("opened", "closed_no_write"):
+            for e in self.events:
+                e.set()
+
+
+class Discovery:
+    """Glob expansion plus an inotify-backed wake-up event."""
+
+    def __init__(
+        self,
+        patterns: list[str],
+        exclude: list[str],
+        use_watchdog: bool = True,
+        notify: threading.Event | None = None,
+    ) -> None:
+        self.patterns = patterns
+        self.exclude = exclude
+        self.wake = threading.Event()  # "rescan the globs"
+        self._events = (self.wake,) if notify is None else (self.wake, notify)
+        self._observer: Observer | None = None  # type: ignore[valid-type]
+        self._watched: set[Path] = set()
+        if use_watchdog:
+            self._observer = Observer()
+            self._observer.daemon = True
+            self._observer.start()
+            self._schedule()
+
+    def _schedule(self) -> None:
+        if self._observer is None:
+            return
+        for pattern in self.patterns:
+            root, recursive = watch_root(pattern)
+            if root in self._watched or not root.is_dir():
+                continue
+            try:
+                self._observer.schedule(_Wake(*self._events), str(root), recursive=recursive)
+                self._watched.add(root)
+            except OSError as exc:  # e.g. inotify watch limit reached: the rescan still works
+                log.warning("cannot watch %s (%s); relying on periodic scans", root, exc)
+
+    def scan(self) -> list[str]:
+        """Paths of regular files currently matching a pattern and no exclude pattern."""
+        self._schedule()  # directories created since the last scan
+        found: dict[str, None] = {}
+        for pattern in self.patterns:
+            for path in sorted(glob.glob(pattern, recursive=True)):
+                if any(fnmatch.fnmatch(path, ex) for ex in self.exclude):
+                    continue
+                if os.path.isfile(path):
+                    found[path] = None
+        return list(found)
+
+    def close(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)

@@ -1,0 +1,288 @@
+"""The ``file`` input: tail JSON-lines files through rotation, truncation and restarts.
+
+Each open file is a ``TailedFile``, keyed by (device, inode) while open and by a *stream id*
+in the registry. Positions are byte offsets just after a complete line. The registry entry
+of a stream holds its identity (dev, ino, fingerprint), last path and acknowledged offset.
+
+Rotation by rename: the renamed file stays open and is read to its end; the new file at the
+path is a new stream read from offset 0. Truncation (``copytruncate``): size below our read
+offset, or the first bytes changed, starts a new stream at offset 0 on the same file. Lines
+written between logrotate's copy and its truncate are lost whatever the shipper does; the
+window is shortest when the file is read promptly (inotify wake-ups, see ``Discovery``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from shipper.config import FileInputConfig, parse_duration
+from shipper.framing import Frame, LineSplitter
+from shipper.metrics import METRICS
+from shipper.pipeline.checkpoint import CheckpointStore
+from shipper.sources import Chunk
+from shipper.sources.file.discovery import Discovery
+from shipper.sources.file.fingerprint import Fingerprint
+
+log = logging.getLogger(__name__)
+READ_SIZE = 1 << 20
+
+
+@dataclass(eq=False)
+class TailedFile:
+    stream: str
+    path: str
+    fd: int
+    dev: int
+    ino: int
+    splitter: LineSplitter
+    fingerprint: Fingerprint
+    read_pos: int  # next byte to read (may be inside an incomplete line)
+    last_data: float = field(default_factory=time.monotonic)
+    at_path: bool = True  # still reachable at a path matching the globs
+    deleted_at: float | None = None
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return self.dev, self.ino
+
+
+def _last_line_end(fd: int, size: int) -> int:
+    """Offset just after the last newline before ``size`` (0 if none): where ``end`` starts."""
+    pos = size
+    while pos > 0:
+        start = max(0, pos - 65536)
+        block = os.pread(fd, pos - start, start)
+        i = block.rfind(b"\n")
+        if i >= 0:
+            return start + i + 1
+        pos = start
+    return 0
+
+
+class FileSource:
+    """Reads every matching file; ``poll`` never blocks, ``wait`` sleeps until woken."""
+
+    def __init__(
+        self,
+        cfg: FileInputConfig,
+        store: CheckpointStore,
+        prefix: str = "file",
+        use_watchdog: bool = True,
+        forget_after: float = 7 * 86400,
+        notify: threading.Event | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.prefix = prefix
+        self.discovery = Discovery(cfg.paths, cfg.exclude, use_watchdog, notify)
+        self.files: dict[tuple[int, int], TailedFile] = {}
+        self.by_stream: dict[str, TailedFile] = {}
+        self._close_deleted_after = parse_duration(cfg.close_deleted_after)
+        self._idle_eof = parse_duration(cfg.idle_eof_after)
+        self._forget_after = forget_after
+        self._next_scan = 0.0
+        self._first_scan = True
+        self._seq = 0
+
+    # -- discovery -------------------------------------------------------------------------
+
+    def _new_stream_id(self, dev: int, ino: int) -> str:
+        self._seq += 1
+        return f"{self.prefix}:{dev}:{ino}:{time.time_ns():x}{self._seq}"
+
+    def _resume_entry(self, fd: int, dev: int, ino: int) -> tuple[str, dict[str, Any]] | None:
+        for stream, e in self.store.streams.items():
+            if (
+                not stream.startswith(self.prefix + ":")
+                or e.get("dev") != dev
+                or e.get("ino") != ino
+            ):
+                continue
+            fp = Fingerprint(int(e.get("fp_len", 0)), str(e.get("fp", "")))
+            if fp.matches(fd):
+                return stream, e
+        return None
+
+    def _open(self, path: str) -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            log.warning("cannot open %s: %s", path, exc.strerror)
+            METRICS.inc("file_open_errors_total")
+            return
+        st = os.fstat(fd)
+        key = (st.st_dev, st.st_ino)
+        if not stat.S_ISREG(st.st_mode) or key in self.files:
+            os.close(fd)
+            return
+        resumed = self._resume_entry(fd, *key)
+        if resumed is not None:
+            stream, entry = resumed
+            offset = int(entry.get("offset", 0))
+            if offset > st.st_size:  # truncated while we were stopped
+                log.info("%s is shorter than its checkpoint; reading from the start", path)
+                stream, offset = self._new_stream_id(*key), 0
+            else:
+                log.info("resuming %s at offset %d", path, offset)
+        else:
+            stream = self._new_stream_id(*key)
+            offset = 0
+            if self._first_scan and self.cfg.start_at == "end":
+                offset = _last_line_end(fd, st.st_size)
+            log.info("new file %s (from offset %d)", path, offset)
+        fp = Fingerprint.of(fd, self.cfg.fingerprint_bytes)
+        tf = TailedFile(
+            stream, path, fd, *key, LineSplitter(self.cfg.max_line_bytes, offset), fp, offset
+        )
+        self.files[key] = tf
+        self.by_stream[stream] = tf
+        self._stage(tf, offset)
+        METRICS.set("open_files", len(self.files))
+
+    def _stage(self, tf: TailedFile, offset: int) -> None:
+        self.store.stage(
+            tf.stream,
+            path=tf.path,
+            dev=tf.dev,
+            ino=tf.ino,
+            fp_len=tf.fingerprint.length,
+            fp=tf.fingerprint.digest,
+            offset=offset,
+            seen=int(time.time()),
+        )
+
+    def scan(self) -> None:
+        """Match globs, open new files, and notice renamed-away or deleted ones."""
+        at_path: set[tuple[int, int]] = set()
+        for path in self.discovery.scan():
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            key = (st.st_dev, st.st_ino)
+            at_path.add(key)
+            tf = self.files.get(key)
+            if tf is None:
+                self._open(path)
+            elif tf.path != path:
+                log.info("%s was renamed to %s", tf.path, path)
+                tf.path = path
+        for tf in list(self.files.values()):
+            tf.at_path = tf.key in at_path
+            if tf.deleted_at is None and os.fstat(tf.fd).st_nlink == 0:
+                tf.deleted_at = time.monotonic()
+                log.info("%s was deleted; reading what is left", tf.path)
+            if tf.fingerprint.length and not tf.fingerprint.matches(tf.fd):
+                self._restart(tf, "its first bytes changed (copytruncate?)")
+        self._first_scan = False
+        self._prune_registry()
+
+    def _prune_registry(self) -> None:
+        cutoff = time.time() - self._forget_after
+        for stream, e in list(self.store.streams.items()):
+            mine = stream.startswith(self.prefix + ":") and stream not in self.by_stream
+            if mine and int(e.get("seen", 0)) < cutoff:
+                self.store.remove(stream)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _restart(self, tf: TailedFile, why: str) -> None:
+        """Content replaced under the same inode: ship it again from 0 as a new stream."""
+        log.warning("%s: %s; reading it again from the start", tf.path, why)
+        METRICS.inc("file_truncations_total")
+        del self.by_stream[tf.stream]
+        tf.stream = self._new_stream_id(tf.dev, tf.ino)
+        self.by_stream[tf.stream] = tf
+        tf.splitter = LineSplitter(self.cfg.max_line_bytes, 0)
+        tf.read_pos = 0
+        tf.fingerprint = Fingerprint.of(tf.fd, self.cfg.fingerprint_bytes)
+        self._stage(tf, 0)
+
+    def _close(self, tf: TailedFile, why: str) -> None:
+        os.close(tf.fd)
+        del self.files[tf.key]
+        del self.by_stream[tf.stream]
+        if tf.deleted_at is not None:
+            size = tf.read_pos
+            self.store.remove(tf.stream)  # nothing left to resume: its inode may be reused
+            log.info("closed deleted file %s at offset %d (%s)", tf.path, size, why)
+        else:
+            log.info("closed %s (%s)", tf.path, why)
+        METRICS.set("open_files", len(self.files))
+
+    def _read(self, tf: TailedFile, budget: int, now: float) -> Chunk | None:
+        size = os.fstat(tf.fd).st_size
+        if size < tf.read_pos:
+            self._restart(tf, f"it shrank from {tf.read_pos} to {size} bytes")
+        frames: list[Frame] = []
+        while len(frames) < budget and tf.read_pos < size:
+            data = os.pread(tf.fd, min(READ_SIZE, size - tf.read_pos), tf.read_pos)
+            if not data:
+                break
+            tf.read_pos += len(data)
+            METRICS.inc("bytes_read_total", len(data))
+            frames.extend(tf.splitter.feed(data))
+        if tf.fingerprint.length < self.cfg.fingerprint_bytes and tf.fingerprint.length < size:
+            tf.fingerprint = Fingerprint.of(tf.fd, self.cfg.fingerprint_bytes)
+        if frames:
+            tf.last_data = now
+        elif tf.read_pos >= size:
+            idle = now - tf.last_data
+            gone = not tf.at_path or tf.deleted_at is not None
+            if gone and idle >= self._idle_eof:
+                last = tf.splitter.flush()  # rotated away and idle: the line is complete
+                if last is not None:
+                    frames.append(last)
+                elif not tf.splitter.pending:
+                    self._close(tf, "rotated away and idle" if tf.deleted_at is None else "deleted")
+        grace_over = tf.deleted_at is not None and now - tf.deleted_at >= self._close_deleted_after
+        if grace_over and tf.key in self.files:
+            unread = size - tf.splitter.offset
+            if unread > 0:
+                METRICS.inc("file_deleted_unshipped_bytes_total", unread)
+                log.warning(
+                    "closing deleted %s with %d bytes not shipped (grace expired)",
+                    tf.path,
+                    unread,
+                )
+            self._close(tf, "grace period for deleted files expired")
+        if not frames:
+            return None
+        METRICS.inc("lines_read_total", len(frames))
+        return Chunk(tf.stream, tf.path, frames, position=frames[-1].end)
+
+    def poll(self, max_records: int) -> list[Chunk]:
+        now = time.monotonic()
+        if now >= self._next_scan or self.discovery.wake.is_set():
+            self.discovery.wake.clear()
+            self.scan()
+            self._next_scan = now + self.cfg.scan_interval
+        chunks = []
+        for tf in list(self.files.values()):
+            if max_records <= 0:
+                break
+            chunk = self._read(tf, max_records, now)
+            if chunk is not None:
+                chunks.append(chunk)
+                max_records -= len(chunk.frames)
+        return chunks
+
+    def acked(self, stream: str, position: Any) -> None:
+        tf = self.by_stream.get(stream)
+        if tf is not None:
+            self._stage(tf, int(position))
+        elif stream in self.store.streams:
+            self.store.stage(stream, offset=int(position), seen=int(time.time()))
+
+    def close(self) -> None:
+        self.discovery.close()
+        for tf in list(self.files.values()):
+            os.close(tf.fd)
+        self.files.clear()
+        self.by_stream.clear()
