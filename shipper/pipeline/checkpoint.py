@@ -30,7 +30,7 @@ class CheckpointStore:
         self.streams: dict[str, dict[str, Any]] = {}
         self.outputs: dict[str, Any] = {}
         self._dirty = False
-        self._last_flush = 0.0
+        self._last_flush = float("-inf")
         self.corrupt = False
         self._load()
 

@@ -174,6 +174,8 @@ class Runner:
             self._settle()
         else:
             self._settle(timeout=0.2)  # backpressure: wait for the output, read nothing
+        for src in self.sources:
+            src.housekeeping()
         self.store.flush()
         return read
 

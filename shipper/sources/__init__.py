@@ -26,4 +26,7 @@ class Source(Protocol):
     def acked(self, stream: str, position: Any) -> None:
         """Everything of ``stream`` before ``position`` is final; the source may checkpoint it."""
 
+    def housekeeping(self) -> None:
+        """Time-based upkeep that must run even while reading is paused (backpressure)."""
+
     def close(self) -> None: ...

@@ -175,12 +175,10 @@ class FileSource:
                 tf.path = path
         for tf in list(self.files.values()):
             tf.at_path = tf.key in at_path
-            if tf.deleted_at is None and os.fstat(tf.fd).st_nlink == 0:
-                tf.deleted_at = time.monotonic()
-                log.info("%s was deleted; reading what is left", tf.path)
             if tf.fingerprint.length and not tf.fingerprint.matches(tf.fd):
                 self._restart(tf, "its first bytes changed (copytruncate?)")
         self._first_scan = False
+        self.housekeeping()
         self._prune_registry()
 
     def _prune_registry(self) -> None:
@@ -220,6 +218,9 @@ class FileSource:
         size = os.fstat(tf.fd).st_size
         if size < tf.read_pos:
             self._restart(tf, f"it shrank from {tf.read_pos} to {size} bytes")
+        elif size > tf.read_pos and tf.fingerprint.length and not tf.fingerprint.matches(tf.fd):
+            # Truncated and written past our offset since we last looked: size alone cannot tell.
+            self._restart(tf, "its first bytes changed (copytruncate?)")
         frames: list[Frame] = []
         while len(frames) < budget and tf.read_pos < size:
             data = os.pread(tf.fd, min(READ_SIZE, size - tf.read_pos), tf.read_pos)
@@ -241,21 +242,31 @@ class FileSource:
                     frames.append(last)
                 elif not tf.splitter.pending:
                     self._close(tf, "rotated away and idle" if tf.deleted_at is None else "deleted")
-        grace_over = tf.deleted_at is not None and now - tf.deleted_at >= self._close_deleted_after
-        if grace_over and tf.key in self.files:
-            unread = size - tf.splitter.offset
-            if unread > 0:
-                METRICS.inc("file_deleted_unshipped_bytes_total", unread)
-                log.warning(
-                    "closing deleted %s with %d bytes not shipped (grace expired)",
-                    tf.path,
-                    unread,
-                )
-            self._close(tf, "grace period for deleted files expired")
         if not frames:
             return None
         METRICS.inc("lines_read_total", len(frames))
         return Chunk(tf.stream, tf.path, frames, position=frames[-1].end)
+
+    def housekeeping(self) -> None:
+        """Close deleted files whose grace period is over, even while the output blocks us."""
+        now = time.monotonic()
+        for tf in list(self.files.values()):
+            st = os.fstat(tf.fd)
+            if tf.deleted_at is None and st.st_nlink == 0:
+                tf.deleted_at = now
+                log.info("%s was deleted; reading what is left", tf.path)
+            if tf.deleted_at is None or now - tf.deleted_at < self._close_deleted_after:
+                continue
+            size = st.st_size
+            acked = int(self.store.streams.get(tf.stream, {}).get("offset", 0))
+            if size > acked:
+                METRICS.inc("file_deleted_unshipped_bytes_total", size - acked)
+                log.warning(
+                    "closing deleted %s with %d bytes not shipped (grace period expired)",
+                    tf.path,
+                    size - acked,
+                )
+            self._close(tf, "grace period for deleted files expired")
 
     def poll(self, max_records: int) -> list[Chunk]:
         now = time.monotonic()

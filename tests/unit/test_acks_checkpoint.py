@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shipper.pipeline.acks import AckTracker
+from shipper.pipeline.checkpoint import CheckpointStore
+
+
+@given(st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=30), st.randoms())
+def test_out_of_order_acks_advance_only_contiguous_prefix(streams, rnd):
+    """Model: batch i carries stream s_i up to position i+1; completions in random order."""
+    t = AckTracker()
+    for seq, s in enumerate(streams):
+        t.register(seq, {s: seq + 1})
+    order = list(range(len(streams)))
+    rnd.shuffle(order)
+    done: set[int] = set()
+    safe: dict[str, int] = {}
+    for seq in order:
+        advanced = t.complete(seq)
+        done.add(seq)
+        for s, pos in advanced.items():
+            assert pos > safe.get(s, 0)  # never goes backwards
+            safe[s] = pos
+        for s in set(streams):
+            mine = [i for i, x in enumerate(streams) if x == s]
+            prefix = 0
+            for i in mine:
+                if i not in done:
+                    break
+                prefix = i + 1
+            assert safe.get(s, 0) == prefix  # exactly the contiguous completed prefix
+    assert t.in_flight == 0 and not t.pending_streams()
+
+
+def test_multi_stream_batch():
+    t = AckTracker()
+    t.register(0, {"a": 10, "b": 5})
+    t.register(1, {"a": 20})
+    assert t.complete(1) == {}
+    assert t.complete(0) == {"a": 20, "b": 5}
+
+
+def test_checkpoint_roundtrip_and_throttle(tmp_path):
+    s = CheckpointStore(tmp_path, interval=3600)
+    s.stage("x", offset=5)
+    assert s.flush() is True  # first write is never throttled
+    s.stage("x", offset=6)
+    assert s.flush() is False  # within the interval
+    assert s.flush(force=True) is True
+    assert CheckpointStore(tmp_path).streams == {"x": {"offset": 6}}
+    assert not (tmp_path / "registry.json.tmp").exists()
+
+
+def test_corrupt_registry_is_moved_aside_not_fatal(tmp_path, caplog):
+    (tmp_path / "registry.json").write_bytes(b'{"version":1,"streams":')
+    s = CheckpointStore(tmp_path)
+    assert s.corrupt and s.streams == {}
+    assert list(tmp_path.glob("registry.json.corrupt-*"))
+    assert "unreadable" in caplog.text
+
+
+def test_unknown_version_is_reported(tmp_path, caplog):
+    (tmp_path / "registry.json").write_bytes(orjson.dumps({"version": 99}))
+    assert CheckpointStore(tmp_path).corrupt
+    assert "unsupported registry version" in caplog.text
