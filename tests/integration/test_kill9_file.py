@@ -24,7 +24,7 @@ class RotatingWriter(threading.Thread):
 
     def run(self):
         log = self.logdir / "app.jsonl"
-        fh = open(log, "ab")
+        fh = open(log, "ab")  # noqa: SIM115 - reopened on rotation
         rng = random.Random(5)
         while not self.stop.is_set():
             burst = rng.randrange(1, 40)
@@ -35,7 +35,7 @@ class RotatingWriter(threading.Thread):
                 self.rotations += 1
                 log.rename(self.logdir / f"app.jsonl.{self.rotations}")
                 fh.close()
-                fh = open(log, "ab")
+                fh = open(log, "ab")  # noqa: SIM115 - reopened on rotation
             time.sleep(0.005)
         fh.close()
 

@@ -30,13 +30,16 @@ def watch_root(pattern: str) -> tuple[Path, bool]:
 
 
 class _Wake(FileSystemEventHandler):
-    def __init__(self, *events: threading.Event) -> None:
-        self.events = events
+    def __init__(self, discovery: Discovery) -> None:
+        self.discovery = discovery
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type not in ("opened", "closed_no_write"):
-            for e in self.events:
-                e.set()
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        if event.event_type == "moved" and not event.is_directory:
+            self.discovery.note_move(str(event.src_path), str(event.dest_path))
+        for e in self.discovery.events:
+            e.set()
 
 
 class Discovery:
@@ -52,7 +55,9 @@ class Discovery:
         self.patterns = patterns
         self.exclude = exclude
         self.wake = threading.Event()  # "rescan the globs"
-        self._events = (self.wake,) if notify is None else (self.wake, notify)
+        self.events = (self.wake,) if notify is None else (self.wake, notify)
+        self._moved: list[str] = []  # files renamed away from a matching path (inotify)
+        self._lock = threading.Lock()
         self._observer: Observer | None = None  # type: ignore[valid-type]
         self._watched: set[Path] = set()
         if use_watchdog:
@@ -69,10 +74,27 @@ class Discovery:
             if root in self._watched or not root.is_dir():
                 continue
             try:
-                self._observer.schedule(_Wake(*self._events), str(root), recursive=recursive)
+                self._observer.schedule(_Wake(self), str(root), recursive=recursive)
                 self._watched.add(root)
             except OSError as exc:  # e.g. inotify watch limit reached: the rescan still works
                 log.warning("cannot watch %s (%s); relying on periodic scans", root, exc)
+
+    def matches(self, path: str) -> bool:
+        return any(fnmatch.fnmatch(path, p) for p in self.patterns) and not any(
+            fnmatch.fnmatch(path, ex) for ex in self.exclude
+        )
+
+    def note_move(self, src: str, dest: str) -> None:
+        """A file left a matching path: it may hold lines no scan has seen yet."""
+        if self.matches(src) and not self.matches(dest):
+            with self._lock:
+                self._moved.append(dest)
+
+    def take_moved(self) -> list[str]:
+        """Destinations of renames away from matching paths since the last call."""
+        with self._lock:
+            moved, self._moved = self._moved, []
+        return [p for p in moved if os.path.isfile(p)]
 
     def scan(self) -> list[str]:
         """Paths of regular files currently matching a pattern and no exclude pattern."""

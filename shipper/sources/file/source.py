@@ -173,6 +173,9 @@ class FileSource:
             elif tf.path != path:
                 log.info("%s was renamed to %s", tf.path, path)
                 tf.path = path
+        for path in self.discovery.take_moved():
+            # Created and rotated away between two scans: inotify saw the rename, read it out.
+            self._open(path)
         for tf in list(self.files.values()):
             tf.at_path = tf.key in at_path
             if tf.fingerprint.length and not tf.fingerprint.matches(tf.fd):
