@@ -1,0 +1,253 @@
+"""Field mappings: explicit types, dynamic mapping, and value conversion per type.
+
+Supported types: keyword, constant_keyword, text, match_only_text, wildcard, date, date_nanos,
+long, integer, short, byte, unsigned_long, double, float, half_float, scaled_float, boolean, ip,
+geo_point, flattened, object (incl. ``enabled: false``). Anything else is rejected on mapping
+(``mapper_parsing_exception: No handler for type [x] declared on field [y]``), as Elasticsearch
+does for unknown types.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from tests.es_server.errors import EsError
+
+NUMERIC = {"long", "integer", "short", "byte", "unsigned_long", "double", "float", "half_float",
+           "scaled_float"}
+INTEGER_RANGES = {"long": (-(2**63), 2**63 - 1), "integer": (-(2**31), 2**31 - 1),
+                  "short": (-(2**15), 2**15 - 1), "byte": (-128, 127), "unsigned_long": (0, 2**64 - 1)}
+KEYWORDISH = {"keyword", "constant_keyword", "wildcard"}
+TEXTISH = {"text", "match_only_text"}
+LEAF = NUMERIC | KEYWORDISH | TEXTISH | {"date", "date_nanos", "boolean", "ip", "geo_point",
+                                         "flattened", "alias"}
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+_DATE_DETECT = re.compile(r"^\d{4}[-/]\d{2}[-/]\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}:?\d{2})?$")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class ConversionError(ValueError):
+    pass
+
+
+def analyze(text: str) -> list[str]:
+    """The standard analyzer, closely enough: unicode word tokens, lower-cased."""
+    return [t.lower() for t in _TOKEN.findall(text)]
+
+
+def parse_date(value: Any, fmt: str | None = None) -> int:
+    """Epoch millis from the default ``strict_date_optional_time||epoch_millis`` formats."""
+    formats = (fmt or "strict_date_optional_time||epoch_millis").split("||")
+    if isinstance(value, bool):
+        raise ConversionError("boolean is not a date")
+    if isinstance(value, int | float):
+        if "epoch_millis" in formats or "epoch_second" in formats:
+            return int(value * 1000) if formats[0] == "epoch_second" else int(value)
+        raise ConversionError("number is not a date")
+    if not isinstance(value, str):
+        raise ConversionError("not a date")
+    s = value.strip()
+    for f in formats:
+        f = f.strip()
+        if f in ("epoch_millis", "epoch_second") and re.fullmatch(r"-?\d+(\.\d+)?", s):
+            return int(float(s) * (1000 if f == "epoch_second" else 1))
+        if f in ("strict_date_optional_time", "date_optional_time", "strict_date_time", "date_time",
+                 "strict_date_optional_time_nanos", "yyyy-MM-dd'T'HH:mm:ss.SSSZ", "yyyy-MM-dd"):
+            try:
+                return _iso(s)
+            except ValueError:
+                continue
+        if f in ("yyyy/MM/dd HH:mm:ss", "yyyy/MM/dd HH:mm:ss||yyyy/MM/dd", "yyyy/MM/dd"):
+            for p in ("%Y/%m/%d %H:%M:%S", "%Y/%m/%d"):
+                try:
+                    return _ms(datetime.strptime(s, p).replace(tzinfo=UTC))
+                except ValueError:
+                    continue
+        if f == "yyyy.MM.dd":
+            try:
+                return _ms(datetime.strptime(s, "%Y.%m.%d").replace(tzinfo=UTC))
+            except ValueError:
+                continue
+    raise ConversionError(f"failed to parse date field [{value}] with format [{fmt or formats[0]}]")
+
+
+def _ms(dt: datetime) -> int:
+    d = dt - EPOCH
+    return (d.days * 86400 + d.seconds) * 1000 + d.microseconds // 1000
+
+
+def _iso(s: str) -> int:
+    if not re.match(r"^[+-]?\d{4}", s):
+        raise ValueError(s)
+    if len(s) == 4:
+        s += "-01-01"
+    elif len(s) == 7:
+        s += "-01"
+    t = s.replace("z", "Z")
+    m = re.match(r"^(.*T\d{2}:\d{2}:\d{2})\.(\d+)(.*)$", t)
+    if m and len(m.group(2)) > 6:
+        t = m.group(1) + "." + m.group(2)[:6] + m.group(3)
+    dt = datetime.fromisoformat(t)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return _ms(dt)
+
+
+def format_date(ms: int) -> str:
+    from datetime import timedelta
+
+    dt = EPOCH + timedelta(milliseconds=ms)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def convert(ftype: str, value: Any, fdef: dict[str, Any]) -> list[Any]:
+    """Indexed values of one source value for a field type; raises ConversionError."""
+    if value is None:
+        nv = fdef.get("null_value")
+        return [] if nv is None else convert(ftype, nv, fdef)
+    if isinstance(value, list):
+        out: list[Any] = []
+        for v in value:
+            out.extend(convert(ftype, v, fdef))
+        return out
+    if ftype in KEYWORDISH:
+        if isinstance(value, dict):
+            raise ConversionError("object where a keyword was expected")
+        s = value if isinstance(value, str) else ("true" if value is True else "false" if value is False else str(value))
+        above = fdef.get("ignore_above")
+        return [] if above is not None and len(s) > int(above) else [s]
+    if ftype in TEXTISH:
+        if isinstance(value, dict):
+            raise ConversionError("object where text was expected")
+        return [value if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)]
+    if ftype in ("date", "date_nanos"):
+        return [parse_date(value, fdef.get("format"))]
+    if ftype in NUMERIC:
+        return [_number(ftype, value, fdef)]
+    if ftype == "boolean":
+        if value is True or value == "true":
+            return [True]
+        if value is False or value == "false" or value == "":
+            return [False]
+        raise ConversionError(f"Failed to parse value [{value}] as only [true] or [false] are allowed.")
+    if ftype == "ip":
+        if not isinstance(value, str):
+            raise ConversionError(f"'{value}' is not an IP string literal.")
+        try:
+            ip = ipaddress.ip_address(value)
+        except ValueError:
+            raise ConversionError(f"'{value}' is not an IP string literal.") from None
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        return [ip]
+    if ftype == "geo_point":
+        return [_geo(value)]
+    raise ConversionError(f"unsupported type {ftype}")
+
+
+def _number(ftype: str, value: Any, fdef: dict[str, Any]) -> float | int:
+    if isinstance(value, bool) or isinstance(value, dict):
+        raise ConversionError(f"Current token ({type(value).__name__}) not numeric")
+    try:
+        num = float(value) if isinstance(value, str) else value
+    except ValueError:
+        raise ConversionError(f'For input string: "{value}"') from None
+    if not isinstance(num, int | float) or (isinstance(num, float) and not math.isfinite(num)):
+        raise ConversionError(f"[{value}] is not a finite number")
+    if ftype in INTEGER_RANGES:
+        lo, hi = INTEGER_RANGES[ftype]
+        if isinstance(value, str) and not re.fullmatch(r"-?\d+(\.0*)?", value.strip()) and fdef.get("coerce", True):
+            num = int(float(value))
+        if num < lo or num > hi:
+            raise ConversionError(f"Value [{value}] is out of range for a {ftype}")
+        return int(num)
+    return float(num)
+
+
+def _geo(value: Any) -> tuple[float, float]:
+    try:
+        if isinstance(value, dict):
+            lat, lon = float(value["lat"]), float(value["lon"])
+        elif isinstance(value, list) and len(value) == 2:
+            lon, lat = float(value[0]), float(value[1])
+        elif isinstance(value, str) and "," in value:
+            lat, lon = (float(x) for x in value.split(",", 1))
+        else:
+            raise ValueError
+    except (KeyError, ValueError, TypeError):
+        raise ConversionError("failed to parse geo_point") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise ConversionError(f"illegal latitude value [{lat}]" if abs(lat) > 90 else f"illegal longitude value [{lon}]")
+    return (lat, lon)
+
+
+def validate_properties(props: Any, path: str = "") -> None:
+    """Reject mappings Elasticsearch would reject (unknown types, malformed properties)."""
+    if not isinstance(props, dict):
+        raise EsError(400, "mapper_parsing_exception", "Expected map for property [properties]")
+    for name, fdef in props.items():
+        full = f"{path}{name}"
+        if not isinstance(fdef, dict):
+            raise EsError(400, "mapper_parsing_exception", f"Expected map for property [fields] on field [{full}] but got a class java.lang.String")
+        ftype = fdef.get("type", "object" if "properties" in fdef or "type" not in fdef else None)
+        if ftype in ("object", "nested") or "properties" in fdef:
+            if ftype == "nested":
+                raise EsError(400, "mapper_parsing_exception", f"test server: nested type not implemented (field [{full}])")
+            validate_properties(fdef.get("properties", {}), full + ".")
+            continue
+        if ftype not in LEAF:
+            raise EsError(400, "mapper_parsing_exception", f"No handler for type [{ftype}] declared on field [{full}]")
+        for sub, sdef in (fdef.get("fields") or {}).items():
+            validate_properties({sub: sdef}, full + ".")
+
+
+def merge_properties(base: dict[str, Any], extra: dict[str, Any], path: str = "") -> dict[str, Any]:
+    """Merge mapping ``extra`` into ``base``; conflicting leaf types are an error."""
+    out = dict(base)
+    for name, fdef in extra.items():
+        cur = out.get(name)
+        if cur is None:
+            out[name] = fdef
+            continue
+        ctype, ntype = cur.get("type", "object"), fdef.get("type", "object")
+        if "properties" in cur or "properties" in fdef:
+            merged = dict(cur)
+            merged.update({k: v for k, v in fdef.items() if k != "properties"})
+            merged["properties"] = merge_properties(cur.get("properties", {}), fdef.get("properties", {}), f"{path}{name}.")
+            out[name] = merged
+        elif ctype != ntype:
+            raise EsError(400, "illegal_argument_exception",
+                          f"mapper [{path}{name}] cannot be changed from type [{ctype}] to [{ntype}]")
+        else:
+            out[name] = {**cur, **fdef}
+    return out
+
+
+def dynamic_for(value: Any, date_detection: bool) -> dict[str, Any] | None:
+    """The mapping dynamic mapping would create for a new field with this value."""
+    if isinstance(value, bool):
+        return {"type": "boolean"}
+    if isinstance(value, int):
+        return {"type": "long"}
+    if isinstance(value, float):
+        return {"type": "float"}
+    if isinstance(value, str):
+        if date_detection and _DATE_DETECT.match(value):
+            try:
+                parse_date(value)
+                return {"type": "date"}
+            except ConversionError:
+                pass
+        return {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
+    if isinstance(value, dict):
+        return {"properties": {}}
+    if isinstance(value, list):
+        for v in value:
+            if v is not None:
+                return dynamic_for(v, date_detection)
+        return None
+    return None
