@@ -24,7 +24,7 @@ INTEGER_RANGES = {"long": (-(2**63), 2**63 - 1), "integer": (-(2**31), 2**31 - 1
 KEYWORDISH = {"keyword", "constant_keyword", "wildcard"}
 TEXTISH = {"text", "match_only_text"}
 LEAF = NUMERIC | KEYWORDISH | TEXTISH | {"date", "date_nanos", "boolean", "ip", "geo_point",
-                                         "flattened", "alias"}
+                                         "flattened", "binary"}
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 _DATE_DETECT = re.compile(r"^\d{4}[-/]\d{2}[-/]\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}:?\d{2})?$")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -67,12 +67,35 @@ def parse_date(value: Any, fmt: str | None = None) -> int:
                     return _ms(datetime.strptime(s, p).replace(tzinfo=UTC))
                 except ValueError:
                     continue
-        if f == "yyyy.MM.dd":
+        if any(c in f for c in "yMdHms"):
             try:
-                return _ms(datetime.strptime(s, "%Y.%m.%d").replace(tzinfo=UTC))
+                dt = datetime.strptime(s, java_to_strptime(f))
+                return _ms(dt if dt.tzinfo else dt.replace(tzinfo=UTC))
             except ValueError:
                 continue
     raise ConversionError(f"failed to parse date field [{value}] with format [{fmt or formats[0]}]")
+
+
+def java_to_strptime(fmt: str) -> str:
+    """A Java/Joda date pattern (``yyyy-MM-dd HH:mm:ss.SSS``) as a strptime format."""
+    out, i = "", 0
+    table = [("yyyy", "%Y"), ("uuuu", "%Y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"), ("mm", "%M"),
+             ("ss", "%S"), ("SSSSSSSSS", "%f"), ("SSSSSS", "%f"), ("SSS", "%f"), ("XXX", "%z"), ("Z", "%z")]
+    while i < len(fmt):
+        if fmt[i] == "'":
+            j = fmt.index("'", i + 1)
+            out += fmt[i + 1:j]
+            i = j + 1
+            continue
+        for jp, py in table:
+            if fmt.startswith(jp, i):
+                out += py
+                i += len(jp)
+                break
+        else:
+            out += "%%" if fmt[i] == "%" else fmt[i]
+            i += 1
+    return out
 
 
 def _ms(dt: datetime) -> int:
@@ -109,6 +132,9 @@ def convert(ftype: str, value: Any, fdef: dict[str, Any]) -> list[Any]:
     if value is None:
         nv = fdef.get("null_value")
         return [] if nv is None else convert(ftype, nv, fdef)
+    if ftype == "geo_point" and isinstance(value, list) and len(value) == 2 and all(
+            isinstance(v, int | float) for v in value):
+        return [_geo(value)]
     if isinstance(value, list):
         out: list[Any] = []
         for v in value:
@@ -146,6 +172,14 @@ def convert(ftype: str, value: Any, fdef: dict[str, Any]) -> list[Any]:
         return [ip]
     if ftype == "geo_point":
         return [_geo(value)]
+    if ftype == "binary":
+        import base64
+
+        try:
+            base64.b64decode(str(value), validate=True)
+        except ValueError:
+            raise ConversionError("failed to decode base64") from None
+        return [value]
     raise ConversionError(f"unsupported type {ftype}")
 
 

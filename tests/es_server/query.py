@@ -101,12 +101,21 @@ def date_math(value: Any, now_ms: int, fmt: str | None = None, round_up: bool = 
 
 # -- field access ---------------------------------------------------------------------------
 
+META_FIELDS = {"_id": "keyword", "_index": "keyword"}
+
+
 def ftype(ix: Index, field: str) -> str | None:
+    if field in META_FIELDS:
+        return META_FIELDS[field]
     fdef = ix.field_type(field)
     return None if fdef is None else fdef.get("type", "object")
 
 
 def values(doc: Doc, field: str) -> list[Any]:
+    if field == "_id":
+        return [doc.id]
+    if field == "_index":
+        return [doc.index]
     return doc.fields.get(field, [])
 
 
@@ -819,6 +828,17 @@ def _interval(body: dict[str, Any]) -> tuple[str, Any]:
     raise bad_request("Invalid interval specified, must be non-null and non-empty")
 
 
+MAX_BUCKETS = 65536
+
+
+def _check_buckets(n: int) -> None:
+    if n > MAX_BUCKETS:
+        raise EsError(400, "too_many_buckets_exception",
+                      f"Trying to create too many buckets. Must be less than or equal to: [{MAX_BUCKETS}] but this "
+                      "number of buckets was exceeded. This limit can be set by changing the [search.max_buckets] "
+                      "cluster level setting.", max_buckets=MAX_BUCKETS)
+
+
 def _cal_floor(ms: int, unit: str) -> int:
     dt = datetime.fromtimestamp(ms / 1000, UTC)
     if unit == "q":
@@ -863,8 +883,9 @@ def agg_date_histogram(body: Any, hits: list[tuple[Index, Doc, float]], now: int
                 hi = m if hi is None else max(hi, m)
         full = []
         k = lo
-        while k is not None and hi is not None and k <= hi and len(full) < 100_000:
+        while k is not None and hi is not None and k <= hi:
             full.append(k)
+            _check_buckets(len(full))
             k = nxt(k)
         keys = full
     fmt = body.get("format")
@@ -911,6 +932,7 @@ def agg_histogram(body: Any, hits: list[tuple[Index, Doc, float]], now: int, clu
         k = lo
         while k is not None and hi is not None and k <= hi + 1e-9:
             keys.append(k)
+            _check_buckets(len(keys))
             k += interval
     t = _check_aggregatable(hits, field)
     buckets = []
@@ -1095,6 +1117,11 @@ def search(cluster: Cluster, names: list[str], body: dict[str, Any], params: dic
         out_hits.append(h)
     hits_obj: dict[str, Any] = {}
     tth = body.get("track_total_hits", params.get("track_total_hits", 10000))
+    as_int = params.get("rest_total_hits_as_int") == "true"
+    if as_int and tth not in (True, "true", False, "false"):
+        if "track_total_hits" in body or "track_total_hits" in params:
+            raise bad_request(f"[rest_total_hits_as_int] cannot be used if the tracking of total hits is not accurate, got {tth}")
+        tth = True
     if tth in (True, "true"):
         hits_obj["total"] = {"value": len(rows) if after is None else len(hits), "relation": "eq"}
     elif tth not in (False, "false"):
@@ -1103,8 +1130,8 @@ def search(cluster: Cluster, names: list[str], body: dict[str, Any], params: dic
         hits_obj["total"] = {"value": min(n, limit), "relation": "eq" if n <= limit else "gte"}
     hits_obj["max_score"] = None if (sorts and not track_scores) else max((s for _, _, s in hits), default=None)
     hits_obj["hits"] = out_hits
-    if params.get("rest_total_hits_as_int") == "true" and "total" in hits_obj:
-        hits_obj["total"] = hits_obj["total"]["value"]
+    if as_int:
+        hits_obj = {"total": hits_obj["total"]["value"] if "total" in hits_obj else -1, **{k: v for k, v in hits_obj.items() if k != "total"}}
     resp: dict[str, Any] = {"took": int((_time.monotonic() - started) * 1000), "timed_out": False,
                             "_shards": {"total": total_shards, "successful": total_shards, "skipped": 0, "failed": 0},
                             "hits": hits_obj}

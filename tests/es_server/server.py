@@ -342,11 +342,14 @@ class EsTestServer:
             return True
         raise bad_request(f"Unknown value for refresh: [{v}].")
 
-    def _write_result(self, ix: Index, doc: Any, result: str) -> dict[str, Any]:
+    def _write_result(self, ix: Index, doc: Any, result: str, refreshed: bool = False) -> dict[str, Any]:
         replicas = int(ix.settings.get("index.number_of_replicas", "1"))
-        return {"_index": ix.name, "_id": doc.id, "_version": doc.version, "result": result,
-                "_shards": {"total": replicas + 1, "successful": 1, "failed": 0}, "_seq_no": doc.seq_no,
-                "_primary_term": 1}
+        out = {"_index": ix.name, "_id": doc.id, "_version": doc.version, "result": result}
+        if refreshed:
+            out["forced_refresh"] = True
+        out.update({"_shards": {"total": replicas + 1, "successful": 1, "failed": 0}, "_seq_no": doc.seq_no,
+                    "_primary_term": 1})
+        return out
 
     def h_index(self, r: Request) -> tuple[int, Any]:
         op = r.params.get("op_type", "index")
@@ -358,12 +361,13 @@ class EsTestServer:
         doc, result = self.cluster.index_doc(ix, doc_id, r.json(required=True), op, self._refresh_flag(r),
                                              int(seq) if seq is not None else None,
                                              int(r.params["if_primary_term"]) if "if_primary_term" in r.params else None)
-        return (201 if result == "created" else 200), self._write_result(ix, doc, result)
+        refreshed = r.params.get("refresh") in ("", "true")
+        return (201 if result == "created" else 200), self._write_result(ix, doc, result, refreshed)
 
     def h_create(self, r: Request) -> tuple[int, Any]:
         ix = self.cluster.prepare(r.vars["index"])
         doc, result = self.cluster.index_doc(ix, r.vars["id"], r.json(required=True), "create", self._refresh_flag(r))
-        return 201, self._write_result(ix, doc, result)
+        return 201, self._write_result(ix, doc, result, r.params.get("refresh") in ("", "true"))
 
     def h_get(self, r: Request) -> tuple[int, Any]:
         from tests.es_server.query import filter_source, source_spec
@@ -455,7 +459,8 @@ class EsTestServer:
             doc_id = meta.get("_id")
             item: dict[str, Any]
             try:
-                if (require_alias or meta.get("require_alias")) and index not in self.cluster.all_aliases():
+                item_requires = meta.get("require_alias", require_alias)
+                if item_requires and index not in self.cluster.all_aliases():
                     raise EsError(404, "index_not_found_exception",
                                   f"no such index [{index}] and [require_alias] request flag is [true] and [{index}] is not an alias",
                                   **{"resource.type": "index_expression", "resource.id": index, "index_uuid": "_na_", "index": index})
@@ -621,6 +626,8 @@ class EsTestServer:
                          "pri.store.size": None if ix.closed else _size(size, r.params.get("bytes")),
                          "dataset.size": None if ix.closed else _size(size, r.params.get("bytes"))})
         if r.params.get("health"):
+            if r.params["health"] not in ("green", "yellow", "red", "unknown", "unavailable"):
+                raise bad_request(f"Invalid health status [{r.params['health']}]")
             rows = [x for x in rows if x["health"] == r.params["health"]]
         if r.params.get("s"):
             key = r.params["s"].split(":")[0]
@@ -633,6 +640,8 @@ class EsTestServer:
         if r.params.get("format") not in (None, "txt", "text"):
             raise bad_request(f"test server: _cat format [{r.params['format']}] is not implemented")
         cols = list(rows[0]) if rows else (r.params.get("h", "").split(",") if r.params.get("h") else [])
+        if not rows and not r.flag("v"):
+            return 200, _Text("")
         lines = []
         if r.flag("v"):
             lines.append(cols)
@@ -752,7 +761,9 @@ class EsTestServer:
         out = {}
         for n in names:
             e = self.cluster.explain(self.cluster.indices[n])
-            if r.flag("only_managed") and not e["managed"]:
+            if (r.flag("only_managed") or r.flag("only_errors")) and not e["managed"]:
+                continue
+            if r.flag("only_errors") and e.get("step") != "ERROR":
                 continue
             out[n] = e
         return 200, {"indices": out}
@@ -770,6 +781,13 @@ class EsTestServer:
         if not names:
             raise index_not_found(r.vars["index"])
         alias = r.vars["name"]
+        from tests.es_server.store import validate_index_name
+
+        try:
+            validate_index_name(alias)
+        except EsError as exc:
+            raise EsError(400, "invalid_alias_name_exception",
+                          exc.reason.replace("Invalid index name", "Invalid alias name")) from None
         if alias in self.cluster.indices:
             raise EsError(400, "invalid_alias_name_exception",
                           f"Invalid alias name [{alias}]: an index or data stream exists with the same name as the alias")
@@ -827,15 +845,12 @@ class EsTestServer:
     def h_get_alias(self, r: Request) -> tuple[int, Any]:
         out = self._alias_view(r)
         name = r.vars.get("name")
-        if name and not out:
-            missing = [p for p in name.split(",") if "*" not in p]
-            if missing:
-                return 404, {"error": f"alias [{name}] missing", "status": 404}
         if name:
             found = {a for v in out.values() for a in v["aliases"]}
-            missing = [p for p in name.split(",") if "*" not in p and p not in found and p != "_all"]
+            missing = sorted(p for p in name.split(",") if "*" not in p and p not in found and p != "_all")
             if missing:
-                return 404, {"error": f"alias [{','.join(missing)}] missing", "status": 404, **out}
+                word = "alias" if len(missing) == 1 else "aliases"
+                return 404, {"error": f"{word} [{','.join(missing)}] missing", "status": 404, **out}
         return 200, out
 
     def h_exists_alias(self, r: Request) -> tuple[int, Any]:

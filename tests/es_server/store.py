@@ -78,6 +78,7 @@ class Clock:
 
 @dataclass
 class Doc:
+    index: str
     id: str
     source: dict[str, Any]
     version: int
@@ -453,6 +454,8 @@ class Cluster:
                   if_seq_no: int | None = None, if_primary_term: int | None = None) -> tuple[Doc, str]:
         if not isinstance(source, dict):
             raise EsError(400, "document_parsing_exception", "[1:1] failed to parse: source is not an object")
+        if doc_id == "":
+            raise EsError(400, "illegal_argument_exception", "if _id is specified it must not be empty")
         if len(doc_id.encode()) > 512:
             raise EsError(400, "action_request_validation_exception",
                           f"Validation Failed: 1: id [{doc_id}] is too long, must be no longer than 512 bytes but was: {len(doc_id.encode())};")
@@ -478,7 +481,7 @@ class Cluster:
                 raise EsError(400, "document_parsing_exception",
                               f"[1:1] failed to parse: Limit of total fields [{limit}] has been exceeded while adding new fields [{len(new_props)}]")
         visible = time.monotonic() + (0 if refresh else ix.refresh_interval() if ix.refresh_interval() >= 0 else 1e12)
-        doc = Doc(doc_id, copy.deepcopy(source), (existing.version + 1) if existing else 1, ix.seq, fields, visible)
+        doc = Doc(ix.name, doc_id, copy.deepcopy(source), (existing.version + 1) if existing else 1, ix.seq, fields, visible)
         ix.seq += 1
         ix.docs[doc_id] = doc
         return doc, "updated" if existing else "created"
@@ -607,6 +610,11 @@ class Cluster:
                                              "reason": f"[1:2] unknown field [{action}]"})
                 if action not in ILM_PHASE_ACTIONS[phase]:
                     raise bad_request(f"invalid action [{action}] defined in phase [{phase}]")
+            needs_rollover = [a for a in ("forcemerge", "shrink", "readonly", "searchable_snapshot", "downsample")
+                              if a in pdef.get("actions", {})]
+            if phase == "hot" and needs_rollover and "rollover" not in pdef.get("actions", {}):
+                raise bad_request(f"the [{', '.join(needs_rollover)}] action(s) may not be used in the [hot] phase "
+                                  "without an accompanying [rollover] action")
             timings.append((phase, parse_time_value(pdef.get("min_age", "0ms"), "min_age")))
         timings.sort(key=lambda t: PHASE_ORDER.index(t[0]))
         for (p1, t1), (p2, t2) in zip(timings, timings[1:], strict=False):
@@ -643,12 +651,15 @@ class Cluster:
 
     def explain(self, ix: Index) -> dict[str, Any]:
         pname = ix.settings.get("index.lifecycle.name")
-        if not pname:
-            return {"index": ix.name, "managed": False}
         now = self.clock.now_ms()
+        if not pname:
+            return {"index": ix.name, "index_creation_date_millis": ix.created_ms,
+                    "time_since_index_creation": _age(now - ix.created_ms), "index_age": _age(now - ix.created_ms),
+                    "managed": False}
         lc = self.lifecycle_date(ix)
         out: dict[str, Any] = {"index": ix.name, "index_creation_date_millis": ix.created_ms,
-                               "time_since_index_creation": _age(now - ix.created_ms), "managed": True,
+                               "time_since_index_creation": _age(now - ix.created_ms),
+                               "index_age": _age(now - ix.created_ms), "managed": True,
                                "policy": pname, "lifecycle_date_millis": lc, "age": _age(now - lc)}
         policy = self.policies.get(pname)
         if policy is None:
