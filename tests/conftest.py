@@ -20,3 +20,49 @@ def shared_or_skip(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} not present (../shared is only next to the developers' checkout)")
     return path
+
+
+# -- Elasticsearch: the project's test server, or a real cluster via SHIPPER_TEST_ES_URL ----------
+
+import os as _os  # noqa: E402
+import uuid as _uuid  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Any  # noqa: E402
+
+REAL_ES_URL = _os.environ.get("SHIPPER_TEST_ES_URL")
+
+
+@dataclass
+class EsTarget:
+    url: str
+    server: Any  # tests.es_server.EsTestServer, or None against a real cluster
+    prefix: str  # unique index prefix for this test (real clusters are shared)
+
+    def client(self, **kw: Any) -> Any:
+        from elasticsearch import Elasticsearch
+
+        return Elasticsearch(self.url, request_timeout=30, **kw)
+
+    def need_server(self) -> Any:
+        if self.server is None:
+            pytest.skip("fault injection needs the project's test server (SHIPPER_TEST_ES_URL is set)")
+        return self.server
+
+
+@pytest.fixture
+def es_target() -> Iterator[EsTarget]:
+    prefix = f"t{_uuid.uuid4().hex[:8]}"
+    if REAL_ES_URL:
+        target = EsTarget(REAL_ES_URL, None, prefix)
+        yield target
+        client = target.client()
+        client.options(ignore_status=404).indices.delete(index=f"{prefix}*", expand_wildcards="all")
+        for name in ("_index_template", "_component_template"):
+            pass
+        return
+    from tests.es_server import EsTestServer
+
+    srv = EsTestServer().start()
+    yield EsTarget(srv.url, srv, prefix)
+    srv.stop()

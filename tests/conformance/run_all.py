@@ -24,7 +24,7 @@ def main() -> None:
             status, why = "SKIP", str(e)
         except Failure as e:
             status, why = "FAIL", str(e)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             status, why = "ERROR", f"{type(e).__name__}: {e}"
         results[status] += 1
         if "-q" not in sys.argv or status != "PASS":

@@ -20,11 +20,28 @@ from urllib.parse import quote, urlencode
 
 import yaml
 
-SUPPORTED_FEATURES = {"allowed_warnings", "warnings", "default_shards", "headers", "contains",
-                      "allowed_warnings_regex", "warnings_regex", "node_selector", "close_to", "arbitrary_key"}
+SUPPORTED_FEATURES = {
+    "allowed_warnings",
+    "warnings",
+    "default_shards",
+    "headers",
+    "contains",
+    "allowed_warnings_regex",
+    "warnings_regex",
+    "node_selector",
+    "close_to",
+    "arbitrary_key",
+}
 SERVER_VERSION = (8, 15, 0)
-CATCH_STATUS = {"missing": 404, "conflict": 409, "bad_request": 400, "unauthorized": 401, "forbidden": 403,
-                "unavailable": 503, "request_timeout": 408}
+CATCH_STATUS = {
+    "missing": 404,
+    "conflict": 409,
+    "bad_request": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "unavailable": 503,
+    "request_timeout": 408,
+}
 
 
 class Skip(Exception):
@@ -138,7 +155,9 @@ class Runner:
             return [self.resolve(x) for x in v]
         return v
 
-    def call(self, name: str, args: dict[str, Any], headers: dict[str, str]) -> tuple[int, Any, str]:
+    def call(
+        self, name: str, args: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, Any, str]:
         spec = self.api(name)
         args = dict(self.resolve(args or {}))
         body = args.pop("body", None)
@@ -148,7 +167,9 @@ class Runner:
             if path.get("deprecated"):
                 continue
             parts = path.get("parts", {})
-            if all(p in args for p in parts) and (best is None or len(parts) > len(best.get("parts", {}))):
+            if all(p in args for p in parts) and (
+                best is None or len(parts) > len(best.get("parts", {}))
+            ):
                 best = path
         if best is None:
             raise ParamError(f"missing required path parts for [{name}]")
@@ -161,21 +182,33 @@ class Runner:
         method = methods[0]
         if body is not None and method in ("GET", "DELETE") and len(methods) > 1:
             method = next((m for m in methods if m in ("POST", "PUT")), method)
-        query = {k: (",".join(map(_s, v)) if isinstance(v, list) else _s(v)) for k, v in args.items()}
+        query = {
+            k: (",".join(map(_s, v)) if isinstance(v, list) else _s(v)) for k, v in args.items()
+        }
         data = None
         ctype = "application/json"
         if body is not None:
-            if name in ("bulk",) or isinstance(body, list) and spec.get("body", {}).get("serialize") == "bulk":
+            if (
+                name in ("bulk",)
+                or (isinstance(body, list)
+                and spec.get("body", {}).get("serialize") == "bulk")
+            ):
                 lines = body if isinstance(body, list) else [body]
-                data = "".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines).encode()
+                data = "".join(
+                    (x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines
+                ).encode()
                 ctype = "application/x-ndjson"
             elif isinstance(body, str):
                 data = body.encode()
             else:
                 data = json.dumps(body).encode()
         full = self.base + url + ("?" + urlencode(query) if query else "")
-        req = urllib.request.Request(full, data=data, method=method,
-                                     headers={"Content-Type": ctype, "Accept": "application/json", **headers})
+        req = urllib.request.Request(
+            full,
+            data=data,
+            method=method,
+            headers={"Content-Type": ctype, "Accept": "application/json", **headers},
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 status, text = resp.status, resp.read().decode()
@@ -210,7 +243,7 @@ class Runner:
 
     def run_steps(self, steps: list[Any]) -> None:
         for step in steps:
-            (kind, spec), = step.items()
+            ((kind, spec),) = step.items()
             getattr(self, "step_" + kind, self.step_unknown)(spec, kind)
 
     def step_unknown(self, spec: Any, kind: str) -> None:
@@ -226,9 +259,15 @@ class Runner:
         spec = dict(spec)
         catch = spec.pop("catch", None)
         headers = spec.pop("headers", {}) or {}
-        for k in ("warnings", "allowed_warnings", "allowed_warnings_regex", "warnings_regex", "node_selector"):
+        for k in (
+            "warnings",
+            "allowed_warnings",
+            "allowed_warnings_regex",
+            "warnings_regex",
+            "node_selector",
+        ):
             spec.pop(k, None)
-        (name, args), = spec.items()
+        ((name, args),) = spec.items()
         try:
             status, body, text = self.call(name, args or {}, headers)
         except ParamError as exc:
@@ -249,7 +288,9 @@ class Runner:
                 raise Failure(f"[{name}] expected a request error, got {status}")
         elif catch in CATCH_STATUS:
             if status != CATCH_STATUS[catch]:
-                raise Failure(f"[{name}] expected {CATCH_STATUS[catch]} ({catch}), got {status}: {text[:300]}")
+                raise Failure(
+                    f"[{name}] expected {CATCH_STATUS[catch]} ({catch}), got {status}: {text[:300]}"
+                )
         elif catch.startswith("/"):
             if status < 400:
                 raise Failure(f"[{name}] expected an error matching {catch}, got {status}")
@@ -266,9 +307,16 @@ class Runner:
         for path, expected in spec.items():
             actual = self.get_path(path)
             expected = self.resolve(expected)
-            if isinstance(expected, str) and len(expected) > 1 and expected.strip().startswith("/") and expected.strip().endswith("/"):
+            if (
+                isinstance(expected, str)
+                and len(expected) > 1
+                and expected.strip().startswith("/")
+                and expected.strip().endswith("/")
+            ):
                 rx = expected.strip()[1:-1]
-                if actual is _Missing or not re.search(rx, str(actual) if not isinstance(actual, str) else actual, re.X):
+                if actual is _Missing or not re.search(
+                    rx, str(actual) if not isinstance(actual, str) else actual, re.X
+                ):
                     raise Failure(f"match {path}: {actual!r} !~ {expected}")
                 continue
             if not _equal(actual, expected):
@@ -276,7 +324,7 @@ class Runner:
 
     def step_is_true(self, spec: Any, kind: str) -> None:
         v = self.get_path(str(spec or ""))
-        if v is _Missing or v in (None, False, "", "false", 0) and v is not True:
+        if v is _Missing or (v in (None, False, "", "false", 0) and v is not True):
             raise Failure(f"is_true {spec}: {v!r}")
 
     def step_is_false(self, spec: Any, kind: str) -> None:
@@ -320,7 +368,15 @@ class Runner:
     def step_contains(self, spec: Any, kind: str) -> None:
         for path, item in spec.items():
             v = self.get_path(path)
-            if v is _Missing or not any(_equal(x, self.resolve(item)) or (isinstance(x, dict) and isinstance(item, dict) and all(_equal(x.get(k), iv) for k, iv in item.items())) for x in v):
+            if v is _Missing or not any(
+                _equal(x, self.resolve(item))
+                or (
+                    isinstance(x, dict)
+                    and isinstance(item, dict)
+                    and all(_equal(x.get(k), iv) for k, iv in item.items())
+                )
+                for x in v
+            ):
                 raise Failure(f"contains {path}: {item!r} not in {_short(v)}")
 
     def step_close_to(self, spec: Any, kind: str) -> None:
@@ -335,11 +391,11 @@ class Runner:
         try:
             # A skip in the test itself must take effect before setup runs.
             for step in case.steps:
-                (kind, spec), = step.items()
+                ((kind, spec),) = step.items()
                 if kind in ("skip", "requires"):
                     check_skip(spec) if kind == "skip" else check_requires(spec)
             for step in case.setup:
-                (kind, spec), = step.items()
+                ((kind, spec),) = step.items()
                 if kind in ("skip", "requires"):
                     check_skip(spec) if kind == "skip" else check_requires(spec)
             self.run_steps(case.setup)

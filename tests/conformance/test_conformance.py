@@ -29,12 +29,16 @@ def server():
     srv.stop()
 
 
-@pytest.mark.skipif(not ROOT.is_dir(), reason=f"{ROOT} not present (only next to the developers' checkout)")
+@pytest.mark.skipif(
+    not ROOT.is_dir(), reason=f"{ROOT} not present (only next to the developers' checkout)"
+)
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_yaml(case, server):
     if case.id in EXPECT["out_of_scope"]:
         pytest.skip("out of scope: " + EXPECT["out_of_scope"][case.id])
-    assert case.id in EXPECT["must_pass"], f"{case.id} is unclassified: run python -m tests.conformance.classify"
+    assert case.id in EXPECT["must_pass"], (
+        f"{case.id} is unclassified: run python -m tests.conformance.classify"
+    )
     server.reset()
     Runner(server.url, ROOT / "api").run_case(case)
 

@@ -8,8 +8,15 @@ from typing import Any
 class EsError(Exception):
     """Raised anywhere in the server; rendered exactly as Elasticsearch renders its exceptions."""
 
-    def __init__(self, status: int, type_: str, reason: str, caused_by: dict[str, Any] | None = None,
-                 headers: dict[str, str] | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        type_: str,
+        reason: str,
+        caused_by: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(reason)
         self.status, self.type, self.reason = status, type_, reason
         self.caused_by, self.extra, self.headers = caused_by, extra, headers or {}
@@ -26,9 +33,17 @@ class EsError(Exception):
 
 
 def index_not_found(name: str) -> EsError:
-    return EsError(404, "index_not_found_exception", f"no such index [{name}]",
-                   **{"resource.type": "index_or_alias", "resource.id": name, "index_uuid": "_na_",
-                      "index": name})
+    return EsError(
+        404,
+        "index_not_found_exception",
+        f"no such index [{name}]",
+        **{
+            "resource.type": "index_or_alias",
+            "resource.id": name,
+            "index_uuid": "_na_",
+            "index": name,
+        },
+    )
 
 
 def bad_request(reason: str, type_: str = "illegal_argument_exception") -> EsError:

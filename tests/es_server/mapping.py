@@ -17,16 +17,36 @@ from typing import Any
 
 from tests.es_server.errors import EsError
 
-NUMERIC = {"long", "integer", "short", "byte", "unsigned_long", "double", "float", "half_float",
-           "scaled_float"}
-INTEGER_RANGES = {"long": (-(2**63), 2**63 - 1), "integer": (-(2**31), 2**31 - 1),
-                  "short": (-(2**15), 2**15 - 1), "byte": (-128, 127), "unsigned_long": (0, 2**64 - 1)}
+NUMERIC = {
+    "long",
+    "integer",
+    "short",
+    "byte",
+    "unsigned_long",
+    "double",
+    "float",
+    "half_float",
+    "scaled_float",
+}
+INTEGER_RANGES = {
+    "long": (-(2**63), 2**63 - 1),
+    "integer": (-(2**31), 2**31 - 1),
+    "short": (-(2**15), 2**15 - 1),
+    "byte": (-128, 127),
+    "unsigned_long": (0, 2**64 - 1),
+}
 KEYWORDISH = {"keyword", "constant_keyword", "wildcard"}
 TEXTISH = {"text", "match_only_text"}
-LEAF = NUMERIC | KEYWORDISH | TEXTISH | {"date", "date_nanos", "boolean", "ip", "geo_point",
-                                         "flattened", "binary"}
+LEAF = (
+    NUMERIC
+    | KEYWORDISH
+    | TEXTISH
+    | {"date", "date_nanos", "boolean", "ip", "geo_point", "flattened", "binary"}
+)
 _TOKEN = re.compile(r"\w+", re.UNICODE)
-_DATE_DETECT = re.compile(r"^\d{4}[-/]\d{2}[-/]\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}:?\d{2})?$")
+_DATE_DETECT = re.compile(
+    r"^\d{4}[-/]\d{2}[-/]\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}:?\d{2})?$"
+)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -55,8 +75,15 @@ def parse_date(value: Any, fmt: str | None = None) -> int:
         f = f.strip()
         if f in ("epoch_millis", "epoch_second") and re.fullmatch(r"-?\d+(\.\d+)?", s):
             return int(float(s) * (1000 if f == "epoch_second" else 1))
-        if f in ("strict_date_optional_time", "date_optional_time", "strict_date_time", "date_time",
-                 "strict_date_optional_time_nanos", "yyyy-MM-dd'T'HH:mm:ss.SSSZ", "yyyy-MM-dd"):
+        if f in (
+            "strict_date_optional_time",
+            "date_optional_time",
+            "strict_date_time",
+            "date_time",
+            "strict_date_optional_time_nanos",
+            "yyyy-MM-dd'T'HH:mm:ss.SSSZ",
+            "yyyy-MM-dd",
+        ):
             try:
                 return _iso(s)
             except ValueError:
@@ -79,12 +106,24 @@ def parse_date(value: Any, fmt: str | None = None) -> int:
 def java_to_strptime(fmt: str) -> str:
     """A Java/Joda date pattern (``yyyy-MM-dd HH:mm:ss.SSS``) as a strptime format."""
     out, i = "", 0
-    table = [("yyyy", "%Y"), ("uuuu", "%Y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"), ("mm", "%M"),
-             ("ss", "%S"), ("SSSSSSSSS", "%f"), ("SSSSSS", "%f"), ("SSS", "%f"), ("XXX", "%z"), ("Z", "%z")]
+    table = [
+        ("yyyy", "%Y"),
+        ("uuuu", "%Y"),
+        ("MM", "%m"),
+        ("dd", "%d"),
+        ("HH", "%H"),
+        ("mm", "%M"),
+        ("ss", "%S"),
+        ("SSSSSSSSS", "%f"),
+        ("SSSSSS", "%f"),
+        ("SSS", "%f"),
+        ("XXX", "%z"),
+        ("Z", "%z"),
+    ]
     while i < len(fmt):
         if fmt[i] == "'":
             j = fmt.index("'", i + 1)
-            out += fmt[i + 1:j]
+            out += fmt[i + 1 : j]
             i = j + 1
             continue
         for jp, py in table:
@@ -132,8 +171,12 @@ def convert(ftype: str, value: Any, fdef: dict[str, Any]) -> list[Any]:
     if value is None:
         nv = fdef.get("null_value")
         return [] if nv is None else convert(ftype, nv, fdef)
-    if ftype == "geo_point" and isinstance(value, list) and len(value) == 2 and all(
-            isinstance(v, int | float) for v in value):
+    if (
+        ftype == "geo_point"
+        and isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, int | float) for v in value)
+    ):
         return [_geo(value)]
     if isinstance(value, list):
         out: list[Any] = []
@@ -143,13 +186,23 @@ def convert(ftype: str, value: Any, fdef: dict[str, Any]) -> list[Any]:
     if ftype in KEYWORDISH:
         if isinstance(value, dict):
             raise ConversionError("object where a keyword was expected")
-        s = value if isinstance(value, str) else ("true" if value is True else "false" if value is False else str(value))
+        s = (
+            value
+            if isinstance(value, str)
+            else ("true" if value is True else "false" if value is False else str(value))
+        )
         above = fdef.get("ignore_above")
         return [] if above is not None and len(s) > int(above) else [s]
     if ftype in TEXTISH:
         if isinstance(value, dict):
             raise ConversionError("object where text was expected")
-        return [value if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)]
+        return [
+            value
+            if isinstance(value, str)
+            else str(value).lower()
+            if isinstance(value, bool)
+            else str(value)
+        ]
     if ftype in ("date", "date_nanos"):
         return [parse_date(value, fdef.get("format"))]
     if ftype in NUMERIC:
@@ -159,7 +212,9 @@ def convert(ftype: str, value: Any, fdef: dict[str, Any]) -> list[Any]:
             return [True]
         if value is False or value == "false" or value == "":
             return [False]
-        raise ConversionError(f"Failed to parse value [{value}] as only [true] or [false] are allowed.")
+        raise ConversionError(
+            f"Failed to parse value [{value}] as only [true] or [false] are allowed."
+        )
     if ftype == "ip":
         if not isinstance(value, str):
             raise ConversionError(f"'{value}' is not an IP string literal.")
@@ -194,7 +249,11 @@ def _number(ftype: str, value: Any, fdef: dict[str, Any]) -> float | int:
         raise ConversionError(f"[{value}] is not a finite number")
     if ftype in INTEGER_RANGES:
         lo, hi = INTEGER_RANGES[ftype]
-        if isinstance(value, str) and not re.fullmatch(r"-?\d+(\.0*)?", value.strip()) and fdef.get("coerce", True):
+        if (
+            isinstance(value, str)
+            and not re.fullmatch(r"-?\d+(\.0*)?", value.strip())
+            and fdef.get("coerce", True)
+        ):
             num = int(float(value))
         if num < lo or num > hi:
             raise ConversionError(f"Value [{value}] is out of range for a {ftype}")
@@ -215,7 +274,11 @@ def _geo(value: Any) -> tuple[float, float]:
     except (KeyError, ValueError, TypeError):
         raise ConversionError("failed to parse geo_point") from None
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        raise ConversionError(f"illegal latitude value [{lat}]" if abs(lat) > 90 else f"illegal longitude value [{lon}]")
+        raise ConversionError(
+            f"illegal latitude value [{lat}]"
+            if abs(lat) > 90
+            else f"illegal longitude value [{lon}]"
+        )
     return (lat, lon)
 
 
@@ -226,15 +289,27 @@ def validate_properties(props: Any, path: str = "") -> None:
     for name, fdef in props.items():
         full = f"{path}{name}"
         if not isinstance(fdef, dict):
-            raise EsError(400, "mapper_parsing_exception", f"Expected map for property [fields] on field [{full}] but got a class java.lang.String")
+            raise EsError(
+                400,
+                "mapper_parsing_exception",
+                f"Expected map for property [fields] on field [{full}] but got a class java.lang.String",
+            )
         ftype = fdef.get("type", "object" if "properties" in fdef or "type" not in fdef else None)
         if ftype in ("object", "nested") or "properties" in fdef:
             if ftype == "nested":
-                raise EsError(400, "mapper_parsing_exception", f"test server: nested type not implemented (field [{full}])")
+                raise EsError(
+                    400,
+                    "mapper_parsing_exception",
+                    f"test server: nested type not implemented (field [{full}])",
+                )
             validate_properties(fdef.get("properties", {}), full + ".")
             continue
         if ftype not in LEAF:
-            raise EsError(400, "mapper_parsing_exception", f"No handler for type [{ftype}] declared on field [{full}]")
+            raise EsError(
+                400,
+                "mapper_parsing_exception",
+                f"No handler for type [{ftype}] declared on field [{full}]",
+            )
         for sub, sdef in (fdef.get("fields") or {}).items():
             validate_properties({sub: sdef}, full + ".")
 
@@ -251,11 +326,16 @@ def merge_properties(base: dict[str, Any], extra: dict[str, Any], path: str = ""
         if "properties" in cur or "properties" in fdef:
             merged = dict(cur)
             merged.update({k: v for k, v in fdef.items() if k != "properties"})
-            merged["properties"] = merge_properties(cur.get("properties", {}), fdef.get("properties", {}), f"{path}{name}.")
+            merged["properties"] = merge_properties(
+                cur.get("properties", {}), fdef.get("properties", {}), f"{path}{name}."
+            )
             out[name] = merged
         elif ctype != ntype:
-            raise EsError(400, "illegal_argument_exception",
-                          f"mapper [{path}{name}] cannot be changed from type [{ctype}] to [{ntype}]")
+            raise EsError(
+                400,
+                "illegal_argument_exception",
+                f"mapper [{path}{name}] cannot be changed from type [{ctype}] to [{ntype}]",
+            )
         else:
             out[name] = {**cur, **fdef}
     return out

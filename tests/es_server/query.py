@@ -38,6 +38,7 @@ _DATEMATH = re.compile(r"([+-])(\d+)([yMwdhHms])|/([yMwdhHms])")
 
 # -- date math ------------------------------------------------------------------------------
 
+
 def _add(dt: datetime, n: int, unit: str) -> datetime:
     if unit == "y":
         return dt.replace(year=dt.year + n)
@@ -82,8 +83,12 @@ def date_math(value: Any, now_ms: int, fmt: str | None = None, round_up: bool = 
         try:
             return parse_date(s, fmt)
         except ConversionError as exc:
-            raise EsError(400, "parse_exception", f"failed to parse date field [{s}] with format "
-                          f"[{fmt or 'strict_date_optional_time||epoch_millis'}]: [{exc}]") from None
+            raise EsError(
+                400,
+                "parse_exception",
+                f"failed to parse date field [{s}] with format "
+                f"[{fmt or 'strict_date_optional_time||epoch_millis'}]: [{exc}]",
+            ) from None
     pos = 0
     while pos < len(rest):
         m = _DATEMATH.match(rest, pos)
@@ -127,16 +132,28 @@ def _coerce_term(t: str | None, value: Any, ix: Index, field: str, now_ms: int) 
         try:
             return float(value)
         except (TypeError, ValueError):
-            raise EsError(400, "query_shard_exception", f"failed to create query: For input string: \"{value}\"",
-                          index=ix.name) from None
+            raise EsError(
+                400,
+                "query_shard_exception",
+                f'failed to create query: For input string: "{value}"',
+                index=ix.name,
+            ) from None
     if t == "boolean":
         return value in (True, "true")
     if t == "ip":
         try:
-            return ipaddress.ip_network(str(value), strict=False) if "/" in str(value) else convert("ip", str(value), {})[0]
+            return (
+                ipaddress.ip_network(str(value), strict=False)
+                if "/" in str(value)
+                else convert("ip", str(value), {})[0]
+            )
         except (ValueError, ConversionError):
-            raise EsError(400, "query_shard_exception", f"failed to create query: '{value}' is not an IP string literal.",
-                          index=ix.name) from None
+            raise EsError(
+                400,
+                "query_shard_exception",
+                f"failed to create query: '{value}' is not an IP string literal.",
+                index=ix.name,
+            ) from None
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value) if not isinstance(value, str) else value
@@ -154,13 +171,17 @@ def _eq(t: str | None, stored: Any, q: Any, case_insensitive: bool = False) -> b
 
 # -- queries --------------------------------------------------------------------------------
 
+
 def _single_field(body: Any, qname: str) -> tuple[str, Any]:
     if not isinstance(body, dict) or not body:
         raise parsing(f"[{qname}] query malformed, no start_object after query name")
     items = [(k, v) for k, v in body.items() if k not in ("boost", "_name")]
     if len(items) != 1:
-        raise parsing(f"[{qname}] query doesn't support multiple fields, found [{items[0][0]}] and [{items[1][0]}]"
-                      if len(items) > 1 else f"[{qname}] query malformed, no field")
+        raise parsing(
+            f"[{qname}] query doesn't support multiple fields, found [{items[0][0]}] and [{items[1][0]}]"
+            if len(items) > 1
+            else f"[{qname}] query malformed, no field"
+        )
     return items[0]
 
 
@@ -168,13 +189,19 @@ def compile_query(q: Any, ix: Index, now_ms: int) -> Pred:
     if q is None:
         return lambda i, d: 1.0
     if not isinstance(q, dict) or len(q) != 1:
-        raise parsing("[_na] query malformed, must start with start_object" if not isinstance(q, dict)
-                      else f"[{next(iter(q), '_na')}] malformed query, expected [END_OBJECT] but found [FIELD_NAME]")
+        raise parsing(
+            "[_na] query malformed, must start with start_object"
+            if not isinstance(q, dict)
+            else f"[{next(iter(q), '_na')}] malformed query, expected [END_OBJECT] but found [FIELD_NAME]"
+        )
     name, body = next(iter(q.items()))
     builder = QUERIES.get(name)
     if builder is None:
         err = parsing(f"unknown query [{name}]")
-        err.caused_by = {"type": "named_object_not_found_exception", "reason": f"[1:10] unknown field [{name}]"}
+        err.caused_by = {
+            "type": "named_object_not_found_exception",
+            "reason": f"[1:10] unknown field [{name}]",
+        }
         raise err
     return builder(body, ix, now_ms)
 
@@ -198,13 +225,19 @@ def q_term(body: Any, ix: Index, now: int) -> Pred:
     else:
         value, ci = spec, False
     if isinstance(value, dict | list):
-        raise parsing("[term] query does not support array of values" if isinstance(value, list) else "[term] query malformed")
+        raise parsing(
+            "[term] query does not support array of values"
+            if isinstance(value, list)
+            else "[term] query malformed"
+        )
     t = ftype(ix, field)
     if t is None:
         return lambda i, d: None
     qv = _coerce_term(t, value, ix, field, now)
     if t in TEXTISH:
-        return lambda i, d: 1.0 if any(tok == qv for v in values(d, field) for tok in analyze(v)) else None
+        return lambda i, d: (
+            1.0 if any(tok == qv for v in values(d, field) for tok in analyze(v)) else None
+        )
     return lambda i, d: 1.0 if any(_eq(t, v, qv, ci) for v in values(d, field)) else None
 
 
@@ -225,7 +258,11 @@ def q_exists(body: Any, ix: Index, now: int) -> Pred:
     field = (body or {}).get("field")
     if not field:
         raise parsing("[exists] must be provided with a [field]")
-    fields = [field] if "*" not in field else [f for f in ix.field_types() if fnmatch.fnmatchcase(f, field)]
+    fields = (
+        [field]
+        if "*" not in field
+        else [f for f in ix.field_types() if fnmatch.fnmatchcase(f, field)]
+    )
 
     def pred(i: Index, d: Doc) -> float | None:
         for f in fields:
@@ -247,9 +284,12 @@ def q_prefix(body: Any, ix: Index, now: int) -> Pred:
     if t is None:
         return lambda i, d: None
     if t not in KEYWORDISH and t not in TEXTISH and t != "flattened":
-        raise EsError(400, "query_shard_exception",
-                      f"Can only use prefix queries on keyword and text fields - not on [{field}] which is of type [{t}]",
-                      index=ix.name)
+        raise EsError(
+            400,
+            "query_shard_exception",
+            f"Can only use prefix queries on keyword and text fields - not on [{field}] which is of type [{t}]",
+            index=ix.name,
+        )
     v = str(value).lower() if ci or t in TEXTISH else str(value)
 
     def pred(i: Index, d: Doc) -> float | None:
@@ -301,10 +341,23 @@ def q_wildcard(body: Any, ix: Index, now: int) -> Pred:
 def q_range(body: Any, ix: Index, now: int) -> Pred:
     field, spec = _single_field(body, "range")
     if not isinstance(spec, dict):
-        raise parsing(f"[range] query malformed, no start_object after query name")
+        raise parsing("[range] query malformed, no start_object after query name")
     for k in spec:
-        if k not in ("gt", "gte", "lt", "lte", "from", "to", "include_lower", "include_upper", "format",
-                     "time_zone", "boost", "relation", "_name"):
+        if k not in (
+            "gt",
+            "gte",
+            "lt",
+            "lte",
+            "from",
+            "to",
+            "include_lower",
+            "include_upper",
+            "format",
+            "time_zone",
+            "boost",
+            "relation",
+            "_name",
+        ):
             raise parsing(f"[range] query does not support [{k}]")
     t = ftype(ix, field)
     if t is None:
@@ -330,8 +383,12 @@ def q_range(body: Any, ix: Index, now: int) -> Pred:
         for op, b in bounds:
             if t == "ip" and x.version != b.version:
                 return False
-            if (op == "gt" and not x > b) or (op == "gte" and not x >= b) or (op == "lt" and not x < b) or (
-                    op == "lte" and not x <= b):
+            if (
+                (op == "gt" and not x > b)
+                or (op == "gte" and not x >= b)
+                or (op == "lt" and not x < b)
+                or (op == "lte" and not x <= b)
+            ):
                 return False
         return True
 
@@ -388,7 +445,11 @@ def q_bool(body: Any, ix: Index, now: int) -> Pred:
     must, filt = clauses.get("must", []), clauses.get("filter", [])
     should, must_not = clauses.get("should", []), clauses.get("must_not", [])
     msm_spec = body.get("minimum_should_match")
-    msm = _msm(msm_spec, len(should)) if msm_spec is not None else (0 if must or filt else (1 if should else 0))
+    msm = (
+        _msm(msm_spec, len(should))
+        if msm_spec is not None
+        else (0 if must or filt else (1 if should else 0))
+    )
     boost = float(body.get("boost", 1.0))
 
     def pred(i: Index, d: Doc) -> float | None:
@@ -417,7 +478,9 @@ def q_bool(body: Any, ix: Index, now: int) -> Pred:
     return pred
 
 
-_QS_TOKEN = re.compile(r'\s*(\(|\)|AND\b|OR\b|NOT\b|&&|\|\||!|"(?:[^"\\]|\\.)*"|(?:[^\s()"\\:]|\\.)+(?::(?:"(?:[^"\\]|\\.)*"|(?:[^\s()"\\]|\\.)+))?)')
+_QS_TOKEN = re.compile(
+    r'\s*(\(|\)|AND\b|OR\b|NOT\b|&&|\|\||!|"(?:[^"\\]|\\.)*"|(?:[^\s()"\\:]|\\.)+(?::(?:"(?:[^"\\]|\\.)*"|(?:[^\s()"\\]|\\.)+))?)'
+)
 
 
 def q_query_string(body: Any, ix: Index, now: int) -> Pred:
@@ -426,7 +489,9 @@ def q_query_string(body: Any, ix: Index, now: int) -> Pred:
     if not isinstance(query, str):
         raise parsing("[query_string] must be provided with a [query]")
     default_op = str(body.get("default_operator", "or")).lower()
-    default_fields = body.get("fields") or ([body["default_field"]] if body.get("default_field") else ["*"])
+    default_fields = body.get("fields") or (
+        [body["default_field"]] if body.get("default_field") else ["*"]
+    )
     tokens = []
     pos = 0
     while pos < len(query):
@@ -434,7 +499,9 @@ def q_query_string(body: Any, ix: Index, now: int) -> Pred:
         if not m or m.end() == pos:
             if query[pos:].strip() == "":
                 break
-            raise EsError(400, "query_shard_exception", f"Failed to parse query [{query}]", index=ix.name)
+            raise EsError(
+                400, "query_shard_exception", f"Failed to parse query [{query}]", index=ix.name
+            )
         tokens.append(m.group(1))
         pos = m.end()
 
@@ -448,8 +515,15 @@ def q_query_string(body: Any, ix: Index, now: int) -> Pred:
         value = re.sub(r"\\(.)", r"\1", value)
         preds = []
         for f in fields:
-            targets = [f] if "*" not in f else [p for p, d in ix.field_types().items()
-                                                if fnmatch.fnmatchcase(p, f) and d.get("type") in KEYWORDISH | TEXTISH]
+            targets = (
+                [f]
+                if "*" not in f
+                else [
+                    p
+                    for p, d in ix.field_types().items()
+                    if fnmatch.fnmatchcase(p, f) and d.get("type") in KEYWORDISH | TEXTISH
+                ]
+            )
             for fld in targets:
                 t = ftype(ix, fld)
                 if "*" in value or "?" in value:
@@ -493,15 +567,21 @@ def q_query_string(body: Any, ix: Index, now: int) -> Pred:
         if i < len(tokens) and tokens[i] == "(":
             inner, i = parse_or(i + 1)
             if i >= len(tokens) or tokens[i] != ")":
-                raise EsError(400, "query_shard_exception", f"Failed to parse query [{query}]", index=ix.name)
+                raise EsError(
+                    400, "query_shard_exception", f"Failed to parse query [{query}]", index=ix.name
+                )
             return inner, i + 1
         if i >= len(tokens):
-            raise EsError(400, "query_shard_exception", f"Failed to parse query [{query}]", index=ix.name)
+            raise EsError(
+                400, "query_shard_exception", f"Failed to parse query [{query}]", index=ix.name
+            )
         return term_pred(tokens[i]), i + 1
 
     pred, end = parse_or(0) if tokens else ((lambda i, d: None), 0)
     if end != len(tokens):
-        raise EsError(400, "query_shard_exception", f"Failed to parse query [{query}]", index=ix.name)
+        raise EsError(
+            400, "query_shard_exception", f"Failed to parse query [{query}]", index=ix.name
+        )
     return pred
 
 
@@ -514,13 +594,23 @@ def _any(parts: list[Pred]) -> Pred:
 
 
 QUERIES: dict[str, Callable[[Any, Index, int], Pred]] = {
-    "match_all": q_match_all, "match_none": q_match_none, "term": q_term, "terms": q_terms,
-    "ids": q_ids, "exists": q_exists, "prefix": q_prefix, "wildcard": q_wildcard, "range": q_range,
-    "match": q_match, "bool": q_bool, "query_string": q_query_string,
+    "match_all": q_match_all,
+    "match_none": q_match_none,
+    "term": q_term,
+    "terms": q_terms,
+    "ids": q_ids,
+    "exists": q_exists,
+    "prefix": q_prefix,
+    "wildcard": q_wildcard,
+    "range": q_range,
+    "match": q_match,
+    "bool": q_bool,
+    "query_string": q_query_string,
 }
 
 
 # -- source filtering -----------------------------------------------------------------------
+
 
 def _flatten(src: Any, prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -539,8 +629,12 @@ def filter_source(src: dict[str, Any], includes: list[str], excludes: list[str])
         return src
 
     def keep(path: str) -> bool:
-        inc = not includes or any(fnmatch.fnmatchcase(path, p) or path.startswith(p + ".") or
-                                  fnmatch.fnmatchcase(path, p + ".*") for p in includes)
+        inc = not includes or any(
+            fnmatch.fnmatchcase(path, p)
+            or path.startswith(p + ".")
+            or fnmatch.fnmatchcase(path, p + ".*")
+            for p in includes
+        )
         exc = any(fnmatch.fnmatchcase(path, p) or path.startswith(p + ".") for p in excludes)
         return inc and not exc
 
@@ -598,6 +692,7 @@ def _as_list(v: Any) -> list[str]:
 
 
 # -- sorting --------------------------------------------------------------------------------
+
 
 def parse_sort(spec: Any) -> list[tuple[str, str, Any, str | None]]:
     """[(field, order, missing, unmapped_type)]"""
@@ -662,7 +757,11 @@ def render_sort_value(ix: Index, field: str, v: Any, order: str) -> Any:
         if v.last:
             return MAX_LONG if order == "asc" else MIN_LONG
         return MIN_LONG if order == "asc" else MAX_LONG
-    if t in NUMERIC and t not in ("double", "float", "half_float", "scaled_float") and isinstance(v, float):
+    if (
+        t in NUMERIC
+        and t not in ("double", "float", "half_float", "scaled_float")
+        and isinstance(v, float)
+    ):
         return int(v)
     if t == "ip":
         return None
@@ -698,14 +797,41 @@ class _Str:
 
 # -- aggregations ---------------------------------------------------------------------------
 
-AGG_TYPES = {"terms", "date_histogram", "histogram", "cardinality", "value_count", "min", "max", "sum",
-             "avg", "top_hits", "filter"}
+AGG_TYPES = {
+    "terms",
+    "date_histogram",
+    "histogram",
+    "cardinality",
+    "value_count",
+    "min",
+    "max",
+    "sum",
+    "avg",
+    "top_hits",
+    "filter",
+}
 _FIXED = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_CALENDAR = {"minute": "m", "1m": "m", "hour": "h", "1h": "h", "day": "d", "1d": "d", "week": "w",
-             "1w": "w", "month": "M", "1M": "M", "quarter": "q", "1q": "q", "year": "y", "1y": "y"}
+_CALENDAR = {
+    "minute": "m",
+    "1m": "m",
+    "hour": "h",
+    "1h": "h",
+    "day": "d",
+    "1d": "d",
+    "week": "w",
+    "1w": "w",
+    "month": "M",
+    "1M": "M",
+    "quarter": "q",
+    "1q": "q",
+    "year": "y",
+    "1y": "y",
+}
 
 
-def run_aggs(spec: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster: Cluster) -> dict[str, Any]:
+def run_aggs(
+    spec: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster: Cluster
+) -> dict[str, Any]:
     if not isinstance(spec, dict):
         raise parsing("Expected [START_OBJECT] under [aggregations]")
     out = {}
@@ -715,11 +841,16 @@ def run_aggs(spec: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster:
         subs = adef.get("aggs", adef.get("aggregations"))
         kinds = [k for k in adef if k not in ("aggs", "aggregations", "meta")]
         if len(kinds) != 1:
-            raise parsing(f"Expected [START_OBJECT] under [{kinds[1] if len(kinds) > 1 else name}], but got a [FIELD_NAME] in [{name}]"
-                          if kinds else f"Missing definition for aggregation [{name}]")
+            raise parsing(
+                f"Expected [START_OBJECT] under [{kinds[1] if len(kinds) > 1 else name}], but got a [FIELD_NAME] in [{name}]"
+                if kinds
+                else f"Missing definition for aggregation [{name}]"
+            )
         kind = kinds[0]
         if kind not in AGG_TYPES:
-            err = EsError(400, "x_content_parse_exception", f"[1:20] unknown aggregation type [{kind}]")
+            err = EsError(
+                400, "x_content_parse_exception", f"[1:20] unknown aggregation type [{kind}]"
+            )
             raise err
         res = AGGS[kind](adef[kind], hits, now, cluster, subs)
         if "meta" in adef:
@@ -732,7 +863,7 @@ def _field_of(body: Any, kind: str) -> str:
     if not isinstance(body, dict) or "field" not in body:
         if isinstance(body, dict) and "script" in body:
             raise bad_request("test server: scripts are not implemented")
-        raise bad_request(f"Required one of fields [field, script], but none were specified.")
+        raise bad_request("Required one of fields [field, script], but none were specified.")
     return str(body["field"])
 
 
@@ -746,14 +877,22 @@ def _check_aggregatable(hits: list[tuple[Index, Doc, float]], field: str) -> str
                 "that require per-document field data like aggregations and sorting, so these operations are "
                 "disabled by default. Please use a keyword field instead. Alternatively, set fielddata=true on "
                 f"[{field}] in order to load field data by uninverting the inverted index. Note that this can use "
-                "significant memory.")
+                "significant memory."
+            )
         if t is not None:
             return t
     return t
 
 
-def _bucket(key: Any, docs: list[tuple[Index, Doc, float]], t: str | None, now: int, cluster: Cluster,
-            subs: Any, key_as_string: str | None = None) -> dict[str, Any]:
+def _bucket(
+    key: Any,
+    docs: list[tuple[Index, Doc, float]],
+    t: str | None,
+    now: int,
+    cluster: Cluster,
+    subs: Any,
+    key_as_string: str | None = None,
+) -> dict[str, Any]:
     b: dict[str, Any] = {"key": key}
     if key_as_string is not None:
         b["key_as_string"] = key_as_string
@@ -763,7 +902,9 @@ def _bucket(key: Any, docs: list[tuple[Index, Doc, float]], t: str | None, now: 
     return b
 
 
-def agg_terms(body: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster: Cluster, subs: Any) -> dict[str, Any]:
+def agg_terms(
+    body: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster: Cluster, subs: Any
+) -> dict[str, Any]:
     field = _field_of(body, "terms")
     t = _check_aggregatable(hits, field)
     size = int(body.get("size", 10))
@@ -786,14 +927,18 @@ def agg_terms(body: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster
         k, docs = item
         parts: list[Any] = []
         for o in orders:
-            (what, direction), = o.items()
+            ((what, direction),) = o.items()
             if what == "_count":
                 v: Any = len(docs)
             elif what in ("_key", "_term"):
                 v = k
             else:
                 raise bad_request(f"test server: terms order by [{what}] is not implemented")
-            parts.append(_Str(v, direction == "desc") if isinstance(v, str) else (-v if direction == "desc" else v))
+            parts.append(
+                _Str(v, direction == "desc")
+                if isinstance(v, str)
+                else (-v if direction == "desc" else v)
+            )
         return tuple(parts)
 
     items = sorted(((k, d) for k, d in groups.items() if len(d) >= min_doc_count), key=key)
@@ -803,7 +948,9 @@ def agg_terms(body: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster
         if t in DATE_TYPES:
             buckets.append(_bucket(int(k), docs, t, now, cluster, subs, format_date(int(k))))
         elif t == "boolean":
-            buckets.append(_bucket(1 if k else 0, docs, t, now, cluster, subs, "true" if k else "false"))
+            buckets.append(
+                _bucket(1 if k else 0, docs, t, now, cluster, subs, "true" if k else "false")
+            )
         elif t in NUMERIC and t not in ("double", "float", "half_float", "scaled_float"):
             buckets.append(_bucket(int(k), docs, t, now, cluster, subs))
         else:
@@ -816,15 +963,21 @@ def _interval(body: dict[str, Any]) -> tuple[str, Any]:
     if "fixed_interval" in body:
         m = re.fullmatch(r"(\d+)(ms|s|m|h|d)", str(body["fixed_interval"]))
         if not m:
-            raise bad_request(f"failed to parse setting [date_histogram.fixedInterval] with value [{body['fixed_interval']}] as a time value: unit is missing or unrecognized")
+            raise bad_request(
+                f"failed to parse setting [date_histogram.fixedInterval] with value [{body['fixed_interval']}] as a time value: unit is missing or unrecognized"
+            )
         return "fixed", int(m.group(1)) * _FIXED[m.group(2)]
     if "calendar_interval" in body:
         unit = _CALENDAR.get(str(body["calendar_interval"]))
         if unit is None:
-            raise bad_request(f"The supplied interval [{body['calendar_interval']}] could not be parsed as a calendar interval.")
+            raise bad_request(
+                f"The supplied interval [{body['calendar_interval']}] could not be parsed as a calendar interval."
+            )
         return "calendar", unit
     if "interval" in body:
-        raise bad_request("test server: deprecated [interval] is not implemented; use fixed_interval or calendar_interval")
+        raise bad_request(
+            "test server: deprecated [interval] is not implemented; use fixed_interval or calendar_interval"
+        )
     raise bad_request("Invalid interval specified, must be non-null and non-empty")
 
 
@@ -833,16 +986,22 @@ MAX_BUCKETS = 65536
 
 def _check_buckets(n: int) -> None:
     if n > MAX_BUCKETS:
-        raise EsError(400, "too_many_buckets_exception",
-                      f"Trying to create too many buckets. Must be less than or equal to: [{MAX_BUCKETS}] but this "
-                      "number of buckets was exceeded. This limit can be set by changing the [search.max_buckets] "
-                      "cluster level setting.", max_buckets=MAX_BUCKETS)
+        raise EsError(
+            400,
+            "too_many_buckets_exception",
+            f"Trying to create too many buckets. Must be less than or equal to: [{MAX_BUCKETS}] but this "
+            "number of buckets was exceeded. This limit can be set by changing the [search.max_buckets] "
+            "cluster level setting.",
+            max_buckets=MAX_BUCKETS,
+        )
 
 
 def _cal_floor(ms: int, unit: str) -> int:
     dt = datetime.fromtimestamp(ms / 1000, UTC)
     if unit == "q":
-        dt = dt.replace(month=(dt.month - 1) // 3 * 3 + 1, day=1, hour=0, minute=0, second=0, microsecond=0)
+        dt = dt.replace(
+            month=(dt.month - 1) // 3 * 3 + 1, day=1, hour=0, minute=0, second=0, microsecond=0
+        )
     else:
         dt = _round(dt, unit, False)
     return date_math(dt.strftime("%Y-%m-%dT%H:%M:%S.000Z"), 0)
@@ -854,7 +1013,9 @@ def _cal_next(ms: int, unit: str) -> int:
     return date_math(dt.strftime("%Y-%m-%dT%H:%M:%S.000Z"), 0)
 
 
-def agg_date_histogram(body: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster: Cluster, subs: Any) -> dict[str, Any]:
+def agg_date_histogram(
+    body: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster: Cluster, subs: Any
+) -> dict[str, Any]:
     field = _field_of(body, "date_histogram")
     kind, iv = _interval(body)
     min_doc_count = int(body.get("min_doc_count", 0))
@@ -890,22 +1051,41 @@ def agg_date_histogram(body: Any, hits: list[tuple[Index, Doc, float]], now: int
         keys = full
     fmt = body.get("format")
     buckets = [
-        _bucket(k, groups.get(k, []), "date", now, cluster, subs, format_date(k) if not fmt else _fmt(k, fmt))
-        for k in keys if len(groups.get(k, [])) >= min_doc_count
+        _bucket(
+            k,
+            groups.get(k, []),
+            "date",
+            now,
+            cluster,
+            subs,
+            format_date(k) if not fmt else _fmt(k, fmt),
+        )
+        for k in keys
+        if len(groups.get(k, [])) >= min_doc_count
     ]
     if body.get("order", {}).get("_key") == "desc" or body.get("order", {}).get("_count") == "desc":
-        buckets.sort(key=lambda b: b["key"] if "_key" in body["order"] else b["doc_count"], reverse=True)
+        buckets.sort(
+            key=lambda b: b["key"] if "_key" in body["order"] else b["doc_count"], reverse=True
+        )
     return {"buckets": buckets}
 
 
 def _fmt(ms: int, fmt: str) -> str:
     dt = datetime.fromtimestamp(ms / 1000, UTC)
-    py = fmt.replace("yyyy", "%Y").replace("MM", "%m").replace("dd", "%d").replace("HH", "%H").replace(
-        "mm", "%M").replace("ss", "%S")
+    py = (
+        fmt.replace("yyyy", "%Y")
+        .replace("MM", "%m")
+        .replace("dd", "%d")
+        .replace("HH", "%H")
+        .replace("mm", "%M")
+        .replace("ss", "%S")
+    )
     return dt.strftime(py)
 
 
-def agg_histogram(body: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster: Cluster, subs: Any) -> dict[str, Any]:
+def agg_histogram(
+    body: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster: Cluster, subs: Any
+) -> dict[str, Any]:
     field = _field_of(body, "histogram")
     interval = float(body.get("interval", 0))
     if interval <= 0:
@@ -914,7 +1094,10 @@ def agg_histogram(body: Any, hits: list[tuple[Index, Doc, float]], now: int, clu
     min_doc_count = int(body.get("min_doc_count", 0))
     groups: dict[float, list[tuple[Index, Doc, float]]] = {}
     for h in hits:
-        for v in dict.fromkeys(math.floor((float(x) - offset) / interval) * interval + offset for x in values(h[1], field)):
+        for v in dict.fromkeys(
+            math.floor((float(x) - offset) / interval) * interval + offset
+            for x in values(h[1], field)
+        ):
             groups.setdefault(v, []).append(h)
     keys = sorted(groups)
     eb = body.get("extended_bounds")
@@ -939,8 +1122,17 @@ def agg_histogram(body: Any, hits: list[tuple[Index, Doc, float]], now: int, clu
     for k in keys:
         docs = groups.get(k, [])
         if len(docs) >= min_doc_count:
-            buckets.append(_bucket(float(k), docs, t, now, cluster, subs,
-                                   format_date(int(k)) if t in DATE_TYPES else None))
+            buckets.append(
+                _bucket(
+                    float(k),
+                    docs,
+                    t,
+                    now,
+                    cluster,
+                    subs,
+                    format_date(int(k)) if t in DATE_TYPES else None,
+                )
+            )
     return {"buckets": buckets}
 
 
@@ -954,23 +1146,31 @@ def _metric_values(body: Any, hits: list[tuple[Index, Doc, float]], kind: str) -
     return out
 
 
-def agg_cardinality(body: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster: Cluster, subs: Any) -> dict[str, Any]:
+def agg_cardinality(
+    body: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster: Cluster, subs: Any
+) -> dict[str, Any]:
     return {"value": len(set(_metric_values(body, hits, "cardinality")))}
 
 
-def agg_value_count(body: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster: Cluster, subs: Any) -> dict[str, Any]:
+def agg_value_count(
+    body: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster: Cluster, subs: Any
+) -> dict[str, Any]:
     return {"value": len(_metric_values(body, hits, "value_count"))}
 
 
 def _numeric_metric(fn: Callable[[list[float]], float | None]) -> Callable[..., dict[str, Any]]:
-    def agg(body: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster: Cluster, subs: Any) -> dict[str, Any]:
+    def agg(
+        body: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster: Cluster, subs: Any
+    ) -> dict[str, Any]:
         vals = [float(v) for v in _metric_values(body, hits, "metric")]
         return {"value": fn(vals)}
 
     return agg
 
 
-def agg_top_hits(body: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster: Cluster, subs: Any) -> dict[str, Any]:
+def agg_top_hits(
+    body: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster: Cluster, subs: Any
+) -> dict[str, Any]:
     size = int((body or {}).get("size", 3))
     sorts = parse_sort((body or {}).get("sort"))
     rows = sorted_hits(hits, sorts)
@@ -981,13 +1181,22 @@ def agg_top_hits(body: Any, hits: list[tuple[Index, Doc, float]], now: int, clus
         if enabled:
             h["_source"] = filter_source(d.source, inc, exc)
         if sorts:
-            h["sort"] = [render_sort_value(ix, f, v, o) for (f, o, _, _), v in zip(sorts, svals, strict=True)]
+            h["sort"] = [
+                render_sort_value(ix, f, v, o) for (f, o, _, _), v in zip(sorts, svals, strict=True)
+            ]
         out.append(h)
-    return {"hits": {"total": {"value": len(hits), "relation": "eq"},
-                     "max_score": None if sorts else max((s for _, _, s in hits), default=None), "hits": out}}
+    return {
+        "hits": {
+            "total": {"value": len(hits), "relation": "eq"},
+            "max_score": None if sorts else max((s for _, _, s in hits), default=None),
+            "hits": out,
+        }
+    }
 
 
-def agg_filter(body: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster: Cluster, subs: Any) -> dict[str, Any]:
+def agg_filter(
+    body: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster: Cluster, subs: Any
+) -> dict[str, Any]:
     kept = [(ix, d, s) for ix, d, s in hits if compile_query(body, ix, now)(ix, d) is not None]
     out: dict[str, Any] = {"doc_count": len(kept)}
     if subs:
@@ -996,8 +1205,12 @@ def agg_filter(body: Any, hits: list[tuple[Index, Doc, float]], now: int, cluste
 
 
 AGGS: dict[str, Callable[..., dict[str, Any]]] = {
-    "terms": agg_terms, "date_histogram": agg_date_histogram, "histogram": agg_histogram,
-    "cardinality": agg_cardinality, "value_count": agg_value_count, "top_hits": agg_top_hits,
+    "terms": agg_terms,
+    "date_histogram": agg_date_histogram,
+    "histogram": agg_histogram,
+    "cardinality": agg_cardinality,
+    "value_count": agg_value_count,
+    "top_hits": agg_top_hits,
     "min": _numeric_metric(lambda v: min(v) if v else None),
     "max": _numeric_metric(lambda v: max(v) if v else None),
     "sum": _numeric_metric(lambda v: float(sum(v))),
@@ -1008,8 +1221,10 @@ AGGS: dict[str, Callable[..., dict[str, Any]]] = {
 
 # -- search ---------------------------------------------------------------------------------
 
-def sorted_hits(hits: list[tuple[Index, Doc, float]], sorts: list[tuple[str, str, Any, str | None]]
-                ) -> list[tuple[Index, Doc, float, list[Any]]]:
+
+def sorted_hits(
+    hits: list[tuple[Index, Doc, float]], sorts: list[tuple[str, str, Any, str | None]]
+) -> list[tuple[Index, Doc, float, list[Any]]]:
     if not sorts:
         rows = [(ix, d, s, []) for ix, d, s in hits]
         rows.sort(key=lambda r: (-r[2], r[0].name, r[1].seq_no))
@@ -1020,32 +1235,85 @@ def sorted_hits(hits: list[tuple[Index, Doc, float]], sorts: list[tuple[str, str
         for ix, _, _ in hits:
             fdef = ix.field_type(field)
             if fdef is None and unmapped is None and "*" not in field:
-                raise EsError(400, "query_shard_exception", f"No mapping found for [{field}] in order to sort on",
-                              index=ix.name)
+                raise EsError(
+                    400,
+                    "query_shard_exception",
+                    f"No mapping found for [{field}] in order to sort on",
+                    index=ix.name,
+                )
             if fdef is not None and fdef.get("type") in TEXTISH:
                 _check_aggregatable([(ix, hits[0][1], 0.0)], field)
     orders = [o for _, o, _, _ in sorts]
-    rows = [(ix, d, s, [sort_value(ix, d, s, f, o, m) for f, o, m, _ in sorts]) for ix, d, s in hits]
+    rows = [
+        (ix, d, s, [sort_value(ix, d, s, f, o, m) for f, o, m, _ in sorts]) for ix, d, s in hits
+    ]
     rows.sort(key=lambda r: (sort_key(r[3], orders), r[0].name, r[1].seq_no))
     return rows
 
 
-SEARCH_BODY_KEYS = {"query", "size", "from", "sort", "_source", "aggs", "aggregations", "search_after",
-                    "track_total_hits", "timeout", "fields", "docvalue_fields", "stored_fields", "post_filter",
-                    "min_score", "version", "seq_no_primary_term", "track_scores", "explain", "runtime_mappings",
-                    "pit", "highlight", "collapse", "rescore", "suggest", "profile", "indices_boost", "terminate_after"}
-UNSUPPORTED_BODY_KEYS = {"fields", "docvalue_fields", "stored_fields", "runtime_mappings", "pit", "highlight",
-                         "collapse", "rescore", "suggest", "indices_boost", "profile", "explain"}
+SEARCH_BODY_KEYS = {
+    "query",
+    "size",
+    "from",
+    "sort",
+    "_source",
+    "aggs",
+    "aggregations",
+    "search_after",
+    "track_total_hits",
+    "timeout",
+    "fields",
+    "docvalue_fields",
+    "stored_fields",
+    "post_filter",
+    "min_score",
+    "version",
+    "seq_no_primary_term",
+    "track_scores",
+    "explain",
+    "runtime_mappings",
+    "pit",
+    "highlight",
+    "collapse",
+    "rescore",
+    "suggest",
+    "profile",
+    "indices_boost",
+    "terminate_after",
+}
+UNSUPPORTED_BODY_KEYS = {
+    "fields",
+    "docvalue_fields",
+    "stored_fields",
+    "runtime_mappings",
+    "pit",
+    "highlight",
+    "collapse",
+    "rescore",
+    "suggest",
+    "indices_boost",
+    "profile",
+    "explain",
+}
 
 
-def search(cluster: Cluster, names: list[str], body: dict[str, Any], params: dict[str, str],
-           count_only: bool = False) -> dict[str, Any]:
+def search(
+    cluster: Cluster,
+    names: list[str],
+    body: dict[str, Any],
+    params: dict[str, str],
+    count_only: bool = False,
+) -> dict[str, Any]:
     import time as _time
 
     started = _time.monotonic()
     for k in body:
         if k not in SEARCH_BODY_KEYS:
-            raise parsing(f"Unknown key for a START_OBJECT in [{k}].") if not isinstance(body[k], list | str | int | bool | float) else parsing(f"Unknown key for a VALUE_STRING in [{k}].")
+            raise (
+                parsing(f"Unknown key for a START_OBJECT in [{k}].")
+                if not isinstance(body[k], list | str | int | bool | float)
+                else parsing(f"Unknown key for a VALUE_STRING in [{k}].")
+            )
         if k in UNSUPPORTED_BODY_KEYS:
             raise bad_request(f"test server: search option [{k}] is not implemented")
     now = cluster.clock.now_ms()
@@ -1069,7 +1337,15 @@ def search(cluster: Cluster, names: list[str], body: dict[str, Any], params: dic
     if body.get("min_score") is not None:
         hits = [h for h in hits if h[2] >= float(body["min_score"])]
     if count_only:
-        return {"count": len(hits), "_shards": {"total": total_shards, "successful": total_shards, "skipped": 0, "failed": 0}}
+        return {
+            "count": len(hits),
+            "_shards": {
+                "total": total_shards,
+                "successful": total_shards,
+                "skipped": 0,
+                "failed": 0,
+            },
+        }
     aggs_spec = body.get("aggs", body.get("aggregations"))
     aggregations = run_aggs(aggs_spec, hits, now, cluster) if aggs_spec is not None else None
     if post is not None:
@@ -1080,12 +1356,16 @@ def search(cluster: Cluster, names: list[str], body: dict[str, Any], params: dic
         raise bad_request(f"[size] parameter cannot be negative, found [{size}]")
     if from_ < 0:
         raise bad_request(f"[from] parameter cannot be negative, found [{from_}]")
-    window = min((int(cluster.indices[n].settings.get("index.max_result_window", "10000")) for n in names), default=10000)
+    window = min(
+        (int(cluster.indices[n].settings.get("index.max_result_window", "10000")) for n in names),
+        default=10000,
+    )
     if from_ + size > window:
         raise bad_request(
             f"Result window is too large, from + size must be less than or equal to: [{window}] but was "
             f"[{from_ + size}]. See the scroll api for a more efficient way to request large data sets. This limit "
-            "can be set by changing the [index.max_result_window] index level setting.")
+            "can be set by changing the [index.max_result_window] index level setting."
+        )
     sort_param = params.get("sort")
     sorts = parse_sort(sort_param.split(",") if sort_param else body.get("sort"))
     rows = sorted_hits(hits, sorts)
@@ -1096,16 +1376,22 @@ def search(cluster: Cluster, names: list[str], body: dict[str, Any], params: dic
         if from_ not in (0, -1):
             raise bad_request("[from] parameter must be set to 0 when [search_after] is used.")
         if not isinstance(after, list) or len(after) != len(sorts):
-            raise bad_request(f"search_after has {len(after) if isinstance(after, list) else 1} value(s) but sort has {len(sorts)}.")
+            raise bad_request(
+                f"search_after has {len(after) if isinstance(after, list) else 1} value(s) but sort has {len(sorts)}."
+            )
         orders = [o for _, o, _, _ in sorts]
         key_after = sort_key([_after_value(rows, i, v, sorts) for i, v in enumerate(after)], orders)
         rows = [r for r in rows if sort_key(r[3], orders) > key_after]
     enabled, inc, exc = source_spec(body.get("_source"), params)
-    page = rows[from_:from_ + size]
+    page = rows[from_ : from_ + size]
     out_hits = []
     track_scores = body.get("track_scores") is True
     for ix, d, s, svals in page:
-        h: dict[str, Any] = {"_index": ix.name, "_id": d.id, "_score": (s if (not sorts or track_scores) else None)}
+        h: dict[str, Any] = {
+            "_index": ix.name,
+            "_id": d.id,
+            "_score": (s if (not sorts or track_scores) else None),
+        }
         if body.get("version"):
             h["_version"] = d.version
         if body.get("seq_no_primary_term"):
@@ -1113,14 +1399,18 @@ def search(cluster: Cluster, names: list[str], body: dict[str, Any], params: dic
         if enabled:
             h["_source"] = filter_source(d.source, inc, exc)
         if sorts:
-            h["sort"] = [render_sort_value(ix, f, v, o) for (f, o, _, _), v in zip(sorts, svals, strict=True)]
+            h["sort"] = [
+                render_sort_value(ix, f, v, o) for (f, o, _, _), v in zip(sorts, svals, strict=True)
+            ]
         out_hits.append(h)
     hits_obj: dict[str, Any] = {}
     tth = body.get("track_total_hits", params.get("track_total_hits", 10000))
     as_int = params.get("rest_total_hits_as_int") == "true"
     if as_int and tth not in (True, "true", False, "false"):
         if "track_total_hits" in body or "track_total_hits" in params:
-            raise bad_request(f"[rest_total_hits_as_int] cannot be used if the tracking of total hits is not accurate, got {tth}")
+            raise bad_request(
+                f"[rest_total_hits_as_int] cannot be used if the tracking of total hits is not accurate, got {tth}"
+            )
         tth = True
     if tth in (True, "true"):
         hits_obj["total"] = {"value": len(rows) if after is None else len(hits), "relation": "eq"}
@@ -1128,13 +1418,21 @@ def search(cluster: Cluster, names: list[str], body: dict[str, Any], params: dic
         limit = int(tth)
         n = len(hits)
         hits_obj["total"] = {"value": min(n, limit), "relation": "eq" if n <= limit else "gte"}
-    hits_obj["max_score"] = None if (sorts and not track_scores) else max((s for _, _, s in hits), default=None)
+    hits_obj["max_score"] = (
+        None if (sorts and not track_scores) else max((s for _, _, s in hits), default=None)
+    )
     hits_obj["hits"] = out_hits
     if as_int:
-        hits_obj = {"total": hits_obj["total"]["value"] if "total" in hits_obj else -1, **{k: v for k, v in hits_obj.items() if k != "total"}}
-    resp: dict[str, Any] = {"took": int((_time.monotonic() - started) * 1000), "timed_out": False,
-                            "_shards": {"total": total_shards, "successful": total_shards, "skipped": 0, "failed": 0},
-                            "hits": hits_obj}
+        hits_obj = {
+            "total": hits_obj["total"]["value"] if "total" in hits_obj else -1,
+            **{k: v for k, v in hits_obj.items() if k != "total"},
+        }
+    resp: dict[str, Any] = {
+        "took": int((_time.monotonic() - started) * 1000),
+        "timed_out": False,
+        "_shards": {"total": total_shards, "successful": total_shards, "skipped": 0, "failed": 0},
+        "hits": hits_obj,
+    }
     if aggregations is not None:
         resp["aggregations"] = aggregations
     return resp

@@ -16,9 +16,10 @@ import threading
 import time
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
@@ -27,8 +28,19 @@ from tests.es_server.errors import EsError, bad_request, index_not_found, resour
 from tests.es_server.query import search
 from tests.es_server.store import Clock, Cluster, Index, nest_settings, normalize_settings
 
-COMMON_PARAMS = {"pretty", "human", "error_trace", "filter_path", "format", "source", "source_content_type"}
-_VND = re.compile(r"application/vnd\.elasticsearch\+(json|x-ndjson|yaml|smile|cbor)\s*;\s*compatible-with\s*=\s*(\d+)", re.I)
+COMMON_PARAMS = {
+    "pretty",
+    "human",
+    "error_trace",
+    "filter_path",
+    "format",
+    "source",
+    "source_content_type",
+}
+_VND = re.compile(
+    r"application/vnd\.elasticsearch\+(json|x-ndjson|yaml|smile|cbor)\s*;\s*compatible-with\s*=\s*(\d+)",
+    re.I,
+)
 
 
 @dataclass
@@ -56,9 +68,23 @@ class Faults:
 
 
 class Request:
-    def __init__(self, method: str, path: str, params: dict[str, str], headers: dict[str, str], body: bytes,
-                 vars_: dict[str, str]) -> None:
-        self.method, self.path, self.params, self.headers, self.body, self.vars = method, path, params, headers, body, vars_
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        headers: dict[str, str],
+        body: bytes,
+        vars_: dict[str, str],
+    ) -> None:
+        self.method, self.path, self.params, self.headers, self.body, self.vars = (
+            method,
+            path,
+            params,
+            headers,
+            body,
+            vars_,
+        )
 
     def json(self, required: bool = False) -> Any:
         if not self.body.strip():
@@ -68,7 +94,9 @@ class Request:
         try:
             return orjson.loads(self.body)
         except orjson.JSONDecodeError as exc:
-            raise EsError(400, "x_content_parse_exception", f"[1:1] Unexpected character: {exc}") from None
+            raise EsError(
+                400, "x_content_parse_exception", f"[1:1] Unexpected character: {exc}"
+            ) from None
 
     def flag(self, name: str, default: bool = False) -> bool:
         v = self.params.get(name)
@@ -87,8 +115,14 @@ Handler = Callable[[Request], tuple[int, Any]]
 class EsTestServer:
     """A strict, in-memory Elasticsearch 8.x/9.x HTTP API for tests."""
 
-    def __init__(self, version: str = "8.15.0", host: str = "127.0.0.1", port: int = 0,
-                 api_keys: dict[str, str] | None = None, users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        version: str = "8.15.0",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_keys: dict[str, str] | None = None,
+        users: dict[str, str] | None = None,
+    ) -> None:
         self.version = version
         self.major = int(version.split(".")[0])
         self.host, self.port = host, port
@@ -120,7 +154,9 @@ class EsTestServer:
         httpd.daemon_threads = True
         self.port = httpd.server_address[1]
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -155,19 +191,33 @@ class EsTestServer:
             if m:
                 v = int(m.group(2))
                 if v not in (self.major, self.major - 1):
-                    raise EsError(400, "media_type_header_exception", "Invalid media-type value on headers [Accept, Content-Type]",
-                                  caused_by={"type": "status_exception",
-                                             "reason": f"{name} version must be either version {self.major} or "
-                                                       f"{self.major - 1}, but found {v}. {name}={value}"})
+                    raise EsError(
+                        400,
+                        "media_type_header_exception",
+                        "Invalid media-type value on headers [Accept, Content-Type]",
+                        caused_by={
+                            "type": "status_exception",
+                            "reason": f"{name} version must be either version {self.major} or "
+                            f"{self.major - 1}, but found {v}. {name}={value}",
+                        },
+                    )
                 versions[name] = v
         if len(versions) == 2 and versions["Accept"] != versions["Content-Type"]:
-            raise EsError(400, "media_type_header_exception", "Invalid media-type value on headers [Accept, Content-Type]",
-                          caused_by={"type": "status_exception",
-                                     "reason": "A compatible version is required on both Content-Type and Accept headers if "
-                                               "either one has requested a compatible version and the compatible versions "
-                                               f"must match. Accept={accept}, Content-Type={ctype}"})
+            raise EsError(
+                400,
+                "media_type_header_exception",
+                "Invalid media-type value on headers [Accept, Content-Type]",
+                caused_by={
+                    "type": "status_exception",
+                    "reason": "A compatible version is required on both Content-Type and Accept headers if "
+                    "either one has requested a compatible version and the compatible versions "
+                    f"must match. Accept={accept}, Content-Type={ctype}",
+                },
+            )
         v = versions.get("Accept")
-        return f"application/vnd.elasticsearch+json;compatible-with={v}" if v else "application/json"
+        return (
+            f"application/vnd.elasticsearch+json;compatible-with={v}" if v else "application/json"
+        )
 
     def authenticate(self, headers: dict[str, str], path: str) -> str | None:
         if not self.api_keys and not self.users:
@@ -183,19 +233,34 @@ class EsTestServer:
             kid, _, key = decoded.partition(":")
             if self.api_keys.get(kid) == key and key:
                 return f"apikey:{kid}"
-            raise EsError(401, "security_exception", f"unable to authenticate with provided credentials and anonymous access "
-                          f"is not allowed for this request", headers=challenge,
-                          **{"additional_unsuccessful_credentials": "API key: invalid"})
+            raise EsError(
+                401,
+                "security_exception",
+                "unable to authenticate with provided credentials and anonymous access "
+                "is not allowed for this request",
+                headers=challenge,
+                **{"additional_unsuccessful_credentials": "API key: invalid"},
+            )
         if scheme.lower() == "basic":
             user, _, pw = decoded.partition(":")
             if self.users.get(user) == pw and pw:
                 return user
-            raise EsError(401, "security_exception", f"unable to authenticate user [{user}] for REST request [{path}]",
-                          headers=challenge)
-        raise EsError(401, "security_exception", f"missing authentication credentials for REST request [{path}]",
-                      headers=challenge)
+            raise EsError(
+                401,
+                "security_exception",
+                f"unable to authenticate user [{user}] for REST request [{path}]",
+                headers=challenge,
+            )
+        raise EsError(
+            401,
+            "security_exception",
+            f"missing authentication credentials for REST request [{path}]",
+            headers=challenge,
+        )
 
-    def dispatch(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any, dict[str, str]]:
+    def dispatch(
+        self, method: str, raw_path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
         url = urlsplit(raw_path)
         path = url.path
         params = dict(parse_qsl(url.query, keep_blank_values=True))
@@ -216,16 +281,27 @@ class EsTestServer:
                 continue
             unknown = [p for p in params if p not in allowed and p not in COMMON_PARAMS]
             if unknown:
-                raise bad_request(f"request [{path}] contains unrecognized parameter{'s' if len(unknown) > 1 else ''}: "
-                                  + ", ".join(f"[{p}]" for p in unknown))
+                raise bad_request(
+                    f"request [{path}] contains unrecognized parameter{'s' if len(unknown) > 1 else ''}: "
+                    + ", ".join(f"[{p}]" for p in unknown)
+                )
             vars_ = {k: unquote(v) for k, v in m.groupdict().items() if v is not None}
             with self.lock:
                 status, resp = handler(Request(method, path, params, headers, body, vars_))
             return status, resp, extra_headers
-        allowed_methods = sorted({m for ms, rx, _, _ in self.routes if rx.fullmatch(path) for m in ms})
+        allowed_methods = sorted(
+            {m for ms, rx, _, _ in self.routes if rx.fullmatch(path) for m in ms}
+        )
         if allowed_methods:
-            return 405, {"error": f"Incorrect HTTP method for uri [{raw_path}] and method [{method}], allowed: "
-                                  f"[{', '.join(allowed_methods)}]", "status": 405}, {"Allow": ",".join(allowed_methods)}
+            return (
+                405,
+                {
+                    "error": f"Incorrect HTTP method for uri [{raw_path}] and method [{method}], allowed: "
+                    f"[{', '.join(allowed_methods)}]",
+                    "status": 405,
+                },
+                {"Allow": ",".join(allowed_methods)},
+            )
         return 400, {"error": f"no handler found for uri [{raw_path}] and method [{method}]"}, {}
 
     # -- routes ----------------------------------------------------------------------------
@@ -234,92 +310,506 @@ class EsTestServer:
         I = r"(?P<index>[^/_][^/]*|_all|\*[^/]*)"  # an index expression (not an _endpoint)
         table: list[tuple[str, str, Handler, set[str]]] = [
             ("GET HEAD", r"/", self.h_info, set()),
-            ("GET", r"/_cluster/health(?:/" + I + ")?", self.h_health,
-             {"wait_for_status", "timeout", "level", "wait_for_no_relocating_shards", "wait_for_active_shards",
-              "wait_for_events", "wait_for_no_initializing_shards", "wait_for_nodes", "local", "master_timeout",
-              "expand_wildcards"}),
-            ("POST PUT", r"(?:/" + I + ")?/_bulk", self.h_bulk,
-             {"refresh", "routing", "timeout", "wait_for_active_shards", "pipeline", "require_alias",
-              "_source", "_source_includes", "_source_excludes", "require_data_stream", "list_executed_pipelines"}),
-            ("GET POST", r"(?:/" + I + ")?/_search", self.h_search,
-             {"q", "size", "from", "sort", "_source", "_source_includes", "_source_excludes", "track_total_hits",
-              "ignore_unavailable", "allow_no_indices", "expand_wildcards", "rest_total_hits_as_int", "timeout",
-              "typed_keys", "search_type", "request_cache", "preference", "routing", "allow_partial_search_results",
-              "batched_reduce_size", "ccs_minimize_roundtrips", "max_concurrent_shard_requests", "seq_no_primary_term",
-              "version", "track_scores", "terminate_after", "stats", "ignore_throttled"}),
-            ("GET POST", r"(?:/" + I + ")?/_count", self.h_count,
-             {"q", "ignore_unavailable", "allow_no_indices", "expand_wildcards", "min_score", "terminate_after",
-              "routing", "preference", "default_operator", "df", "analyzer", "lenient", "analyze_wildcard"}),
-            ("GET POST", r"(?:/" + I + ")?/_refresh", self.h_refresh,
-             {"ignore_unavailable", "allow_no_indices", "expand_wildcards"}),
-            ("GET", r"/_cat/indices(?:/" + I + ")?", self.h_cat_indices,
-             {"format", "h", "s", "v", "bytes", "health", "pri", "expand_wildcards", "help", "time", "local",
-              "master_timeout", "include_unloaded_segments"}),
-            ("GET", r"/_index_template(?:/(?P<name>[^/]+))?", self.h_get_index_template, {"flat_settings", "local", "master_timeout", "include_defaults"}),
-            ("HEAD", r"/_index_template/(?P<name>[^/]+)", self.h_exists_index_template, {"flat_settings", "local", "master_timeout"}),
-            ("PUT POST", r"/_index_template/(?P<name>[^/_][^/]*)", self.h_put_index_template, {"create", "master_timeout", "cause"}),
-            ("DELETE", r"/_index_template/(?P<name>[^/]+)", self.h_delete_index_template, {"master_timeout", "timeout"}),
-            ("POST", r"/_index_template/_simulate_index/(?P<name>[^/]+)", self.h_simulate_index, {"master_timeout", "include_defaults"}),
-            ("GET", r"/_component_template(?:/(?P<name>[^/]+))?", self.h_get_component_template, {"flat_settings", "local", "master_timeout", "include_defaults"}),
-            ("HEAD", r"/_component_template/(?P<name>[^/]+)", self.h_exists_component_template, {"local", "master_timeout"}),
-            ("PUT POST", r"/_component_template/(?P<name>[^/]+)", self.h_put_component_template, {"create", "master_timeout", "timeout"}),
-            ("DELETE", r"/_component_template/(?P<name>[^/]+)", self.h_delete_component_template, {"master_timeout", "timeout"}),
-            ("GET", r"/_ilm/policy(?:/(?P<name>[^/]+))?", self.h_get_policy, {"master_timeout", "timeout"}),
-            ("PUT", r"/_ilm/policy/(?P<name>[^/]+)", self.h_put_policy, {"master_timeout", "timeout"}),
-            ("DELETE", r"/_ilm/policy/(?P<name>[^/]+)", self.h_delete_policy, {"master_timeout", "timeout"}),
+            (
+                "GET",
+                r"/_cluster/health(?:/" + I + ")?",
+                self.h_health,
+                {
+                    "wait_for_status",
+                    "timeout",
+                    "level",
+                    "wait_for_no_relocating_shards",
+                    "wait_for_active_shards",
+                    "wait_for_events",
+                    "wait_for_no_initializing_shards",
+                    "wait_for_nodes",
+                    "local",
+                    "master_timeout",
+                    "expand_wildcards",
+                },
+            ),
+            (
+                "POST PUT",
+                r"(?:/" + I + ")?/_bulk",
+                self.h_bulk,
+                {
+                    "refresh",
+                    "routing",
+                    "timeout",
+                    "wait_for_active_shards",
+                    "pipeline",
+                    "require_alias",
+                    "_source",
+                    "_source_includes",
+                    "_source_excludes",
+                    "require_data_stream",
+                    "list_executed_pipelines",
+                },
+            ),
+            (
+                "GET POST",
+                r"(?:/" + I + ")?/_search",
+                self.h_search,
+                {
+                    "q",
+                    "size",
+                    "from",
+                    "sort",
+                    "_source",
+                    "_source_includes",
+                    "_source_excludes",
+                    "track_total_hits",
+                    "ignore_unavailable",
+                    "allow_no_indices",
+                    "expand_wildcards",
+                    "rest_total_hits_as_int",
+                    "timeout",
+                    "typed_keys",
+                    "search_type",
+                    "request_cache",
+                    "preference",
+                    "routing",
+                    "allow_partial_search_results",
+                    "batched_reduce_size",
+                    "ccs_minimize_roundtrips",
+                    "max_concurrent_shard_requests",
+                    "seq_no_primary_term",
+                    "version",
+                    "track_scores",
+                    "terminate_after",
+                    "stats",
+                    "ignore_throttled",
+                },
+            ),
+            (
+                "GET POST",
+                r"(?:/" + I + ")?/_count",
+                self.h_count,
+                {
+                    "q",
+                    "ignore_unavailable",
+                    "allow_no_indices",
+                    "expand_wildcards",
+                    "min_score",
+                    "terminate_after",
+                    "routing",
+                    "preference",
+                    "default_operator",
+                    "df",
+                    "analyzer",
+                    "lenient",
+                    "analyze_wildcard",
+                },
+            ),
+            (
+                "GET POST",
+                r"(?:/" + I + ")?/_refresh",
+                self.h_refresh,
+                {"ignore_unavailable", "allow_no_indices", "expand_wildcards"},
+            ),
+            (
+                "GET",
+                r"/_cat/indices(?:/" + I + ")?",
+                self.h_cat_indices,
+                {
+                    "format",
+                    "h",
+                    "s",
+                    "v",
+                    "bytes",
+                    "health",
+                    "pri",
+                    "expand_wildcards",
+                    "help",
+                    "time",
+                    "local",
+                    "master_timeout",
+                    "include_unloaded_segments",
+                },
+            ),
+            (
+                "GET",
+                r"/_index_template(?:/(?P<name>[^/]+))?",
+                self.h_get_index_template,
+                {"flat_settings", "local", "master_timeout", "include_defaults"},
+            ),
+            (
+                "HEAD",
+                r"/_index_template/(?P<name>[^/]+)",
+                self.h_exists_index_template,
+                {"flat_settings", "local", "master_timeout"},
+            ),
+            (
+                "PUT POST",
+                r"/_index_template/(?P<name>[^/_][^/]*)",
+                self.h_put_index_template,
+                {"create", "master_timeout", "cause"},
+            ),
+            (
+                "DELETE",
+                r"/_index_template/(?P<name>[^/]+)",
+                self.h_delete_index_template,
+                {"master_timeout", "timeout"},
+            ),
+            (
+                "POST",
+                r"/_index_template/_simulate_index/(?P<name>[^/]+)",
+                self.h_simulate_index,
+                {"master_timeout", "include_defaults"},
+            ),
+            (
+                "GET",
+                r"/_component_template(?:/(?P<name>[^/]+))?",
+                self.h_get_component_template,
+                {"flat_settings", "local", "master_timeout", "include_defaults"},
+            ),
+            (
+                "HEAD",
+                r"/_component_template/(?P<name>[^/]+)",
+                self.h_exists_component_template,
+                {"local", "master_timeout"},
+            ),
+            (
+                "PUT POST",
+                r"/_component_template/(?P<name>[^/]+)",
+                self.h_put_component_template,
+                {"create", "master_timeout", "timeout"},
+            ),
+            (
+                "DELETE",
+                r"/_component_template/(?P<name>[^/]+)",
+                self.h_delete_component_template,
+                {"master_timeout", "timeout"},
+            ),
+            (
+                "GET",
+                r"/_ilm/policy(?:/(?P<name>[^/]+))?",
+                self.h_get_policy,
+                {"master_timeout", "timeout"},
+            ),
+            (
+                "PUT",
+                r"/_ilm/policy/(?P<name>[^/]+)",
+                self.h_put_policy,
+                {"master_timeout", "timeout"},
+            ),
+            (
+                "DELETE",
+                r"/_ilm/policy/(?P<name>[^/]+)",
+                self.h_delete_policy,
+                {"master_timeout", "timeout"},
+            ),
             ("GET", r"/_ilm/status", self.h_ilm_status, set()),
-            ("GET", r"/" + I + "/_ilm/explain", self.h_ilm_explain, {"only_managed", "only_errors", "master_timeout"}),
+            (
+                "GET",
+                r"/" + I + "/_ilm/explain",
+                self.h_ilm_explain,
+                {"only_managed", "only_errors", "master_timeout"},
+            ),
             ("POST", r"/" + I + "/_ilm/remove", self.h_ilm_remove, set()),
-            ("GET", r"(?:/" + I + ")?/_alias(?:/(?P<name>[^/]+))?", self.h_get_alias, {"ignore_unavailable", "allow_no_indices", "expand_wildcards", "local", "master_timeout"}),
-            ("HEAD", r"(?:/" + I + ")?/_alias/(?P<name>[^/]+)", self.h_exists_alias, {"ignore_unavailable", "allow_no_indices", "expand_wildcards", "local", "master_timeout"}),
-            ("PUT POST", r"/" + I + "/_alias(?:es)?/(?P<name>[^/]+)", self.h_put_alias, {"master_timeout", "timeout"}),
-            ("DELETE", r"/" + I + "/_alias(?:es)?/(?P<name>[^/]+)", self.h_delete_alias, {"master_timeout", "timeout"}),
+            (
+                "GET",
+                r"(?:/" + I + ")?/_alias(?:/(?P<name>[^/]+))?",
+                self.h_get_alias,
+                {
+                    "ignore_unavailable",
+                    "allow_no_indices",
+                    "expand_wildcards",
+                    "local",
+                    "master_timeout",
+                },
+            ),
+            (
+                "HEAD",
+                r"(?:/" + I + ")?/_alias/(?P<name>[^/]+)",
+                self.h_exists_alias,
+                {
+                    "ignore_unavailable",
+                    "allow_no_indices",
+                    "expand_wildcards",
+                    "local",
+                    "master_timeout",
+                },
+            ),
+            (
+                "PUT POST",
+                r"/" + I + "/_alias(?:es)?/(?P<name>[^/]+)",
+                self.h_put_alias,
+                {"master_timeout", "timeout"},
+            ),
+            (
+                "DELETE",
+                r"/" + I + "/_alias(?:es)?/(?P<name>[^/]+)",
+                self.h_delete_alias,
+                {"master_timeout", "timeout"},
+            ),
             ("POST", r"/_aliases", self.h_aliases, {"master_timeout", "timeout"}),
-            ("GET", r"(?:/" + I + ")?/_mapping", self.h_get_mapping, {"ignore_unavailable", "allow_no_indices", "expand_wildcards", "local", "master_timeout"}),
-            ("PUT POST", r"/" + I + "/_mapping", self.h_put_mapping, {"ignore_unavailable", "allow_no_indices", "expand_wildcards", "master_timeout", "timeout", "write_index_only"}),
-            ("GET", r"(?:/" + I + ")?/_settings(?:/(?P<name>[^/]+))?", self.h_get_settings, {"flat_settings", "ignore_unavailable", "allow_no_indices", "expand_wildcards", "local", "master_timeout", "include_defaults"}),
-            ("PUT", r"(?:/" + I + ")?/_settings", self.h_put_settings, {"ignore_unavailable", "allow_no_indices", "expand_wildcards", "preserve_existing", "master_timeout", "timeout", "flat_settings", "reopen"}),
-            ("PUT POST", r"/" + I + "/_doc/(?P<id>[^/]+)", self.h_index, {"op_type", "refresh", "routing", "timeout", "version", "version_type", "if_seq_no", "if_primary_term", "pipeline", "wait_for_active_shards", "require_alias"}),
-            ("POST", r"/" + I + "/_doc", self.h_index, {"op_type", "refresh", "routing", "timeout", "pipeline", "wait_for_active_shards", "require_alias"}),
-            ("PUT POST", r"/" + I + "/_create/(?P<id>[^/]+)", self.h_create, {"refresh", "routing", "timeout", "version", "version_type", "pipeline", "wait_for_active_shards"}),
-            ("GET HEAD", r"/" + I + "/_doc/(?P<id>[^/]+)", self.h_get, {"_source", "_source_includes", "_source_excludes", "realtime", "refresh", "routing", "preference", "stored_fields", "version", "version_type"}),
-            ("DELETE", r"/" + I + "/_doc/(?P<id>[^/]+)", self.h_delete_doc, {"refresh", "routing", "timeout", "version", "version_type", "if_seq_no", "if_primary_term", "wait_for_active_shards"}),
-            ("POST", r"/" + I + "/_close", self.h_close, {"ignore_unavailable", "allow_no_indices", "expand_wildcards", "master_timeout", "timeout", "wait_for_active_shards"}),
-            ("POST", r"/" + I + "/_open", self.h_open, {"ignore_unavailable", "allow_no_indices", "expand_wildcards", "master_timeout", "timeout", "wait_for_active_shards"}),
+            (
+                "GET",
+                r"(?:/" + I + ")?/_mapping",
+                self.h_get_mapping,
+                {
+                    "ignore_unavailable",
+                    "allow_no_indices",
+                    "expand_wildcards",
+                    "local",
+                    "master_timeout",
+                },
+            ),
+            (
+                "PUT POST",
+                r"/" + I + "/_mapping",
+                self.h_put_mapping,
+                {
+                    "ignore_unavailable",
+                    "allow_no_indices",
+                    "expand_wildcards",
+                    "master_timeout",
+                    "timeout",
+                    "write_index_only",
+                },
+            ),
+            (
+                "GET",
+                r"(?:/" + I + ")?/_settings(?:/(?P<name>[^/]+))?",
+                self.h_get_settings,
+                {
+                    "flat_settings",
+                    "ignore_unavailable",
+                    "allow_no_indices",
+                    "expand_wildcards",
+                    "local",
+                    "master_timeout",
+                    "include_defaults",
+                },
+            ),
+            (
+                "PUT",
+                r"(?:/" + I + ")?/_settings",
+                self.h_put_settings,
+                {
+                    "ignore_unavailable",
+                    "allow_no_indices",
+                    "expand_wildcards",
+                    "preserve_existing",
+                    "master_timeout",
+                    "timeout",
+                    "flat_settings",
+                    "reopen",
+                },
+            ),
+            (
+                "PUT POST",
+                r"/" + I + "/_doc/(?P<id>[^/]+)",
+                self.h_index,
+                {
+                    "op_type",
+                    "refresh",
+                    "routing",
+                    "timeout",
+                    "version",
+                    "version_type",
+                    "if_seq_no",
+                    "if_primary_term",
+                    "pipeline",
+                    "wait_for_active_shards",
+                    "require_alias",
+                },
+            ),
+            (
+                "POST",
+                r"/" + I + "/_doc",
+                self.h_index,
+                {
+                    "op_type",
+                    "refresh",
+                    "routing",
+                    "timeout",
+                    "pipeline",
+                    "wait_for_active_shards",
+                    "require_alias",
+                },
+            ),
+            (
+                "PUT POST",
+                r"/" + I + "/_create/(?P<id>[^/]+)",
+                self.h_create,
+                {
+                    "refresh",
+                    "routing",
+                    "timeout",
+                    "version",
+                    "version_type",
+                    "pipeline",
+                    "wait_for_active_shards",
+                },
+            ),
+            (
+                "GET HEAD",
+                r"/" + I + "/_doc/(?P<id>[^/]+)",
+                self.h_get,
+                {
+                    "_source",
+                    "_source_includes",
+                    "_source_excludes",
+                    "realtime",
+                    "refresh",
+                    "routing",
+                    "preference",
+                    "stored_fields",
+                    "version",
+                    "version_type",
+                },
+            ),
+            (
+                "DELETE",
+                r"/" + I + "/_doc/(?P<id>[^/]+)",
+                self.h_delete_doc,
+                {
+                    "refresh",
+                    "routing",
+                    "timeout",
+                    "version",
+                    "version_type",
+                    "if_seq_no",
+                    "if_primary_term",
+                    "wait_for_active_shards",
+                },
+            ),
+            (
+                "POST",
+                r"/" + I + "/_close",
+                self.h_close,
+                {
+                    "ignore_unavailable",
+                    "allow_no_indices",
+                    "expand_wildcards",
+                    "master_timeout",
+                    "timeout",
+                    "wait_for_active_shards",
+                },
+            ),
+            (
+                "POST",
+                r"/" + I + "/_open",
+                self.h_open,
+                {
+                    "ignore_unavailable",
+                    "allow_no_indices",
+                    "expand_wildcards",
+                    "master_timeout",
+                    "timeout",
+                    "wait_for_active_shards",
+                },
+            ),
             ("GET", r"/_security/_authenticate", self.h_authenticate, set()),
             ("GET POST", r"/_security/user/_has_privileges", self.h_has_privileges, set()),
-            ("PUT", r"/(?P<index>[^/]+)", self.h_create_index, {"master_timeout", "timeout", "wait_for_active_shards"}),
-            ("GET", r"/" + I, self.h_get_index, {"flat_settings", "ignore_unavailable", "allow_no_indices", "expand_wildcards", "local", "master_timeout", "include_defaults", "features"}),
-            ("HEAD", r"/" + I, self.h_exists_index, {"flat_settings", "ignore_unavailable", "allow_no_indices", "expand_wildcards", "local", "include_defaults"}),
-            ("DELETE", r"/" + I, self.h_delete_index, {"ignore_unavailable", "allow_no_indices", "expand_wildcards", "master_timeout", "timeout"}),
+            (
+                "PUT",
+                r"/(?P<index>[^/_][^/]*)",
+                self.h_create_index,
+                {"master_timeout", "timeout", "wait_for_active_shards"},
+            ),
+            (
+                "GET",
+                r"/" + I,
+                self.h_get_index,
+                {
+                    "flat_settings",
+                    "ignore_unavailable",
+                    "allow_no_indices",
+                    "expand_wildcards",
+                    "local",
+                    "master_timeout",
+                    "include_defaults",
+                    "features",
+                },
+            ),
+            (
+                "HEAD",
+                r"/" + I,
+                self.h_exists_index,
+                {
+                    "flat_settings",
+                    "ignore_unavailable",
+                    "allow_no_indices",
+                    "expand_wildcards",
+                    "local",
+                    "include_defaults",
+                },
+            ),
+            (
+                "DELETE",
+                r"/" + I,
+                self.h_delete_index,
+                {
+                    "ignore_unavailable",
+                    "allow_no_indices",
+                    "expand_wildcards",
+                    "master_timeout",
+                    "timeout",
+                },
+            ),
         ]
         return [(set(ms.split()), re.compile(rx), h, allowed) for ms, rx, h, allowed in table]
 
     # -- handlers: cluster -----------------------------------------------------------------
 
     def h_info(self, r: Request) -> tuple[int, Any]:
-        return 200, {"name": "es-test-server", "cluster_name": "logto-shipper-test", "cluster_uuid": self.cluster_uuid,
-                     "version": {"number": self.version, "build_flavor": "default", "build_type": "tar",
-                                 "build_hash": "0" * 40, "build_date": "2025-01-01T00:00:00.000Z",
-                                 "build_snapshot": False, "lucene_version": "9.11.1",
-                                 "minimum_wire_compatibility_version": f"{self.major - 1}.17.0",
-                                 "minimum_index_compatibility_version": f"{self.major - 1}.0.0"},
-                     "tagline": "You Know, for Search"}
+        return 200, {
+            "name": "es-test-server",
+            "cluster_name": "logto-shipper-test",
+            "cluster_uuid": self.cluster_uuid,
+            "version": {
+                "number": self.version,
+                "build_flavor": "default",
+                "build_type": "tar",
+                "build_hash": "0" * 40,
+                "build_date": "2025-01-01T00:00:00.000Z",
+                "build_snapshot": False,
+                "lucene_version": "9.11.1",
+                "minimum_wire_compatibility_version": f"{self.major - 1}.17.0",
+                "minimum_index_compatibility_version": f"{self.major - 1}.0.0",
+            },
+            "tagline": "You Know, for Search",
+        }
 
     def h_health(self, r: Request) -> tuple[int, Any]:
         n = len(self.cluster.indices)
-        status = "green" if all(i.settings.get("index.number_of_replicas") == "0" for i in self.cluster.indices.values()) else "yellow"
-        return 200, {"cluster_name": "logto-shipper-test", "status": status, "timed_out": False, "number_of_nodes": 1,
-                     "number_of_data_nodes": 1, "active_primary_shards": n, "active_shards": n,
-                     "relocating_shards": 0, "initializing_shards": 0,
-                     "unassigned_shards": 0 if status == "green" else n, "delayed_unassigned_shards": 0,
-                     "number_of_pending_tasks": 0, "number_of_in_flight_fetch": 0,
-                     "task_max_waiting_in_queue_millis": 0, "active_shards_percent_as_number": 100.0 if status == "green" else 50.0}
+        status = (
+            "green"
+            if all(
+                i.settings.get("index.number_of_replicas") == "0"
+                for i in self.cluster.indices.values()
+            )
+            else "yellow"
+        )
+        return 200, {
+            "cluster_name": "logto-shipper-test",
+            "status": status,
+            "timed_out": False,
+            "number_of_nodes": 1,
+            "number_of_data_nodes": 1,
+            "active_primary_shards": n,
+            "active_shards": n,
+            "relocating_shards": 0,
+            "initializing_shards": 0,
+            "unassigned_shards": 0 if status == "green" else n,
+            "delayed_unassigned_shards": 0,
+            "number_of_pending_tasks": 0,
+            "number_of_in_flight_fetch": 0,
+            "task_max_waiting_in_queue_millis": 0,
+            "active_shards_percent_as_number": 100.0 if status == "green" else 50.0,
+        }
 
     def h_authenticate(self, r: Request) -> tuple[int, Any]:
         who = self.authenticate(r.headers, r.path) or "anonymous"
-        return 200, {"username": who.split(":", 1)[-1], "roles": ["superuser"], "enabled": True,
-                     "authentication_type": "api_key" if who.startswith("apikey:") else "realm"}
+        return 200, {
+            "username": who.split(":", 1)[-1],
+            "roles": ["superuser"],
+            "enabled": True,
+            "authentication_type": "api_key" if who.startswith("apikey:") else "realm",
+        }
 
     def h_has_privileges(self, r: Request) -> tuple[int, Any]:
         body = r.json()
@@ -329,8 +819,13 @@ class EsTestServer:
             for name in entry.get("names", []):
                 index[name] = {p: True for p in entry.get("privileges", [])}
         who = self.authenticate(r.headers, r.path) or "anonymous"
-        return 200, {"username": who.split(":", 1)[-1], "has_all_requested": True, "cluster": cluster,
-                     "index": index, "application": {}}
+        return 200, {
+            "username": who.split(":", 1)[-1],
+            "has_all_requested": True,
+            "cluster": cluster,
+            "index": index,
+            "application": {},
+        }
 
     # -- handlers: documents ---------------------------------------------------------------
 
@@ -342,13 +837,20 @@ class EsTestServer:
             return True
         raise bad_request(f"Unknown value for refresh: [{v}].")
 
-    def _write_result(self, ix: Index, doc: Any, result: str, refreshed: bool = False) -> dict[str, Any]:
+    def _write_result(
+        self, ix: Index, doc: Any, result: str, refreshed: bool = False
+    ) -> dict[str, Any]:
         replicas = int(ix.settings.get("index.number_of_replicas", "1"))
         out = {"_index": ix.name, "_id": doc.id, "_version": doc.version, "result": result}
         if refreshed:
             out["forced_refresh"] = True
-        out.update({"_shards": {"total": replicas + 1, "successful": 1, "failed": 0}, "_seq_no": doc.seq_no,
-                    "_primary_term": 1})
+        out.update(
+            {
+                "_shards": {"total": replicas + 1, "successful": 1, "failed": 0},
+                "_seq_no": doc.seq_no,
+                "_primary_term": 1,
+            }
+        )
         return out
 
     def h_index(self, r: Request) -> tuple[int, Any]:
@@ -358,15 +860,23 @@ class EsTestServer:
         doc_id = r.vars.get("id") or uuid.uuid4().hex[:20]
         ix = self.cluster.prepare(r.vars["index"])
         seq = r.params.get("if_seq_no")
-        doc, result = self.cluster.index_doc(ix, doc_id, r.json(required=True), op, self._refresh_flag(r),
-                                             int(seq) if seq is not None else None,
-                                             int(r.params["if_primary_term"]) if "if_primary_term" in r.params else None)
+        doc, result = self.cluster.index_doc(
+            ix,
+            doc_id,
+            r.json(required=True),
+            op,
+            self._refresh_flag(r),
+            int(seq) if seq is not None else None,
+            int(r.params["if_primary_term"]) if "if_primary_term" in r.params else None,
+        )
         refreshed = r.params.get("refresh") in ("", "true")
         return (201 if result == "created" else 200), self._write_result(ix, doc, result, refreshed)
 
     def h_create(self, r: Request) -> tuple[int, Any]:
         ix = self.cluster.prepare(r.vars["index"])
-        doc, result = self.cluster.index_doc(ix, r.vars["id"], r.json(required=True), "create", self._refresh_flag(r))
+        doc, result = self.cluster.index_doc(
+            ix, r.vars["id"], r.json(required=True), "create", self._refresh_flag(r)
+        )
         return 201, self._write_result(ix, doc, result, r.params.get("refresh") in ("", "true"))
 
     def h_get(self, r: Request) -> tuple[int, Any]:
@@ -374,13 +884,21 @@ class EsTestServer:
 
         names = self.cluster.resolve(r.vars["index"])
         if len(names) != 1:
-            raise bad_request(f"alias [{r.vars['index']}] has more than one index associated with it, can't execute a single index op")
+            raise bad_request(
+                f"alias [{r.vars['index']}] has more than one index associated with it, can't execute a single index op"
+            )
         ix = self.cluster.get_index(names[0])
         doc = ix.docs.get(r.vars["id"])
         if doc is None:
             return 404, {"_index": ix.name, "_id": r.vars["id"], "found": False}
-        out: dict[str, Any] = {"_index": ix.name, "_id": doc.id, "_version": doc.version, "_seq_no": doc.seq_no,
-                               "_primary_term": 1, "found": True}
+        out: dict[str, Any] = {
+            "_index": ix.name,
+            "_id": doc.id,
+            "_version": doc.version,
+            "_seq_no": doc.seq_no,
+            "_primary_term": 1,
+            "found": True,
+        }
         enabled, inc, exc = source_spec(None, r.params)
         if enabled:
             out["_source"] = filter_source(doc.source, inc, exc)
@@ -391,20 +909,35 @@ class EsTestServer:
         doc = ix.docs.pop(r.vars["id"], None)
         ix.seq += 1
         replicas = int(ix.settings.get("index.number_of_replicas", "1"))
-        base = {"_index": ix.name, "_id": r.vars["id"], "_version": (doc.version + 1) if doc else 1,
-                "_shards": {"total": replicas + 1, "successful": 1, "failed": 0}, "_seq_no": ix.seq - 1, "_primary_term": 1}
-        return (200, {**base, "result": "deleted"}) if doc else (404, {**base, "result": "not_found"})
+        base = {
+            "_index": ix.name,
+            "_id": r.vars["id"],
+            "_version": (doc.version + 1) if doc else 1,
+            "_shards": {"total": replicas + 1, "successful": 1, "failed": 0},
+            "_seq_no": ix.seq - 1,
+            "_primary_term": 1,
+        }
+        return (
+            (200, {**base, "result": "deleted"}) if doc else (404, {**base, "result": "not_found"})
+        )
 
     def h_bulk(self, r: Request) -> tuple[int, Any]:
         started = time.monotonic()
         if self.faults.reject_bulk > 0:
             self.faults.reject_bulk -= 1
-            raise EsError(429, "es_rejected_execution_exception",
-                          "rejected execution of coordinating operation [coordinating_and_primary_bytes=0, "
-                          "replica_bytes=0, all_bytes=0, coordinating_operation_bytes=1, max_coordinating_and_primary_bytes=0]")
+            raise EsError(
+                429,
+                "es_rejected_execution_exception",
+                "rejected execution of coordinating operation [coordinating_and_primary_bytes=0, "
+                "replica_bytes=0, all_bytes=0, coordinating_operation_bytes=1, max_coordinating_and_primary_bytes=0]",
+            )
         body = r.body
         if not body.strip():
-            raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: no requests added;")
+            raise EsError(
+                400,
+                "action_request_validation_exception",
+                "Validation Failed: 1: no requests added;",
+            )
         if not body.endswith(b"\n"):
             raise bad_request("The bulk request must be terminated by a newline [\\n]")
         lines = body.split(b"\n")[:-1]
@@ -423,29 +956,58 @@ class EsTestServer:
             try:
                 action = orjson.loads(raw)
             except orjson.JSONDecodeError:
-                raise bad_request(f"Malformed action/metadata line [{line_no}], expected START_OBJECT or END_OBJECT but found [VALUE_STRING]") from None
+                raise bad_request(
+                    f"Malformed action/metadata line [{line_no}], expected START_OBJECT or END_OBJECT but found [VALUE_STRING]"
+                ) from None
             if not isinstance(action, dict) or len(action) != 1:
-                raise bad_request(f"Malformed action/metadata line [{line_no}], expected START_OBJECT but found [{type(action).__name__}]")
-            (op, meta), = action.items()
+                raise bad_request(
+                    f"Malformed action/metadata line [{line_no}], expected START_OBJECT but found [{type(action).__name__}]"
+                )
+            ((op, meta),) = action.items()
             if op not in ("index", "create", "delete", "update"):
-                raise bad_request(f"Malformed action/metadata line [{line_no}], expected field [create], [delete], [index] or [update] but found [{op}]")
+                raise bad_request(
+                    f"Malformed action/metadata line [{line_no}], expected field [create], [delete], [index] or [update] but found [{op}]"
+                )
             if not isinstance(meta, dict):
-                raise bad_request(f"Malformed action/metadata line [{line_no}], expected START_OBJECT but found [{type(meta).__name__}]")
+                raise bad_request(
+                    f"Malformed action/metadata line [{line_no}], expected START_OBJECT but found [{type(meta).__name__}]"
+                )
             for k in meta:
-                if k not in ("_index", "_id", "routing", "if_seq_no", "if_primary_term", "version", "version_type",
-                             "pipeline", "require_alias", "dynamic_templates", "retry_on_conflict", "_source",
-                             "op_type", "list_executed_pipelines"):
-                    raise bad_request(f"Action/metadata line [{line_no}] contains an unknown parameter [{k}]")
+                if k not in (
+                    "_index",
+                    "_id",
+                    "routing",
+                    "if_seq_no",
+                    "if_primary_term",
+                    "version",
+                    "version_type",
+                    "pipeline",
+                    "require_alias",
+                    "dynamic_templates",
+                    "retry_on_conflict",
+                    "_source",
+                    "op_type",
+                    "list_executed_pipelines",
+                ):
+                    raise bad_request(
+                        f"Action/metadata line [{line_no}] contains an unknown parameter [{k}]"
+                    )
             if op == "update":
                 raise bad_request("test server: bulk [update] actions are not implemented")
             if "_index" not in meta and default_index is None:
-                raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: index is missing;")
+                raise EsError(
+                    400,
+                    "action_request_validation_exception",
+                    "Validation Failed: 1: index is missing;",
+                )
             doc = None
             if op != "delete":
                 i += 1
                 line_no += 1
                 if i >= len(lines):
-                    raise bad_request(f"Malformed action/metadata line [{line_no - 1}], expected a document source")
+                    raise bad_request(
+                        f"Malformed action/metadata line [{line_no - 1}], expected a document source"
+                    )
                 try:
                     doc = orjson.loads(lines[i])
                 except orjson.JSONDecodeError:
@@ -461,46 +1023,96 @@ class EsTestServer:
             try:
                 item_requires = meta.get("require_alias", require_alias)
                 if item_requires and index not in self.cluster.all_aliases():
-                    raise EsError(404, "index_not_found_exception",
-                                  f"no such index [{index}] and [require_alias] request flag is [true] and [{index}] is not an alias",
-                                  **{"resource.type": "index_expression", "resource.id": index, "index_uuid": "_na_", "index": index})
+                    raise EsError(
+                        404,
+                        "index_not_found_exception",
+                        f"no such index [{index}] and [require_alias] request flag is [true] and [{index}] is not an alias",
+                        **{
+                            "resource.type": "index_expression",
+                            "resource.id": index,
+                            "index_uuid": "_na_",
+                            "index": index,
+                        },
+                    )
                 if op == "delete":
                     ix = self.cluster.prepare(index)
                     existing = ix.docs.pop(str(doc_id), None)
                     ix.seq += 1
                     replicas = int(ix.settings.get("index.number_of_replicas", "1"))
-                    item = {"_index": ix.name, "_id": str(doc_id), "_version": (existing.version + 1) if existing else 1,
-                            "result": "deleted" if existing else "not_found",
-                            "_shards": {"total": replicas + 1, "successful": 1, "failed": 0},
-                            "_seq_no": ix.seq - 1, "_primary_term": 1, "status": 200 if existing else 404}
+                    item = {
+                        "_index": ix.name,
+                        "_id": str(doc_id),
+                        "_version": (existing.version + 1) if existing else 1,
+                        "result": "deleted" if existing else "not_found",
+                        "_shards": {"total": replicas + 1, "successful": 1, "failed": 0},
+                        "_seq_no": ix.seq - 1,
+                        "_primary_term": 1,
+                        "status": 200 if existing else 404,
+                    }
                 else:
-                    if self.faults.item_fail_rate and self.faults.rng.random() < self.faults.item_fail_rate:
+                    if (
+                        self.faults.item_fail_rate
+                        and self.faults.rng.random() < self.faults.item_fail_rate
+                    ):
                         st = self.faults.item_fail_status
-                        raise EsError(st, "es_rejected_execution_exception" if st == 429 else "unavailable_shards_exception",
-                                      "rejected execution of primary operation" if st == 429 else
-                                      f"[{index}][0] primary shard is not active Timeout: [1m]")
+                        raise EsError(
+                            st,
+                            "es_rejected_execution_exception"
+                            if st == 429
+                            else "unavailable_shards_exception",
+                            "rejected execution of primary operation"
+                            if st == 429
+                            else f"[{index}][0] primary shard is not active Timeout: [1m]",
+                        )
                     ix = self.cluster.prepare(index)
                     if isinstance(doc, _BadJson):
-                        raise EsError(400, "document_parsing_exception", "[1:2] failed to parse",
-                                      caused_by={"type": "x_content_parse_exception", "reason": "[1:2] Unexpected character"})
-                    d, result = self.cluster.index_doc(ix, str(doc_id) if doc_id is not None else uuid.uuid4().hex[:20],
-                                                       doc, "create" if op == "create" else meta.get("op_type", "index"),
-                                                       refresh, meta.get("if_seq_no"), meta.get("if_primary_term"))
-                    item = {**self._write_result(ix, d, result), "status": 201 if result == "created" else 200}
+                        raise EsError(
+                            400,
+                            "document_parsing_exception",
+                            "[1:2] failed to parse",
+                            caused_by={
+                                "type": "x_content_parse_exception",
+                                "reason": "[1:2] Unexpected character",
+                            },
+                        )
+                    d, result = self.cluster.index_doc(
+                        ix,
+                        str(doc_id) if doc_id is not None else uuid.uuid4().hex[:20],
+                        doc,
+                        "create" if op == "create" else meta.get("op_type", "index"),
+                        refresh,
+                        meta.get("if_seq_no"),
+                        meta.get("if_primary_term"),
+                    )
+                    item = {
+                        **self._write_result(ix, d, result),
+                        "status": 201 if result == "created" else 200,
+                    }
             except EsError as exc:
                 errors = True
-                item = {"_index": index, "_id": str(doc_id) if doc_id is not None else None, "status": exc.status,
-                        "error": exc.cause()}
+                item = {
+                    "_index": index,
+                    "_id": str(doc_id) if doc_id is not None else None,
+                    "status": exc.status,
+                    "error": exc.cause(),
+                }
                 if exc.status == 409:
                     item["error"] = {**exc.cause()}
             items.append({op: item})
-        return 200, {"errors": errors, "took": int((time.monotonic() - started) * 1000), "items": items}
+        return 200, {
+            "errors": errors,
+            "took": int((time.monotonic() - started) * 1000),
+            "items": items,
+        }
 
     # -- handlers: search ------------------------------------------------------------------
 
     def _search_names(self, r: Request) -> list[str]:
-        return self.cluster.resolve(r.vars.get("index", "_all"), ignore_unavailable=r.flag("ignore_unavailable"),
-                                    allow_no_indices=r.flag("allow_no_indices", True))
+        return self.cluster.resolve(
+            r.vars.get("index", "_all"),
+            ignore_unavailable=r.flag("ignore_unavailable"),
+            allow_no_indices=r.flag("allow_no_indices", True),
+        )
 
     def h_search(self, r: Request) -> tuple[int, Any]:
         body = r.json()
@@ -512,11 +1124,15 @@ class EsTestServer:
         body = r.json()
         for k in body:
             if k != "query":
-                raise EsError(400, "x_content_parse_exception", f"[1:2] request does not support [{k}]")
+                raise EsError(
+                    400, "x_content_parse_exception", f"[1:2] request does not support [{k}]"
+                )
         return 200, search(self.cluster, self._search_names(r), body, r.params, count_only=True)
 
     def h_refresh(self, r: Request) -> tuple[int, Any]:
-        names = self.cluster.resolve(r.vars.get("index", "_all"), ignore_unavailable=r.flag("ignore_unavailable"))
+        names = self.cluster.resolve(
+            r.vars.get("index", "_all"), ignore_unavailable=r.flag("ignore_unavailable")
+        )
         for n in names:
             for d in self.cluster.indices[n].docs.values():
                 d.visible_at = 0
@@ -528,8 +1144,13 @@ class EsTestServer:
     def h_create_index(self, r: Request) -> tuple[int, Any]:
         name = r.vars["index"]
         if name.startswith("_"):
-            raise EsError(400, "invalid_index_name_exception", f"Invalid index name [{name}], must not start with '_', '-', or '+'",
-                          index=name, index_uuid="_na_")
+            raise EsError(
+                400,
+                "invalid_index_name_exception",
+                f"Invalid index name [{name}], must not start with '_', '-', or '+'",
+                index=name,
+                index_uuid="_na_",
+            )
         body = r.json()
         ix = self.cluster.create_index(name, body)
         return 200, {"acknowledged": True, "shards_acknowledged": True, "index": ix.name}
@@ -540,24 +1161,37 @@ class EsTestServer:
 
     def h_exists_index(self, r: Request) -> tuple[int, Any]:
         try:
-            names = self.cluster.resolve(r.vars["index"], ignore_unavailable=r.flag("ignore_unavailable"),
-                                         allow_no_indices=r.flag("allow_no_indices", False))
+            names = self.cluster.resolve(
+                r.vars["index"],
+                ignore_unavailable=r.flag("ignore_unavailable"),
+                allow_no_indices=r.flag("allow_no_indices", False),
+            )
         except EsError:
             return 404, None
         return (200 if names else 404), None
 
     def _index_view(self, ix: Index, flat: bool) -> dict[str, Any]:
         settings = {k: v for k, v in ix.settings.items() if v is not None}
-        return {"aliases": ix.aliases, "mappings": ix.mappings,
-                "settings": settings if flat else nest_settings(settings)}
+        return {
+            "aliases": ix.aliases,
+            "mappings": ix.mappings,
+            "settings": settings if flat else nest_settings(settings),
+        }
 
     def h_get_index(self, r: Request) -> tuple[int, Any]:
-        names = self.cluster.resolve(r.vars["index"], ignore_unavailable=r.flag("ignore_unavailable"),
-                                     allow_no_indices=r.flag("allow_no_indices", True))
-        return 200, {n: self._index_view(self.cluster.indices[n], r.flag("flat_settings")) for n in names}
+        names = self.cluster.resolve(
+            r.vars["index"],
+            ignore_unavailable=r.flag("ignore_unavailable"),
+            allow_no_indices=r.flag("allow_no_indices", True),
+        )
+        return 200, {
+            n: self._index_view(self.cluster.indices[n], r.flag("flat_settings")) for n in names
+        }
 
     def h_get_mapping(self, r: Request) -> tuple[int, Any]:
-        names = self.cluster.resolve(r.vars.get("index", "_all"), ignore_unavailable=r.flag("ignore_unavailable"))
+        names = self.cluster.resolve(
+            r.vars.get("index", "_all"), ignore_unavailable=r.flag("ignore_unavailable")
+        )
         return 200, {n: {"mappings": self.cluster.indices[n].mappings} for n in names}
 
     def h_put_mapping(self, r: Request) -> tuple[int, Any]:
@@ -567,20 +1201,31 @@ class EsTestServer:
         validate_properties(body.get("properties", {}))
         for n in self.cluster.resolve(r.vars["index"]):
             ix = self.cluster.indices[n]
-            ix.mappings = {**ix.mappings, **{k: v for k, v in body.items() if k != "properties"},
-                           "properties": merge_properties(ix.mappings.get("properties", {}), body.get("properties", {}))}
+            ix.mappings = {
+                **ix.mappings,
+                **{k: v for k, v in body.items() if k != "properties"},
+                "properties": merge_properties(
+                    ix.mappings.get("properties", {}), body.get("properties", {})
+                ),
+            }
             ix.types_cache = None
         return 200, {"acknowledged": True}
 
     def h_get_settings(self, r: Request) -> tuple[int, Any]:
         import fnmatch
 
-        names = self.cluster.resolve(r.vars.get("index", "_all"), ignore_unavailable=r.flag("ignore_unavailable"))
+        names = self.cluster.resolve(
+            r.vars.get("index", "_all"), ignore_unavailable=r.flag("ignore_unavailable")
+        )
         out = {}
         for n in names:
             s = {k: v for k, v in self.cluster.indices[n].settings.items() if v is not None}
             if r.vars.get("name"):
-                s = {k: v for k, v in s.items() if any(fnmatch.fnmatchcase(k, p) for p in r.vars["name"].split(","))}
+                s = {
+                    k: v
+                    for k, v in s.items()
+                    if any(fnmatch.fnmatchcase(k, p) for p in r.vars["name"].split(","))
+                }
             out[n] = {"settings": s if r.flag("flat_settings") else nest_settings(s)}
         return 200, out
 
@@ -589,7 +1234,9 @@ class EsTestServer:
         settings = normalize_settings(body.get("settings", body) if isinstance(body, dict) else {})
         for static in ("index.number_of_shards", "index.lifecycle.parse_origination_date"):
             if static in settings and static == "index.number_of_shards":
-                raise bad_request(f"Can't update non dynamic settings [[{static}]] for open indices")
+                raise bad_request(
+                    f"Can't update non dynamic settings [[{static}]] for open indices"
+                )
         for n in self.cluster.resolve(r.vars.get("index", "_all")):
             ix = self.cluster.indices[n]
             for k, v in settings.items():
@@ -603,8 +1250,11 @@ class EsTestServer:
         names = self.cluster.resolve(r.vars["index"])
         for n in names:
             self.cluster.indices[n].closed = True
-        return 200, {"acknowledged": True, "shards_acknowledged": True,
-                     "indices": {n: {"closed": True} for n in names}}
+        return 200, {
+            "acknowledged": True,
+            "shards_acknowledged": True,
+            "indices": {n: {"closed": True} for n in names},
+        }
 
     def h_open(self, r: Request) -> tuple[int, Any]:
         for n in self.cluster.resolve(r.vars["index"]):
@@ -612,19 +1262,30 @@ class EsTestServer:
         return 200, {"acknowledged": True, "shards_acknowledged": True}
 
     def h_cat_indices(self, r: Request) -> tuple[int, Any]:
-        names = self.cluster.resolve(r.vars.get("index", "*"), expand_hidden=r.params.get("expand_wildcards") in ("all", "hidden"))
+        names = self.cluster.resolve(
+            r.vars.get("index", "*"),
+            expand_hidden=r.params.get("expand_wildcards") in ("all", "hidden"),
+        )
         rows = []
         for n in names:
             ix = self.cluster.indices[n]
             size = sum(len(orjson.dumps(d.source)) for d in ix.docs.values())
             replicas = int(ix.settings.get("index.number_of_replicas", "1"))
-            rows.append({"health": "green" if replicas == 0 else "yellow", "status": "close" if ix.closed else "open",
-                         "index": n, "uuid": ix.uuid, "pri": ix.settings.get("index.number_of_shards", "1"),
-                         "rep": str(replicas), "docs.count": None if ix.closed else str(len(ix.docs)),
-                         "docs.deleted": None if ix.closed else "0",
-                         "store.size": None if ix.closed else _size(size, r.params.get("bytes")),
-                         "pri.store.size": None if ix.closed else _size(size, r.params.get("bytes")),
-                         "dataset.size": None if ix.closed else _size(size, r.params.get("bytes"))})
+            rows.append(
+                {
+                    "health": "green" if replicas == 0 else "yellow",
+                    "status": "close" if ix.closed else "open",
+                    "index": n,
+                    "uuid": ix.uuid,
+                    "pri": ix.settings.get("index.number_of_shards", "1"),
+                    "rep": str(replicas),
+                    "docs.count": None if ix.closed else str(len(ix.docs)),
+                    "docs.deleted": None if ix.closed else "0",
+                    "store.size": None if ix.closed else _size(size, r.params.get("bytes")),
+                    "pri.store.size": None if ix.closed else _size(size, r.params.get("bytes")),
+                    "dataset.size": None if ix.closed else _size(size, r.params.get("bytes")),
+                }
+            )
         if r.params.get("health"):
             if r.params["health"] not in ("green", "yellow", "red", "unknown", "unavailable"):
                 raise bad_request(f"Invalid health status [{r.params['health']}]")
@@ -639,7 +1300,11 @@ class EsTestServer:
             return 200, rows
         if r.params.get("format") not in (None, "txt", "text"):
             raise bad_request(f"test server: _cat format [{r.params['format']}] is not implemented")
-        cols = list(rows[0]) if rows else (r.params.get("h", "").split(",") if r.params.get("h") else [])
+        cols = (
+            list(rows[0])
+            if rows
+            else (r.params.get("h", "").split(",") if r.params.get("h") else [])
+        )
         if not rows and not r.flag("v"):
             return 200, _Text("")
         lines = []
@@ -647,7 +1312,10 @@ class EsTestServer:
             lines.append(cols)
         lines += [[("" if x[c] is None else str(x[c])) for c in cols] for x in rows]
         widths = [max((len(line[i]) for line in lines), default=0) for i in range(len(cols))]
-        text = "".join(" ".join(v.ljust(widths[i]) for i, v in enumerate(line)).rstrip() + "\n" for line in lines)
+        text = "".join(
+            " ".join(v.ljust(widths[i]) for i, v in enumerate(line)).rstrip() + "\n"
+            for line in lines
+        )
         return 200, _Text(text)
 
     # -- handlers: templates ---------------------------------------------------------------
@@ -665,14 +1333,30 @@ class EsTestServer:
         for part in name.split(","):
             matched = [n for n in store if fnmatch.fnmatchcase(n, part)]
             if not matched and "*" not in part:
-                raise resource_missing("resource_not_found_exception", f"{kind} [{part}] not found" if kind == "index template"
-                                       else f"{kind} matching [{part}] not found")
+                raise resource_missing(
+                    "resource_not_found_exception",
+                    f"{kind} [{part}] not found"
+                    if kind == "index template"
+                    else f"{kind} matching [{part}] not found",
+                )
             out += matched
         return sorted(set(out))
 
     def h_get_index_template(self, r: Request) -> tuple[int, Any]:
-        names = self._template_names(self.cluster.index_templates, r.vars.get("name"), "index template")
-        return 200, {"index_templates": [{"name": n, "index_template": self._tpl_view(self.cluster.index_templates[n], r.flag("flat_settings"))} for n in names]}
+        names = self._template_names(
+            self.cluster.index_templates, r.vars.get("name"), "index template"
+        )
+        return 200, {
+            "index_templates": [
+                {
+                    "name": n,
+                    "index_template": self._tpl_view(
+                        self.cluster.index_templates[n], r.flag("flat_settings")
+                    ),
+                }
+                for n in names
+            ]
+        }
 
     def _tpl_view(self, t: dict[str, Any], flat: bool) -> dict[str, Any]:
         out = dict(t)
@@ -696,26 +1380,50 @@ class EsTestServer:
     def h_simulate_index(self, r: Request) -> tuple[int, Any]:
         composed = self.cluster.compose(r.vars["name"])
         settings = dict(composed["settings"])
-        return 200, {"template": {"settings": nest_settings(settings), "mappings": composed["mappings"],
-                                  "aliases": composed["aliases"]}, "overlapping": []}
+        return 200, {
+            "template": {
+                "settings": nest_settings(settings),
+                "mappings": composed["mappings"],
+                "aliases": composed["aliases"],
+            },
+            "overlapping": [],
+        }
 
     def h_put_component_template(self, r: Request) -> tuple[int, Any]:
         self.cluster.put_component_template(r.vars["name"], r.json(required=True), r.flag("create"))
         return 200, {"acknowledged": True}
 
     def h_get_component_template(self, r: Request) -> tuple[int, Any]:
-        names = self._template_names(self.cluster.component_templates, r.vars.get("name"), "component template")
-        return 200, {"component_templates": [{"name": n, "component_template": self._tpl_view(self.cluster.component_templates[n], r.flag("flat_settings"))} for n in names]}
+        names = self._template_names(
+            self.cluster.component_templates, r.vars.get("name"), "component template"
+        )
+        return 200, {
+            "component_templates": [
+                {
+                    "name": n,
+                    "component_template": self._tpl_view(
+                        self.cluster.component_templates[n], r.flag("flat_settings")
+                    ),
+                }
+                for n in names
+            ]
+        }
 
     def h_exists_component_template(self, r: Request) -> tuple[int, Any]:
         return (200 if r.vars["name"] in self.cluster.component_templates else 404), None
 
     def h_delete_component_template(self, r: Request) -> tuple[int, Any]:
-        names = self._template_names(self.cluster.component_templates, r.vars["name"], "component template")
+        names = self._template_names(
+            self.cluster.component_templates, r.vars["name"], "component template"
+        )
         for n in names:
-            users = [t for t, b in self.cluster.index_templates.items() if n in b.get("composed_of", [])]
+            users = [
+                t for t, b in self.cluster.index_templates.items() if n in b.get("composed_of", [])
+            ]
             if users:
-                raise bad_request(f"component templates [{n}] cannot be removed as they are still in use by index templates [{', '.join(users)}]")
+                raise bad_request(
+                    f"component templates [{n}] cannot be removed as they are still in use by index templates [{', '.join(users)}]"
+                )
             del self.cluster.component_templates[n]
         return 200, {"acknowledged": True}
 
@@ -731,22 +1439,42 @@ class EsTestServer:
             names = sorted(self.cluster.policies)
         else:
             if "*" in name and "," in name:
-                raise bad_request("wildcard only supports a single value, please use comma-separated values or a single wildcard value")
+                raise bad_request(
+                    "wildcard only supports a single value, please use comma-separated values or a single wildcard value"
+                )
             import fnmatch
 
             names = []
             for part in name.split(","):
                 matched = [n for n in self.cluster.policies if fnmatch.fnmatchcase(n, part)]
                 if not matched and "*" not in part:
-                    raise resource_missing("resource_not_found_exception", f"Lifecycle policy not found: [{part}]")
+                    raise resource_missing(
+                        "resource_not_found_exception", f"Lifecycle policy not found: [{part}]"
+                    )
                 names += matched
         out = {}
         for n in names:
             p = self.cluster.policies[n]
-            used = sorted(i.name for i in self.cluster.indices.values() if i.settings.get("index.lifecycle.name") == n)
-            out[n] = {**p, "in_use_by": {"indices": used, "data_streams": [], "composable_templates": sorted(
-                t for t, b in self.cluster.index_templates.items()
-                if normalize_settings(b.get("template", {}).get("settings", {})).get("index.lifecycle.name") == n)}}
+            used = sorted(
+                i.name
+                for i in self.cluster.indices.values()
+                if i.settings.get("index.lifecycle.name") == n
+            )
+            out[n] = {
+                **p,
+                "in_use_by": {
+                    "indices": used,
+                    "data_streams": [],
+                    "composable_templates": sorted(
+                        t
+                        for t, b in self.cluster.index_templates.items()
+                        if normalize_settings(b.get("template", {}).get("settings", {})).get(
+                            "index.lifecycle.name"
+                        )
+                        == n
+                    ),
+                },
+            }
         return 200, out
 
     def h_delete_policy(self, r: Request) -> tuple[int, Any]:
@@ -786,13 +1514,31 @@ class EsTestServer:
         try:
             validate_index_name(alias)
         except EsError as exc:
-            raise EsError(400, "invalid_alias_name_exception",
-                          exc.reason.replace("Invalid index name", "Invalid alias name")) from None
+            raise EsError(
+                400,
+                "invalid_alias_name_exception",
+                exc.reason.replace("Invalid index name", "Invalid alias name"),
+            ) from None
         if alias in self.cluster.indices:
-            raise EsError(400, "invalid_alias_name_exception",
-                          f"Invalid alias name [{alias}]: an index or data stream exists with the same name as the alias")
+            raise EsError(
+                400,
+                "invalid_alias_name_exception",
+                f"Invalid alias name [{alias}]: an index or data stream exists with the same name as the alias",
+            )
         for n in names:
-            self.cluster.indices[n].aliases[alias] = {k: v for k, v in body.items() if k in ("filter", "routing", "is_write_index", "is_hidden", "index_routing", "search_routing")}
+            self.cluster.indices[n].aliases[alias] = {
+                k: v
+                for k, v in body.items()
+                if k
+                in (
+                    "filter",
+                    "routing",
+                    "is_write_index",
+                    "is_hidden",
+                    "index_routing",
+                    "search_routing",
+                )
+            }
         return 200, {"acknowledged": True}
 
     def h_delete_alias(self, r: Request) -> tuple[int, Any]:
@@ -801,17 +1547,22 @@ class EsTestServer:
             for a in list(self.cluster.indices[n].aliases):
                 import fnmatch
 
-                if any(fnmatch.fnmatchcase(a, p) for p in r.vars["name"].split(",")) or r.vars["name"] == "_all":
+                if (
+                    any(fnmatch.fnmatchcase(a, p) for p in r.vars["name"].split(","))
+                    or r.vars["name"] == "_all"
+                ):
                     del self.cluster.indices[n].aliases[a]
                     removed = True
         if not removed:
-            raise resource_missing("aliases_not_found_exception", f"aliases [{r.vars['name']}] missing")
+            raise resource_missing(
+                "aliases_not_found_exception", f"aliases [{r.vars['name']}] missing"
+            )
         return 200, {"acknowledged": True}
 
     def h_aliases(self, r: Request) -> tuple[int, Any]:
         body = r.json(required=True)
         for action in body.get("actions", []):
-            (kind, spec), = action.items()
+            ((kind, spec),) = action.items()
             indices = spec.get("indices") or [spec.get("index")]
             aliases = spec.get("aliases") or [spec.get("alias")]
             for expr in indices:
@@ -819,25 +1570,37 @@ class EsTestServer:
                 for n in names:
                     for a in aliases:
                         if kind == "add":
-                            self.cluster.indices[n].aliases[a] = {k: v for k, v in spec.items() if k in ("filter", "is_write_index", "routing", "is_hidden")}
+                            self.cluster.indices[n].aliases[a] = {
+                                k: v
+                                for k, v in spec.items()
+                                if k in ("filter", "is_write_index", "routing", "is_hidden")
+                            }
                         elif kind == "remove":
                             self.cluster.indices[n].aliases.pop(a, None)
                         elif kind == "remove_index":
                             self.cluster.indices.pop(n, None)
                         else:
-                            raise bad_request(f"test server: alias action [{kind}] is not implemented")
+                            raise bad_request(
+                                f"test server: alias action [{kind}] is not implemented"
+                            )
         return 200, {"acknowledged": True, "errors": False}
 
     def _alias_view(self, r: Request) -> dict[str, Any]:
         import fnmatch
 
         pats = r.vars.get("name", "*").split(",")
-        names = self.cluster.resolve(r.vars.get("index", "_all"), ignore_unavailable=r.flag("ignore_unavailable"),
-                                     expand_hidden="index" not in r.vars)
+        names = self.cluster.resolve(
+            r.vars.get("index", "_all"),
+            ignore_unavailable=r.flag("ignore_unavailable"),
+            expand_hidden="index" not in r.vars,
+        )
         out = {}
         for n in names:
-            al = {a: v for a, v in self.cluster.indices[n].aliases.items()
-                  if any(fnmatch.fnmatchcase(a, p) or p == "_all" for p in pats)}
+            al = {
+                a: v
+                for a, v in self.cluster.indices[n].aliases.items()
+                if any(fnmatch.fnmatchcase(a, p) or p == "_all" for p in pats)
+            }
             if al or "name" not in r.vars:
                 out[n] = {"aliases": al}
         return out
@@ -847,7 +1610,9 @@ class EsTestServer:
         name = r.vars.get("name")
         if name:
             found = {a for v in out.values() for a in v["aliases"]}
-            missing = sorted(p for p in name.split(",") if "*" not in p and p not in found and p != "_all")
+            missing = sorted(
+                p for p in name.split(",") if "*" not in p and p not in found and p != "_all"
+            )
             if missing:
                 word = "alias" if len(missing) == 1 else "aliases"
                 return 404, {"error": f"{word} [{','.join(missing)}] missing", "status": 404, **out}
@@ -922,7 +1687,11 @@ def filter_path(obj: Any, spec: str) -> Any:
         if not excludes:
             return o
         if isinstance(o, dict):
-            return {k: walk_excl(v, [*path, k]) for k, v in o.items() if not match([*path, k], excludes, False)[0]}
+            return {
+                k: walk_excl(v, [*path, k])
+                for k, v in o.items()
+                if not match([*path, k], excludes, False)[0]
+            }
         if isinstance(o, list):
             return [walk_excl(x, path) for x in o]
         return o
@@ -934,7 +1703,9 @@ def filter_path(obj: Any, spec: str) -> Any:
 _DROP = object()
 
 
-def _match_parts(path: list[str], pat: list[str], fm: Callable[[str, str], bool]) -> tuple[bool, bool]:
+def _match_parts(
+    path: list[str], pat: list[str], fm: Callable[[str, str], bool]
+) -> tuple[bool, bool]:
     """(path fully matched by pat, path is a prefix that could still match)"""
     if not pat:
         return True, False
@@ -956,7 +1727,7 @@ class _Handler(BaseHTTPRequestHandler):
     es: EsTestServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep test output quiet
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _read_body(self) -> bytes:
@@ -987,14 +1758,25 @@ class _Handler(BaseHTTPRequestHandler):
                 except (OSError, EOFError, zlib.error):
                     raise bad_request("request body is not valid gzip") from None
             if es.faults.max_body is not None and len(body) > es.faults.max_body:
-                raise EsError(413, "request_entity_too_large", f"Request entity too large: {len(body)} bytes")
+                raise EsError(
+                    413, "request_entity_too_large", f"Request entity too large: {len(body)} bytes"
+                )
             if es.faults.delay:
                 time.sleep(es.faults.delay)
             ctype = es.negotiate(headers)
-            if body and self.command not in ("GET", "HEAD", "DELETE") or (body and headers.get("content-type")):
+            if (
+                (body
+                and self.command not in ("GET", "HEAD", "DELETE"))
+                or (body and headers.get("content-type"))
+            ):
                 ct = headers.get("content-type", "")
-                if ct and not re.match(r"application/(json|x-ndjson|vnd\.elasticsearch\+(json|x-ndjson))", ct, re.I):
-                    status, resp = 406, {"error": f"Content-Type header [{ct}] is not supported", "status": 406}
+                if ct and not re.match(
+                    r"application/(json|x-ndjson|vnd\.elasticsearch\+(json|x-ndjson))", ct, re.I
+                ):
+                    status, resp = (
+                        406,
+                        {"error": f"Content-Type header [{ct}] is not supported", "status": 406},
+                    )
                     raise _Done(status, resp)
             status, resp, extra = es.dispatch(self.command, self.path, headers, body)
         except _Done as d:
@@ -1002,11 +1784,14 @@ class _Handler(BaseHTTPRequestHandler):
         except EsError as exc:
             status, resp, extra = exc.status, exc.body(), exc.headers
         except Exception as exc:  # a bug in the test server must be loud, never a silent success
-            status, resp = 500, EsError(500, "test_server_bug", f"{type(exc).__name__}: {exc}").body()
+            status, resp = (
+                500,
+                EsError(500, "test_server_bug", f"{type(exc).__name__}: {exc}").body(),
+            )
         with es.lock:
             if es.faults.drop_next > 0:
                 es.faults.drop_next -= 1
-                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{\"took\"")
+                self.wfile.write(b'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{"took"')
                 self.wfile.flush()
                 self.connection.shutdown(socket.SHUT_RDWR)
                 self.close_connection = True

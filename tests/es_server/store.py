@@ -28,30 +28,86 @@ from tests.es_server.mapping import (
 ORIGINATION_REGEX = r"^.*-(\d{4}.\d{2}.\d{2})(-[\d]+)?$"
 _INVALID_NAME_CHARS = set('\\/*?"<>| ,#:')
 KNOWN_SETTINGS = {
-    "index.number_of_shards", "index.number_of_replicas", "index.refresh_interval",
-    "index.lifecycle.name", "index.lifecycle.parse_origination_date",
-    "index.lifecycle.origination_date", "index.lifecycle.rollover_alias",
-    "index.lifecycle.indexing_complete", "index.codec", "index.max_result_window", "index.hidden",
-    "index.auto_expand_replicas", "index.priority", "index.number_of_routing_shards",
-    "index.default_pipeline", "index.final_pipeline", "index.mode", "index.format",
-    "index.provided_name", "index.creation_date", "index.uuid", "index.version.created",
+    "index.number_of_shards",
+    "index.number_of_replicas",
+    "index.refresh_interval",
+    "index.lifecycle.name",
+    "index.lifecycle.parse_origination_date",
+    "index.lifecycle.origination_date",
+    "index.lifecycle.rollover_alias",
+    "index.lifecycle.indexing_complete",
+    "index.codec",
+    "index.max_result_window",
+    "index.hidden",
+    "index.auto_expand_replicas",
+    "index.priority",
+    "index.number_of_routing_shards",
+    "index.default_pipeline",
+    "index.final_pipeline",
+    "index.mode",
+    "index.format",
+    "index.provided_name",
+    "index.creation_date",
+    "index.uuid",
+    "index.version.created",
 }
-KNOWN_SETTING_PREFIXES = ("index.analysis.", "index.routing.", "index.blocks.", "index.mapping.",
-                          "index.sort.", "index.query.", "index.translog.", "index.merge.",
-                          "index.search.", "index.indexing.", "index.store.")
+KNOWN_SETTING_PREFIXES = (
+    "index.analysis.",
+    "index.routing.",
+    "index.blocks.",
+    "index.mapping.",
+    "index.sort.",
+    "index.query.",
+    "index.translog.",
+    "index.merge.",
+    "index.search.",
+    "index.indexing.",
+    "index.store.",
+)
 ILM_PHASE_ACTIONS = {
-    "hot": {"set_priority", "unfollow", "rollover", "readonly", "shrink", "forcemerge",
-            "searchable_snapshot", "downsample"},
-    "warm": {"set_priority", "unfollow", "readonly", "allocate", "migrate", "shrink", "forcemerge",
-             "downsample"},
-    "cold": {"set_priority", "unfollow", "readonly", "searchable_snapshot", "allocate", "migrate",
-             "freeze", "downsample"},
+    "hot": {
+        "set_priority",
+        "unfollow",
+        "rollover",
+        "readonly",
+        "shrink",
+        "forcemerge",
+        "searchable_snapshot",
+        "downsample",
+    },
+    "warm": {
+        "set_priority",
+        "unfollow",
+        "readonly",
+        "allocate",
+        "migrate",
+        "shrink",
+        "forcemerge",
+        "downsample",
+    },
+    "cold": {
+        "set_priority",
+        "unfollow",
+        "readonly",
+        "searchable_snapshot",
+        "allocate",
+        "migrate",
+        "freeze",
+        "downsample",
+    },
     "frozen": {"searchable_snapshot", "unfollow"},
     "delete": {"wait_for_snapshot", "delete"},
 }
 PHASE_ORDER = ["hot", "warm", "cold", "frozen", "delete"]
-_TIME_UNITS = {"nanos": 1e-6, "micros": 1e-3, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000,
-               "d": 86_400_000}
+_TIME_UNITS = {
+    "nanos": 1e-6,
+    "micros": 1e-3,
+    "ms": 1,
+    "s": 1000,
+    "m": 60_000,
+    "h": 3_600_000,
+    "d": 86_400_000,
+}
 
 
 def parse_time_value(text: Any, setting: str) -> int:
@@ -61,8 +117,11 @@ def parse_time_value(text: Any, setting: str) -> int:
     if s in ("-1", "0"):
         return int(s)
     if not m:
-        raise EsError(400, "illegal_argument_exception",
-                      f"failed to parse setting [{setting}] with value [{s}] as a time value: unit is missing or unrecognized")
+        raise EsError(
+            400,
+            "illegal_argument_exception",
+            f"failed to parse setting [{setting}] with value [{s}] as a time value: unit is missing or unrecognized",
+        )
     return int(float(m.group(1)) * _TIME_UNITS[m.group(2)])
 
 
@@ -105,7 +164,12 @@ class Index:
         return self.settings.get("index.hidden") == "true"
 
     def refresh_interval(self) -> float:
-        return parse_time_value(self.settings.get("index.refresh_interval", "1s"), "index.refresh_interval") / 1000
+        return (
+            parse_time_value(
+                self.settings.get("index.refresh_interval", "1s"), "index.refresh_interval"
+            )
+            / 1000
+        )
 
     def field_types(self) -> dict[str, dict[str, Any]]:
         """Full path -> field definition, including multi-fields; cached until mappings change."""
@@ -153,8 +217,11 @@ def _flatten_settings(settings: Any, prefix: str = "") -> dict[str, str]:
         elif v is None:
             out[key] = None  # type: ignore[assignment]
         else:
-            out[key] = ("true" if v else "false") if isinstance(v, bool) else (
-                [str(x) for x in v] if isinstance(v, list) else str(v))  # type: ignore[assignment]
+            out[key] = (
+                ("true" if v else "false")
+                if isinstance(v, bool)
+                else ([str(x) for x in v] if isinstance(v, list) else str(v))
+            )  # type: ignore[assignment]
     return out
 
 
@@ -166,7 +233,8 @@ def normalize_settings(settings: Any) -> dict[str, str]:
         if key not in KNOWN_SETTINGS and not key.startswith(KNOWN_SETTING_PREFIXES):
             raise bad_request(
                 f"unknown setting [{key}] please check that any required plugins are installed, "
-                "or check the breaking changes documentation for removed settings")
+                "or check the breaking changes documentation for removed settings"
+            )
         out[key] = v
     return out
 
@@ -200,8 +268,13 @@ def validate_index_name(name: str) -> None:
     elif len(name.encode()) > 255:
         reason = "index name is too long, (" + str(len(name.encode())) + " > 255)"
     if reason:
-        raise EsError(400, "invalid_index_name_exception", f"Invalid index name [{name}], {reason}",
-                      index=name, index_uuid="_na_")
+        raise EsError(
+            400,
+            "invalid_index_name_exception",
+            f"Invalid index name [{name}], {reason}",
+            index=name,
+            index_uuid="_na_",
+        )
 
 
 def origination_ms(name: str) -> int:
@@ -209,11 +282,16 @@ def origination_ms(name: str) -> int:
     if not m:
         raise bad_request(f"index name [{name}] does not match pattern '{ORIGINATION_REGEX}'")
     try:
-        return parse_date(m.group(1).replace("-", ".").replace("/", "."), "yyyy.MM.dd") if re.fullmatch(
-            r"\d{4}\.\d{2}\.\d{2}", m.group(1)) else _raise()
+        return (
+            parse_date(m.group(1).replace("-", ".").replace("/", "."), "yyyy.MM.dd")
+            if re.fullmatch(r"\d{4}\.\d{2}\.\d{2}", m.group(1))
+            else _raise()
+        )
     except (ConversionError, ValueError):
-        raise bad_request(f"index name [{name}] contains date [{m.group(1)}] which couldn't be parsed "
-                          "using the 'yyyy.MM.dd' format") from None
+        raise bad_request(
+            f"index name [{name}] contains date [{m.group(1)}] which couldn't be parsed "
+            "using the 'yyyy.MM.dd' format"
+        ) from None
 
 
 def _raise() -> int:
@@ -242,8 +320,13 @@ class Cluster:
     def all_aliases(self) -> set[str]:
         return {a for i in self.indices.values() for a in i.aliases}
 
-    def resolve(self, expr: str | None, ignore_unavailable: bool = False, allow_no_indices: bool = True,
-                expand_hidden: bool = False) -> list[str]:
+    def resolve(
+        self,
+        expr: str | None,
+        ignore_unavailable: bool = False,
+        allow_no_indices: bool = True,
+        expand_hidden: bool = False,
+    ) -> list[str]:
         """Concrete index names for a comma-separated expression with wildcards and aliases."""
         if expr in (None, "", "_all", "*") and expr != "*":
             expr = "*"
@@ -256,9 +339,14 @@ class Cluster:
             pat = part[1:] if exclude else part
             if "*" in pat or "?" in pat:
                 matched = [
-                    n for n, ix in self.indices.items()
-                    if fnmatch.fnmatchcase(n, pat) and (expand_hidden or pat.startswith(".") or
-                                                        (not ix.hidden and not n.startswith(".")))
+                    n
+                    for n, ix in self.indices.items()
+                    if fnmatch.fnmatchcase(n, pat)
+                    and (
+                        expand_hidden
+                        or pat.startswith(".")
+                        or (not ix.hidden and not n.startswith("."))
+                    )
                 ]
                 for a in self.all_aliases():
                     if fnmatch.fnmatchcase(a, pat):
@@ -276,7 +364,7 @@ class Cluster:
             if exclude:
                 names = [n for n in names if n not in matched]
             else:
-                names += [m for m in matched if m not in names]
+                names += [m for m in dict.fromkeys(matched) if m not in names]
         if not names and not allow_no_indices:
             raise index_not_found(str(expr))
         return sorted(names)
@@ -291,7 +379,11 @@ class Cluster:
 
     def put_component_template(self, name: str, body: dict[str, Any], create: bool = False) -> None:
         if not isinstance(body, dict) or "template" not in body:
-            raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: template is missing;")
+            raise EsError(
+                400,
+                "action_request_validation_exception",
+                "Validation Failed: 1: template is missing;",
+            )
         if create and name in self.component_templates:
             raise bad_request(f"component template [{name}] already exists")
         tpl = body["template"]
@@ -303,52 +395,81 @@ class Cluster:
             raise bad_request("[template] must be an object", "x_content_parse_exception")
         for k in tpl:
             if k not in ("settings", "mappings", "aliases", "lifecycle", "data_stream_options"):
-                raise EsError(400, "x_content_parse_exception", f"[1:1] [template] unknown field [{k}]")
+                raise EsError(
+                    400, "x_content_parse_exception", f"[1:1] [template] unknown field [{k}]"
+                )
         if "settings" in tpl:
             normalize_settings(tpl["settings"])
         if "mappings" in tpl:
             validate_properties(tpl["mappings"].get("properties", {}))
 
     def put_index_template(self, name: str, body: dict[str, Any], create: bool = False) -> None:
-        allowed = {"index_patterns", "template", "composed_of", "priority", "version", "_meta",
-                   "data_stream", "allow_auto_create", "ignore_missing_component_templates",
-                   "deprecated"}
+        allowed = {
+            "index_patterns",
+            "template",
+            "composed_of",
+            "priority",
+            "version",
+            "_meta",
+            "data_stream",
+            "allow_auto_create",
+            "ignore_missing_component_templates",
+            "deprecated",
+        }
         for k in body:
             if k not in allowed:
-                raise EsError(400, "x_content_parse_exception", f"[1:2] [index_template] unknown field [{k}]")
+                raise EsError(
+                    400, "x_content_parse_exception", f"[1:2] [index_template] unknown field [{k}]"
+                )
         patterns = body.get("index_patterns")
         if isinstance(patterns, str):
             patterns = [patterns]
         if not patterns:
-            raise EsError(400, "action_request_validation_exception",
-                          "Validation Failed: 1: index patterns are missing;")
+            raise EsError(
+                400,
+                "action_request_validation_exception",
+                "Validation Failed: 1: index patterns are missing;",
+            )
         if body.get("data_stream") is not None:
             raise bad_request("test server: data streams are not implemented")
         if create and name in self.index_templates:
             raise bad_request(f"index template [{name}] already exists")
-        missing = [c for c in body.get("composed_of", []) if c not in self.component_templates
-                   and c not in body.get("ignore_missing_component_templates", [])]
+        missing = [
+            c
+            for c in body.get("composed_of", [])
+            if c not in self.component_templates
+            and c not in body.get("ignore_missing_component_templates", [])
+        ]
         if missing:
-            raise EsError(400, "invalid_index_template_exception",
-                          f"index_template [{name}] invalid, cause [index template [{name}] specifies "
-                          f"component templates {_list(missing)} that do not exist]")
+            raise EsError(
+                400,
+                "invalid_index_template_exception",
+                f"index_template [{name}] invalid, cause [index template [{name}] specifies "
+                f"component templates {_list(missing)} that do not exist]",
+            )
         self._validate_template_body(body.get("template", {}))
         priority = int(body.get("priority", 0) or 0)
         for other, ob in self.index_templates.items():
-            if other != name and int(ob.get("priority", 0) or 0) == priority and _patterns_overlap(
-                    patterns, ob["index_patterns"]):
+            if (
+                other != name
+                and int(ob.get("priority", 0) or 0) == priority
+                and _patterns_overlap(patterns, ob["index_patterns"])
+            ):
                 raise bad_request(
                     f"index template [{name}] has index patterns {_list(patterns)} matching patterns from "
                     f"existing templates [{other}] with patterns ({other} => {_list(ob['index_patterns'])}) "
                     f"that have the same priority [{priority}], multiple index templates may not match "
-                    "during index creation, please use a different priority")
+                    "during index creation, please use a different priority"
+                )
         self.index_templates[name] = {**copy.deepcopy(body), "index_patterns": patterns}
 
     def matching_template(self, index: str) -> tuple[str, dict[str, Any]] | None:
         best = None
         for name, t in self.index_templates.items():
             if any(fnmatch.fnmatchcase(index, p) for p in t["index_patterns"]):
-                if best is None or int(t.get("priority", 0) or 0) > int(best[1].get("priority", 0) or 0):
+                if best is None or int(t.get("priority", 0) or 0) > int(
+                    best[1].get("priority", 0) or 0
+                ):
                     best = (name, t)
         return best
 
@@ -361,8 +482,11 @@ class Cluster:
         match = self.matching_template(index)
         if match:
             _, t = match
-            parts = [self.component_templates[c]["template"] for c in t.get("composed_of", [])
-                     if c in self.component_templates] + [t.get("template", {})]
+            parts = [
+                self.component_templates[c]["template"]
+                for c in t.get("composed_of", [])
+                if c in self.component_templates
+            ] + [t.get("template", {})]
             for p in parts:
                 settings.update(normalize_settings(p.get("settings", {})))
                 m = p.get("mappings", {})
@@ -370,20 +494,36 @@ class Cluster:
                 mapping_extra.update({k: v for k, v in m.items() if k != "properties"})
                 aliases.update(p.get("aliases", {}))
         mappings = {**mapping_extra, "properties": props} if props or mapping_extra else {}
-        return {"settings": settings, "mappings": mappings, "aliases": aliases,
-                "template": match[0] if match else None}
+        return {
+            "settings": settings,
+            "mappings": mappings,
+            "aliases": aliases,
+            "template": match[0] if match else None,
+        }
 
     # -- indices ---------------------------------------------------------------------------
 
-    def create_index(self, name: str, body: dict[str, Any] | None = None, auto: bool = False) -> Index:
+    def create_index(
+        self, name: str, body: dict[str, Any] | None = None, auto: bool = False
+    ) -> Index:
         validate_index_name(name)
         if name in self.indices:
             ix = self.indices[name]
-            raise EsError(400, "resource_already_exists_exception", f"index [{name}/{ix.uuid}] already exists",
-                          index_uuid=ix.uuid, index=name)
+            raise EsError(
+                400,
+                "resource_already_exists_exception",
+                f"index [{name}/{ix.uuid}] already exists",
+                index_uuid=ix.uuid,
+                index=name,
+            )
         if name in self.all_aliases():
-            raise EsError(400, "invalid_index_name_exception",
-                          f"Invalid index name [{name}], already exists as alias", index=name, index_uuid="_na_")
+            raise EsError(
+                400,
+                "invalid_index_name_exception",
+                f"Invalid index name [{name}], already exists as alias",
+                index=name,
+                index_uuid="_na_",
+            )
         body = body or {}
         for k in body:
             if k not in ("settings", "mappings", "aliases"):
@@ -394,24 +534,36 @@ class Cluster:
         req_m = body.get("mappings") or {}
         if req_m:
             if "_doc" in req_m and len(req_m) == 1:
-                raise EsError(400, "mapper_parsing_exception",
-                              "Root mapping definition has unsupported parameters:  [_doc : {...}]")
+                raise EsError(
+                    400,
+                    "mapper_parsing_exception",
+                    "Root mapping definition has unsupported parameters:  [_doc : {...}]",
+                )
             validate_properties(req_m.get("properties", {}))
-            mappings = {**mappings, **{k: v for k, v in req_m.items() if k != "properties"},
-                        "properties": merge_properties(mappings.get("properties", {}), req_m.get("properties", {}))}
+            mappings = {
+                **mappings,
+                **{k: v for k, v in req_m.items() if k != "properties"},
+                "properties": merge_properties(
+                    mappings.get("properties", {}), req_m.get("properties", {})
+                ),
+            }
         settings.setdefault("index.number_of_shards", "1")
         settings.setdefault("index.number_of_replicas", "1")
         now = self.clock.now_ms()
         if settings.get("index.lifecycle.parse_origination_date") == "true" and not settings.get(
-                "index.lifecycle.origination_date"):
+            "index.lifecycle.origination_date"
+        ):
             origination_ms(name)  # raises like Elasticsearch when the name carries no date
         settings["index.provided_name"] = name
         settings["index.creation_date"] = str(now)
         aliases = {**composed["aliases"], **(body.get("aliases") or {})}
         for a in aliases:
             if a in self.indices:
-                raise EsError(400, "invalid_alias_name_exception",
-                              f"Invalid alias name [{a}]: an index or data stream exists with the same name as the alias")
+                raise EsError(
+                    400,
+                    "invalid_alias_name_exception",
+                    f"Invalid alias name [{a}]: an index or data stream exists with the same name as the alias",
+                )
         ix = Index(name, settings, mappings or {}, {a: (v or {}) for a, v in aliases.items()}, now)
         settings["index.uuid"] = ix.uuid
         settings["index.version.created"] = "8500003"
@@ -423,7 +575,8 @@ class Cluster:
             if "*" not in part and part not in self.indices:
                 if part in self.all_aliases():
                     raise bad_request(
-                        f"The provided expression [{part}] matches an alias, specify the corresponding concrete indices instead.")
+                        f"The provided expression [{part}] matches an alias, specify the corresponding concrete indices instead."
+                    )
                 if not ignore_unavailable:
                     raise index_not_found(part)
         for n in self.resolve(expr, ignore_unavailable=True):
@@ -436,13 +589,16 @@ class Cluster:
         if ix is None:
             if index in self.all_aliases():
                 targets = self.alias_targets(index)
-                writes = [t for t in targets if self.indices[t].aliases[index].get("is_write_index")]
+                writes = [
+                    t for t in targets if self.indices[t].aliases[index].get("is_write_index")
+                ]
                 if len(writes) == 1 or len(targets) == 1:
                     return self.indices[(writes or targets)[0]]
                 raise bad_request(
                     f"no write index is defined for alias [{index}]. The write index may be explicitly "
                     "disabled using is_write_index=false or the alias points to multiple indices without one "
-                    "being designated as a write index")
+                    "being designated as a write index"
+                )
             if not auto_create:
                 raise index_not_found(index)
             ix = self.create_index(index, auto=True)
@@ -450,43 +606,89 @@ class Cluster:
             raise EsError(400, "index_closed_exception", "closed", index=index, index_uuid=ix.uuid)
         return ix
 
-    def index_doc(self, ix: Index, doc_id: str, source: Any, op: str, refresh: bool,
-                  if_seq_no: int | None = None, if_primary_term: int | None = None) -> tuple[Doc, str]:
+    def index_doc(
+        self,
+        ix: Index,
+        doc_id: str,
+        source: Any,
+        op: str,
+        refresh: bool,
+        if_seq_no: int | None = None,
+        if_primary_term: int | None = None,
+    ) -> tuple[Doc, str]:
         if not isinstance(source, dict):
-            raise EsError(400, "document_parsing_exception", "[1:1] failed to parse: source is not an object")
+            raise EsError(
+                400, "document_parsing_exception", "[1:1] failed to parse: source is not an object"
+            )
         if doc_id == "":
-            raise EsError(400, "illegal_argument_exception", "if _id is specified it must not be empty")
+            raise EsError(
+                400, "illegal_argument_exception", "if _id is specified it must not be empty"
+            )
         if len(doc_id.encode()) > 512:
-            raise EsError(400, "action_request_validation_exception",
-                          f"Validation Failed: 1: id [{doc_id}] is too long, must be no longer than 512 bytes but was: {len(doc_id.encode())};")
+            raise EsError(
+                400,
+                "action_request_validation_exception",
+                f"Validation Failed: 1: id [{doc_id}] is too long, must be no longer than 512 bytes but was: {len(doc_id.encode())};",
+            )
         existing = ix.docs.get(doc_id)
         if op == "create" and existing is not None:
-            raise EsError(409, "version_conflict_engine_exception",
-                          f"[{doc_id}]: version conflict, document already exists (current version [{existing.version}])",
-                          index_uuid=ix.uuid, shard="0", index=ix.name)
+            raise EsError(
+                409,
+                "version_conflict_engine_exception",
+                f"[{doc_id}]: version conflict, document already exists (current version [{existing.version}])",
+                index_uuid=ix.uuid,
+                shard="0",
+                index=ix.name,
+            )
         if if_seq_no is not None:
             cur_seq = existing.seq_no if existing else -2
             if existing is None or cur_seq != if_seq_no or (if_primary_term not in (None, 1)):
-                raise EsError(409, "version_conflict_engine_exception",
-                              f"[{doc_id}]: version conflict, required seqNo [{if_seq_no}], primary term [{if_primary_term}]. "
-                              + (f"current document has seqNo [{cur_seq}] and primary term [1]" if existing
-                                 else "but no document was found"),
-                              index_uuid=ix.uuid, shard="0", index=ix.name)
+                raise EsError(
+                    409,
+                    "version_conflict_engine_exception",
+                    f"[{doc_id}]: version conflict, required seqNo [{if_seq_no}], primary term [{if_primary_term}]. "
+                    + (
+                        f"current document has seqNo [{cur_seq}] and primary term [1]"
+                        if existing
+                        else "but no document was found"
+                    ),
+                    index_uuid=ix.uuid,
+                    shard="0",
+                    index=ix.name,
+                )
         fields, new_props = self.parse_document(ix, doc_id, source)
         if new_props:
-            ix.mappings = {**ix.mappings, "properties": merge_properties(ix.mappings.get("properties", {}), new_props)}
+            ix.mappings = {
+                **ix.mappings,
+                "properties": merge_properties(ix.mappings.get("properties", {}), new_props),
+            }
             ix.types_cache = None
             limit = int(ix.settings.get("index.mapping.total_fields.limit", "1000"))
             if ix.total_fields() > limit:
-                raise EsError(400, "document_parsing_exception",
-                              f"[1:1] failed to parse: Limit of total fields [{limit}] has been exceeded while adding new fields [{len(new_props)}]")
-        visible = time.monotonic() + (0 if refresh else ix.refresh_interval() if ix.refresh_interval() >= 0 else 1e12)
-        doc = Doc(ix.name, doc_id, copy.deepcopy(source), (existing.version + 1) if existing else 1, ix.seq, fields, visible)
+                raise EsError(
+                    400,
+                    "document_parsing_exception",
+                    f"[1:1] failed to parse: Limit of total fields [{limit}] has been exceeded while adding new fields [{len(new_props)}]",
+                )
+        visible = time.monotonic() + (
+            0 if refresh else ix.refresh_interval() if ix.refresh_interval() >= 0 else 1e12
+        )
+        doc = Doc(
+            ix.name,
+            doc_id,
+            copy.deepcopy(source),
+            (existing.version + 1) if existing else 1,
+            ix.seq,
+            fields,
+            visible,
+        )
         ix.seq += 1
         ix.docs[doc_id] = doc
         return doc, "updated" if existing else "created"
 
-    def parse_document(self, ix: Index, doc_id: str, source: dict[str, Any]) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+    def parse_document(
+        self, ix: Index, doc_id: str, source: dict[str, Any]
+    ) -> tuple[dict[str, list[Any]], dict[str, Any]]:
         """Index-time field values, and mappings to add dynamically (or raise like ES)."""
         fields: dict[str, list[Any]] = {}
         new_props: dict[str, Any] = {}
@@ -510,10 +712,13 @@ class Cluster:
                     add(f"{path}.{sub}", convert(sdef.get("type"), value, sdef))
             except ConversionError as exc:
                 preview = value if not isinstance(value, dict | list) else value
-                raise EsError(400, "document_parsing_exception",
-                              f"[1:2] failed to parse field [{path}] of type [{ftype}] in document with id '{doc_id}'. "
-                              f"Preview of field's value: '{preview}'",
-                              caused_by={"type": "illegal_argument_exception", "reason": str(exc)}) from None
+                raise EsError(
+                    400,
+                    "document_parsing_exception",
+                    f"[1:2] failed to parse field [{path}] of type [{ftype}] in document with id '{doc_id}'. "
+                    f"Preview of field's value: '{preview}'",
+                    caused_by={"type": "illegal_argument_exception", "reason": str(exc)},
+                ) from None
 
         def flat_leaves(path: str, value: Any, sub: str = "") -> None:
             if isinstance(value, dict):
@@ -528,8 +733,14 @@ class Cluster:
                 if sub:
                     add(f"{path}.{sub}", [s])
 
-        def walk(obj: dict[str, Any], prefix: str, props: dict[str, Any], dynamic: str,
-                 new: dict[str, Any], parent: str) -> None:
+        def walk(
+            obj: dict[str, Any],
+            prefix: str,
+            props: dict[str, Any],
+            dynamic: str,
+            new: dict[str, Any],
+            parent: str,
+        ) -> None:
             for key, value in obj.items():
                 parts = key.split(".")
                 if len(parts) > 1:
@@ -544,8 +755,11 @@ class Cluster:
                     if value is None or (isinstance(value, list) and not value):
                         continue
                     if dynamic == "strict":
-                        raise EsError(400, "strict_dynamic_mapping_exception",
-                                      f"[1:2] mapping set to strict, dynamic introduction of [{key}] within [{parent}] is not allowed")
+                        raise EsError(
+                            400,
+                            "strict_dynamic_mapping_exception",
+                            f"[1:2] mapping set to strict, dynamic introduction of [{key}] within [{parent}] is not allowed",
+                        )
                     if dynamic in ("false", "runtime"):
                         continue
                     fdef = dynamic_for(value, date_detection)
@@ -562,24 +776,49 @@ class Cluster:
                         if item is None:
                             continue
                         if not isinstance(item, dict):
-                            raise EsError(400, "document_parsing_exception",
-                                          f"[1:2] object mapping for [{path}] tried to parse field [{key}] as object, but found a concrete value")
+                            raise EsError(
+                                400,
+                                "document_parsing_exception",
+                                f"[1:2] object mapping for [{path}] tried to parse field [{key}] as object, but found a concrete value",
+                            )
                         sub_new = new.setdefault(key, {"properties": {}}) if key in new else None
                         if sub_new is None:
                             holder: dict[str, Any] = {}
-                            walk(item, path + ".", fdef.get("properties", {}), child_dyn, holder, path)
+                            walk(
+                                item,
+                                path + ".",
+                                fdef.get("properties", {}),
+                                child_dyn,
+                                holder,
+                                path,
+                            )
                             if holder:
                                 new[key] = {"properties": holder}
                         else:
-                            walk(item, path + ".", fdef.get("properties", {}), child_dyn,
-                                 sub_new.setdefault("properties", {}), path)
+                            walk(
+                                item,
+                                path + ".",
+                                fdef.get("properties", {}),
+                                child_dyn,
+                                sub_new.setdefault("properties", {}),
+                                path,
+                            )
                 else:
-                    if isinstance(value, dict) and fdef.get("type") != "flattened" and fdef.get("type") != "geo_point":
-                        raise EsError(400, "document_parsing_exception",
-                                      f"[1:2] failed to parse field [{path}] of type [{fdef.get('type')}] in document with id '{doc_id}'. "
-                                      f"Preview of field's value: '{value}'",
-                                      caused_by={"type": "illegal_argument_exception",
-                                                 "reason": f"Can't get text on a START_OBJECT at 1:2"})
+                    if (
+                        isinstance(value, dict)
+                        and fdef.get("type") != "flattened"
+                        and fdef.get("type") != "geo_point"
+                    ):
+                        raise EsError(
+                            400,
+                            "document_parsing_exception",
+                            f"[1:2] failed to parse field [{path}] of type [{fdef.get('type')}] in document with id '{doc_id}'. "
+                            f"Preview of field's value: '{value}'",
+                            caused_by={
+                                "type": "illegal_argument_exception",
+                                "reason": "Can't get text on a START_OBJECT at 1:2",
+                            },
+                        )
                     leaf(path, fdef, value)
 
         walk(source, "", ix.mappings.get("properties", {}), root_dynamic, new_props, "_doc")
@@ -589,11 +828,21 @@ class Cluster:
 
     def put_policy(self, name: str, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict) or "policy" not in body:
-            raise EsError(400, "parse_exception", "request body is required" if not body else "[put_lifecycle_request] policy is required")
+            raise EsError(
+                400,
+                "parse_exception",
+                "request body is required"
+                if not body
+                else "[put_lifecycle_request] policy is required",
+            )
         policy = body["policy"]
         for k in policy:
             if k not in ("phases", "_meta"):
-                raise EsError(400, "x_content_parse_exception", f"[1:2] [lifecycle_policy] unknown field [{k}]")
+                raise EsError(
+                    400,
+                    "x_content_parse_exception",
+                    f"[1:2] [lifecycle_policy] unknown field [{k}]",
+                )
         phases = policy.get("phases", {})
         timings: list[tuple[str, int]] = []
         for phase, pdef in phases.items():
@@ -601,20 +850,32 @@ class Cluster:
                 raise bad_request(f"Lifecycle does not support phase [{phase}]")
             for k in pdef:
                 if k not in ("min_age", "actions"):
-                    raise EsError(400, "x_content_parse_exception", f"[1:2] [phase] unknown field [{k}]")
+                    raise EsError(
+                        400, "x_content_parse_exception", f"[1:2] [phase] unknown field [{k}]"
+                    )
             for action in pdef.get("actions", {}):
                 if action not in set().union(*ILM_PHASE_ACTIONS.values()):
-                    raise EsError(400, "x_content_parse_exception",
-                                  f"[1:2] [phases] failed to parse field [{phase}]",
-                                  caused_by={"type": "named_object_not_found_exception",
-                                             "reason": f"[1:2] unknown field [{action}]"})
+                    raise EsError(
+                        400,
+                        "x_content_parse_exception",
+                        f"[1:2] [phases] failed to parse field [{phase}]",
+                        caused_by={
+                            "type": "named_object_not_found_exception",
+                            "reason": f"[1:2] unknown field [{action}]",
+                        },
+                    )
                 if action not in ILM_PHASE_ACTIONS[phase]:
                     raise bad_request(f"invalid action [{action}] defined in phase [{phase}]")
-            needs_rollover = [a for a in ("forcemerge", "shrink", "readonly", "searchable_snapshot", "downsample")
-                              if a in pdef.get("actions", {})]
+            needs_rollover = [
+                a
+                for a in ("forcemerge", "shrink", "readonly", "searchable_snapshot", "downsample")
+                if a in pdef.get("actions", {})
+            ]
             if phase == "hot" and needs_rollover and "rollover" not in pdef.get("actions", {}):
-                raise bad_request(f"the [{', '.join(needs_rollover)}] action(s) may not be used in the [hot] phase "
-                                  "without an accompanying [rollover] action")
+                raise bad_request(
+                    f"the [{', '.join(needs_rollover)}] action(s) may not be used in the [hot] phase "
+                    "without an accompanying [rollover] action"
+                )
             timings.append((phase, parse_time_value(pdef.get("min_age", "0ms"), "min_age")))
         timings.sort(key=lambda t: PHASE_ORDER.index(t[0]))
         for (p1, t1), (p2, t2) in zip(timings, timings[1:], strict=False):
@@ -622,23 +883,37 @@ class Cluster:
                 raise bad_request(
                     f"Your policy is configured to run the {p2} phase (min_age: {_fmt_age(phases[p2].get('min_age', '0ms'))}) "
                     f"before the {p1} phase (min_age: {_fmt_age(phases[p1].get('min_age', '0ms'))}). You should change the phase timing so "
-                    "that the phases will execute in the order of hot, warm, then cold.")
+                    "that the phases will execute in the order of hot, warm, then cold."
+                )
         prev = self.policies.get(name)
-        norm = {"phases": {p: {"min_age": d.get("min_age", "0ms"), "actions": d.get("actions", {})}
-                           for p, d in phases.items()}}
+        norm = {
+            "phases": {
+                p: {"min_age": d.get("min_age", "0ms"), "actions": d.get("actions", {})}
+                for p, d in phases.items()
+            }
+        }
         if "_meta" in policy:
             norm["_meta"] = policy["_meta"]
-        entry = {"version": (prev["version"] + 1) if prev else 1,
-                 "modified_date": _iso_now(self.clock.now_ms()), "policy": norm}
+        entry = {
+            "version": (prev["version"] + 1) if prev else 1,
+            "modified_date": _iso_now(self.clock.now_ms()),
+            "policy": norm,
+        }
         self.policies[name] = entry
         return entry
 
     def delete_policy(self, name: str) -> None:
         if name not in self.policies:
-            raise resource_missing("resource_not_found_exception", f"Lifecycle policy not found: {name}")
-        users = sorted(i.name for i in self.indices.values() if i.settings.get("index.lifecycle.name") == name)
+            raise resource_missing(
+                "resource_not_found_exception", f"Lifecycle policy not found: {name}"
+            )
+        users = sorted(
+            i.name for i in self.indices.values() if i.settings.get("index.lifecycle.name") == name
+        )
         if users:
-            raise bad_request(f"Cannot delete policy [{name}]. It is in use by one or more indices: {_list(users)}")
+            raise bad_request(
+                f"Cannot delete policy [{name}]. It is in use by one or more indices: {_list(users)}"
+            )
         del self.policies[name]
 
     def lifecycle_date(self, ix: Index) -> int:
@@ -653,24 +928,53 @@ class Cluster:
         pname = ix.settings.get("index.lifecycle.name")
         now = self.clock.now_ms()
         if not pname:
-            return {"index": ix.name, "index_creation_date_millis": ix.created_ms,
-                    "time_since_index_creation": _age(now - ix.created_ms), "index_age": _age(now - ix.created_ms),
-                    "managed": False}
+            return {
+                "index": ix.name,
+                "index_creation_date_millis": ix.created_ms,
+                "time_since_index_creation": _age(now - ix.created_ms),
+                "index_age": _age(now - ix.created_ms),
+                "managed": False,
+            }
         lc = self.lifecycle_date(ix)
-        out: dict[str, Any] = {"index": ix.name, "index_creation_date_millis": ix.created_ms,
-                               "time_since_index_creation": _age(now - ix.created_ms),
-                               "index_age": _age(now - ix.created_ms), "managed": True,
-                               "policy": pname, "lifecycle_date_millis": lc, "age": _age(now - lc)}
+        out: dict[str, Any] = {
+            "index": ix.name,
+            "index_creation_date_millis": ix.created_ms,
+            "time_since_index_creation": _age(now - ix.created_ms),
+            "index_age": _age(now - ix.created_ms),
+            "managed": True,
+            "policy": pname,
+            "lifecycle_date_millis": lc,
+            "age": _age(now - lc),
+        }
         policy = self.policies.get(pname)
         if policy is None:
-            out.update({"step": "ERROR", "step_info": {"type": "illegal_argument_exception",
-                                                       "reason": f"policy [{pname}] does not exist"}})
+            out.update(
+                {
+                    "step": "ERROR",
+                    "step_info": {
+                        "type": "illegal_argument_exception",
+                        "reason": f"policy [{pname}] does not exist",
+                    },
+                }
+            )
             return out
         phase, pdef = self.current_phase(policy["policy"], now - lc)
-        out.update({"phase": phase, "phase_time_millis": lc, "action": "complete", "action_time_millis": lc,
-                    "step": "complete", "step_time_millis": lc,
-                    "phase_execution": {"policy": pname, "phase_definition": pdef, "version": policy["version"],
-                                        "modified_date_in_millis": now}})
+        out.update(
+            {
+                "phase": phase,
+                "phase_time_millis": lc,
+                "action": "complete",
+                "action_time_millis": lc,
+                "step": "complete",
+                "step_time_millis": lc,
+                "phase_execution": {
+                    "policy": pname,
+                    "phase_definition": pdef,
+                    "version": policy["version"],
+                    "modified_date_in_millis": now,
+                },
+            }
+        )
         return out
 
     @staticmethod
