@@ -5,6 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Wall-clock deadlines make property tests flaky on a loaded 2-core CI machine.
+settings.register_profile("shipper", deadline=None)
+settings.load_profile("shipper")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -58,7 +63,7 @@ def es_target() -> Iterator[EsTarget]:
         yield target
         client = target.client()
         client.options(ignore_status=404).indices.delete(index=f"{prefix}*", expand_wildcards="all")
-        for name in ("_index_template", "_component_template"):
+        for _name in ("_index_template", "_component_template"):
             pass
         return
     from tests.es_server import EsTestServer

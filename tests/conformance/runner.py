@@ -9,6 +9,7 @@ in ``api/*.json`` to method + path + query), ``match``, ``is_true``, ``is_false`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import urllib.error
@@ -401,10 +402,8 @@ class Runner:
             self.run_steps(case.setup)
             self.run_steps(case.steps)
         finally:
-            try:
+            with contextlib.suppress(Failure, Skip):
                 self.run_steps(case.teardown)
-            except (Failure, Skip):
-                pass
 
 
 class ParamError(Exception):

@@ -239,7 +239,7 @@ def convert(ftype: str, value: Any, fdef: dict[str, Any]) -> list[Any]:
 
 
 def _number(ftype: str, value: Any, fdef: dict[str, Any]) -> float | int:
-    if isinstance(value, bool) or isinstance(value, dict):
+    if isinstance(value, (bool, dict)):
         raise ConversionError(f"Current token ({type(value).__name__}) not numeric")
     try:
         num = float(value) if isinstance(value, str) else value

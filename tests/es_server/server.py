@@ -307,12 +307,12 @@ class EsTestServer:
     # -- routes ----------------------------------------------------------------------------
 
     def _routes(self) -> list[tuple[set[str], re.Pattern[str], Handler, set[str]]]:
-        I = r"(?P<index>[^/_][^/]*|_all|\*[^/]*)"  # an index expression (not an _endpoint)
+        IX = r"(?P<index>[^/_][^/]*|_all|\*[^/]*)"  # an index expression (not an _endpoint)
         table: list[tuple[str, str, Handler, set[str]]] = [
             ("GET HEAD", r"/", self.h_info, set()),
             (
                 "GET",
-                r"/_cluster/health(?:/" + I + ")?",
+                r"/_cluster/health(?:/" + IX + ")?",
                 self.h_health,
                 {
                     "wait_for_status",
@@ -330,7 +330,7 @@ class EsTestServer:
             ),
             (
                 "POST PUT",
-                r"(?:/" + I + ")?/_bulk",
+                r"(?:/" + IX + ")?/_bulk",
                 self.h_bulk,
                 {
                     "refresh",
@@ -348,7 +348,7 @@ class EsTestServer:
             ),
             (
                 "GET POST",
-                r"(?:/" + I + ")?/_search",
+                r"(?:/" + IX + ")?/_search",
                 self.h_search,
                 {
                     "q",
@@ -383,7 +383,7 @@ class EsTestServer:
             ),
             (
                 "GET POST",
-                r"(?:/" + I + ")?/_count",
+                r"(?:/" + IX + ")?/_count",
                 self.h_count,
                 {
                     "q",
@@ -403,13 +403,13 @@ class EsTestServer:
             ),
             (
                 "GET POST",
-                r"(?:/" + I + ")?/_refresh",
+                r"(?:/" + IX + ")?/_refresh",
                 self.h_refresh,
                 {"ignore_unavailable", "allow_no_indices", "expand_wildcards"},
             ),
             (
                 "GET",
-                r"/_cat/indices(?:/" + I + ")?",
+                r"/_cat/indices(?:/" + IX + ")?",
                 self.h_cat_indices,
                 {
                     "format",
@@ -502,14 +502,14 @@ class EsTestServer:
             ("GET", r"/_ilm/status", self.h_ilm_status, set()),
             (
                 "GET",
-                r"/" + I + "/_ilm/explain",
+                r"/" + IX + "/_ilm/explain",
                 self.h_ilm_explain,
                 {"only_managed", "only_errors", "master_timeout"},
             ),
-            ("POST", r"/" + I + "/_ilm/remove", self.h_ilm_remove, set()),
+            ("POST", r"/" + IX + "/_ilm/remove", self.h_ilm_remove, set()),
             (
                 "GET",
-                r"(?:/" + I + ")?/_alias(?:/(?P<name>[^/]+))?",
+                r"(?:/" + IX + ")?/_alias(?:/(?P<name>[^/]+))?",
                 self.h_get_alias,
                 {
                     "ignore_unavailable",
@@ -521,7 +521,7 @@ class EsTestServer:
             ),
             (
                 "HEAD",
-                r"(?:/" + I + ")?/_alias/(?P<name>[^/]+)",
+                r"(?:/" + IX + ")?/_alias/(?P<name>[^/]+)",
                 self.h_exists_alias,
                 {
                     "ignore_unavailable",
@@ -533,20 +533,20 @@ class EsTestServer:
             ),
             (
                 "PUT POST",
-                r"/" + I + "/_alias(?:es)?/(?P<name>[^/]+)",
+                r"/" + IX + "/_alias(?:es)?/(?P<name>[^/]+)",
                 self.h_put_alias,
                 {"master_timeout", "timeout"},
             ),
             (
                 "DELETE",
-                r"/" + I + "/_alias(?:es)?/(?P<name>[^/]+)",
+                r"/" + IX + "/_alias(?:es)?/(?P<name>[^/]+)",
                 self.h_delete_alias,
                 {"master_timeout", "timeout"},
             ),
             ("POST", r"/_aliases", self.h_aliases, {"master_timeout", "timeout"}),
             (
                 "GET",
-                r"(?:/" + I + ")?/_mapping",
+                r"(?:/" + IX + ")?/_mapping",
                 self.h_get_mapping,
                 {
                     "ignore_unavailable",
@@ -558,7 +558,7 @@ class EsTestServer:
             ),
             (
                 "PUT POST",
-                r"/" + I + "/_mapping",
+                r"/" + IX + "/_mapping",
                 self.h_put_mapping,
                 {
                     "ignore_unavailable",
@@ -571,7 +571,7 @@ class EsTestServer:
             ),
             (
                 "GET",
-                r"(?:/" + I + ")?/_settings(?:/(?P<name>[^/]+))?",
+                r"(?:/" + IX + ")?/_settings(?:/(?P<name>[^/]+))?",
                 self.h_get_settings,
                 {
                     "flat_settings",
@@ -585,7 +585,7 @@ class EsTestServer:
             ),
             (
                 "PUT",
-                r"(?:/" + I + ")?/_settings",
+                r"(?:/" + IX + ")?/_settings",
                 self.h_put_settings,
                 {
                     "ignore_unavailable",
@@ -600,7 +600,7 @@ class EsTestServer:
             ),
             (
                 "PUT POST",
-                r"/" + I + "/_doc/(?P<id>[^/]+)",
+                r"/" + IX + "/_doc/(?P<id>[^/]+)",
                 self.h_index,
                 {
                     "op_type",
@@ -618,7 +618,7 @@ class EsTestServer:
             ),
             (
                 "POST",
-                r"/" + I + "/_doc",
+                r"/" + IX + "/_doc",
                 self.h_index,
                 {
                     "op_type",
@@ -632,7 +632,7 @@ class EsTestServer:
             ),
             (
                 "PUT POST",
-                r"/" + I + "/_create/(?P<id>[^/]+)",
+                r"/" + IX + "/_create/(?P<id>[^/]+)",
                 self.h_create,
                 {
                     "refresh",
@@ -646,7 +646,7 @@ class EsTestServer:
             ),
             (
                 "GET HEAD",
-                r"/" + I + "/_doc/(?P<id>[^/]+)",
+                r"/" + IX + "/_doc/(?P<id>[^/]+)",
                 self.h_get,
                 {
                     "_source",
@@ -663,7 +663,7 @@ class EsTestServer:
             ),
             (
                 "DELETE",
-                r"/" + I + "/_doc/(?P<id>[^/]+)",
+                r"/" + IX + "/_doc/(?P<id>[^/]+)",
                 self.h_delete_doc,
                 {
                     "refresh",
@@ -678,7 +678,7 @@ class EsTestServer:
             ),
             (
                 "POST",
-                r"/" + I + "/_close",
+                r"/" + IX + "/_close",
                 self.h_close,
                 {
                     "ignore_unavailable",
@@ -691,7 +691,7 @@ class EsTestServer:
             ),
             (
                 "POST",
-                r"/" + I + "/_open",
+                r"/" + IX + "/_open",
                 self.h_open,
                 {
                     "ignore_unavailable",
@@ -712,7 +712,7 @@ class EsTestServer:
             ),
             (
                 "GET",
-                r"/" + I,
+                r"/" + IX,
                 self.h_get_index,
                 {
                     "flat_settings",
@@ -727,7 +727,7 @@ class EsTestServer:
             ),
             (
                 "HEAD",
-                r"/" + I,
+                r"/" + IX,
                 self.h_exists_index,
                 {
                     "flat_settings",
@@ -740,7 +740,7 @@ class EsTestServer:
             ),
             (
                 "DELETE",
-                r"/" + I,
+                r"/" + IX,
                 self.h_delete_index,
                 {
                     "ignore_unavailable",
@@ -1713,8 +1713,8 @@ def _match_parts(
         return False, True
     head = pat[0]
     if head == "**":
-        f1, p1 = _match_parts(path, pat[1:], fm)
-        f2, p2 = _match_parts(path[1:], pat, fm)
+        f1, _p1 = _match_parts(path, pat[1:], fm)
+        f2, _p2 = _match_parts(path[1:], pat, fm)
         return f1 or f2, True
     if fm(path[0], head):
         if len(path) == 1:

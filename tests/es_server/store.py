@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import itertools
 import re
 import time
 import uuid
@@ -466,11 +467,10 @@ class Cluster:
     def matching_template(self, index: str) -> tuple[str, dict[str, Any]] | None:
         best = None
         for name, t in self.index_templates.items():
-            if any(fnmatch.fnmatchcase(index, p) for p in t["index_patterns"]):
-                if best is None or int(t.get("priority", 0) or 0) > int(
-                    best[1].get("priority", 0) or 0
-                ):
-                    best = (name, t)
+            matches = any(fnmatch.fnmatchcase(index, p) for p in t["index_patterns"])
+            priority = int(t.get("priority", 0) or 0)
+            if matches and (best is None or priority > int(best[1].get("priority", 0) or 0)):
+                best = (name, t)
         return best
 
     def compose(self, index: str) -> dict[str, Any]:
@@ -711,7 +711,7 @@ class Cluster:
                 for sub, sdef in (fdef.get("fields") or {}).items():
                     add(f"{path}.{sub}", convert(sdef.get("type"), value, sdef))
             except ConversionError as exc:
-                preview = value if not isinstance(value, dict | list) else value
+                preview = value
                 raise EsError(
                     400,
                     "document_parsing_exception",
@@ -878,7 +878,7 @@ class Cluster:
                 )
             timings.append((phase, parse_time_value(pdef.get("min_age", "0ms"), "min_age")))
         timings.sort(key=lambda t: PHASE_ORDER.index(t[0]))
-        for (p1, t1), (p2, t2) in zip(timings, timings[1:], strict=False):
+        for (p1, t1), (p2, t2) in itertools.pairwise(timings):
             if t2 < t1:
                 raise bad_request(
                     f"Your policy is configured to run the {p2} phase (min_age: {_fmt_age(phases[p2].get('min_age', '0ms'))}) "

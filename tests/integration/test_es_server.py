@@ -74,7 +74,7 @@ class TestProtocol:
         assert (
             status == 400 and body["error"] == "no handler found for uri [/_nope] and method [GET]"
         )
-        status, headers, body = raw(srv, "GET", "/_bulk")
+        status, _headers, body = raw(srv, "GET", "/_bulk")
         assert status == 405 and "allowed: [POST, PUT]" in body["error"]
 
     def test_unknown_parameter_rejected(self, es):
