@@ -87,11 +87,14 @@ def cli(ctx: click.Context, config_path: Path | None, log_level: str, log_format
 
 
 def _register() -> None:
-    from cli import config_cmd, normalize_cmd, run_cmd
+    from cli import config_cmd, normalize_cmd, run_cmd, setup_cmd
 
     cli.add_command(normalize_cmd.normalize)
     cli.add_command(config_cmd.config)
     cli.add_command(run_cmd.run)
+    cli.add_command(setup_cmd.setup)
+    cli.add_command(setup_cmd.retention)
+    cli.add_command(setup_cmd.test_group)
 
 
 _register()

@@ -34,5 +34,6 @@ def setup_logging(level: str = "info", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # The ES client logs every request line at INFO; keep the journal readable.
-    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+    # The ES client logs every request at INFO and every failed attempt at WARNING; the sink
+    # logs changes of state itself, so keep the journal readable.
+    logging.getLogger("elastic_transport").setLevel(logging.ERROR)

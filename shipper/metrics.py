@@ -21,6 +21,12 @@ class Metrics:
         with self._lock:
             self.values[name] = value
 
+    def observe(self, name: str, value: float) -> None:
+        """Record one sample (kept as _sum and _count; the HTTP exporter makes a histogram)."""
+        with self._lock:
+            self.values[name + "_sum"] += value
+            self.values[name + "_count"] += 1
+
     def get(self, name: str) -> float:
         with self._lock:
             return self.values.get(name, 0.0)

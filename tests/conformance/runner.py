@@ -189,10 +189,8 @@ class Runner:
         data = None
         ctype = "application/json"
         if body is not None:
-            if (
-                name in ("bulk",)
-                or (isinstance(body, list)
-                and spec.get("body", {}).get("serialize") == "bulk")
+            if name in ("bulk",) or (
+                isinstance(body, list) and spec.get("body", {}).get("serialize") == "bulk"
             ):
                 lines = body if isinstance(body, list) else [body]
                 data = "".join(

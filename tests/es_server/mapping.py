@@ -314,8 +314,15 @@ def validate_properties(props: Any, path: str = "") -> None:
             validate_properties({sub: sdef}, full + ".")
 
 
-def merge_properties(base: dict[str, Any], extra: dict[str, Any], path: str = "") -> dict[str, Any]:
-    """Merge mapping ``extra`` into ``base``; conflicting leaf types are an error."""
+def merge_properties(
+    base: dict[str, Any], extra: dict[str, Any], path: str = "", override: bool = False
+) -> dict[str, Any]:
+    """Merge mapping ``extra`` into ``base``.
+
+    ``override`` is Elasticsearch's INDEX_TEMPLATE merge (components, then the template, then the
+    create-index request: later definitions replace earlier ones); otherwise (put mapping,
+    dynamic updates) a changed leaf type is an error.
+    """
     out = dict(base)
     for name, fdef in extra.items():
         cur = out.get(name)
@@ -327,9 +334,11 @@ def merge_properties(base: dict[str, Any], extra: dict[str, Any], path: str = ""
             merged = dict(cur)
             merged.update({k: v for k, v in fdef.items() if k != "properties"})
             merged["properties"] = merge_properties(
-                cur.get("properties", {}), fdef.get("properties", {}), f"{path}{name}."
+                cur.get("properties", {}), fdef.get("properties", {}), f"{path}{name}.", override
             )
             out[name] = merged
+        elif ctype != ntype and override:
+            out[name] = fdef
         elif ctype != ntype:
             raise EsError(
                 400,

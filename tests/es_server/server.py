@@ -135,6 +135,7 @@ class EsTestServer:
         self.lock = threading.RLock()
         self.cluster_uuid = uuid.uuid4().hex[:22]
         self._httpd: ThreadingHTTPServer | None = None
+        self._conns: set[socket.socket] = set()  # open client connections, cut by stop()
         self._thread: threading.Thread | None = None
         self.routes = self._routes()
 
@@ -161,11 +162,18 @@ class EsTestServer:
         return self
 
     def stop(self) -> None:
-        """Stop listening: connections are refused until ``start`` (same port, same data)."""
+        """Go down: close every connection and refuse new ones until ``start`` (same port and data)."""
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
             self._httpd = None
+        with self.lock:
+            conns, self._conns = list(self._conns), set()
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def advance(self, seconds: float) -> list[str]:
         """Move the cluster clock forward and run ILM; returns indices ILM deleted."""
@@ -266,7 +274,6 @@ class EsTestServer:
         params = dict(parse_qsl(url.query, keep_blank_values=True))
         extra_headers: dict[str, str] = {}
         with self.lock:
-            self.requests.append(Recorded(method, path, params, headers, body))
             if self.faults.fail_next:
                 status, type_, reason = self.faults.fail_next.pop(0)
                 raise EsError(status, type_, reason)
@@ -1730,6 +1737,19 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def setup(self) -> None:
+        super().setup()
+        with self.es.lock:
+            self.es._conns.add(self.connection)
+
+    def finish(self) -> None:
+        with self.es.lock:
+            self.es._conns.discard(self.connection)
+        try:
+            super().finish()
+        except OSError:
+            pass
+
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             chunks = []
@@ -1757,6 +1777,17 @@ class _Handler(BaseHTTPRequestHandler):
                     body = gzip.decompress(body)
                 except (OSError, EOFError, zlib.error):
                     raise bad_request("request body is not valid gzip") from None
+            url = urlsplit(self.path)
+            with es.lock:
+                es.requests.append(
+                    Recorded(
+                        self.command,
+                        url.path,
+                        dict(parse_qsl(url.query, keep_blank_values=True)),
+                        headers,
+                        body,
+                    )
+                )
             if es.faults.max_body is not None and len(body) > es.faults.max_body:
                 raise EsError(
                     413, "request_entity_too_large", f"Request entity too large: {len(body)} bytes"
@@ -1764,10 +1795,8 @@ class _Handler(BaseHTTPRequestHandler):
             if es.faults.delay:
                 time.sleep(es.faults.delay)
             ctype = es.negotiate(headers)
-            if (
-                (body
-                and self.command not in ("GET", "HEAD", "DELETE"))
-                or (body and headers.get("content-type"))
+            if (body and self.command not in ("GET", "HEAD", "DELETE")) or (
+                body and headers.get("content-type")
             ):
                 ct = headers.get("content-type", "")
                 if ct and not re.match(

@@ -490,7 +490,7 @@ class Cluster:
             for p in parts:
                 settings.update(normalize_settings(p.get("settings", {})))
                 m = p.get("mappings", {})
-                props = merge_properties(props, m.get("properties", {}))
+                props = merge_properties(props, m.get("properties", {}), override=True)
                 mapping_extra.update({k: v for k, v in m.items() if k != "properties"})
                 aliases.update(p.get("aliases", {}))
         mappings = {**mapping_extra, "properties": props} if props or mapping_extra else {}
@@ -544,7 +544,7 @@ class Cluster:
                 **mappings,
                 **{k: v for k, v in req_m.items() if k != "properties"},
                 "properties": merge_properties(
-                    mappings.get("properties", {}), req_m.get("properties", {})
+                    mappings.get("properties", {}), req_m.get("properties", {}), override=True
                 ),
             }
         settings.setdefault("index.number_of_shards", "1")

@@ -54,7 +54,14 @@ def assert_exactly_once(got: list[str], want: list[str]) -> None:
 class Pipeline:
     """A file-input, file-output pipeline under ``tmp``; ``pump`` steps it in this thread."""
 
-    def __init__(self, tmp: Path, paths: list[str] | None = None, **input_opts: Any) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        paths: list[str] | None = None,
+        output: dict[str, Any] | None = None,
+        index: dict[str, Any] | None = None,
+        **input_opts: Any,
+    ) -> None:
         self.tmp = tmp
         self.logs = tmp / "logs"
         self.logs.mkdir(exist_ok=True)
@@ -67,7 +74,8 @@ class Pipeline:
                 "inputs": [
                     {"type": "file", "paths": paths or [str(self.logs / "*.jsonl")], **opts}
                 ],
-                "output": {"type": "file", "path": str(self.out)},
+                "output": output or {"type": "file", "path": str(self.out)},
+                "index": index or {},
             },
             "test",
             env={},
@@ -76,9 +84,8 @@ class Pipeline:
 
     def start(self) -> Pipeline:
         self.runner = build_runner(self.cfg)
-        self.runner.limits = type(self.runner.limits)(
-            max_docs=1000, max_bytes=5 << 20, max_wait=0.05
-        )
+        limits = self.runner.limits
+        self.runner.limits = type(limits)(limits.max_docs, limits.max_bytes, max_wait=0.05)
         return self
 
     def pump(self, until: Any = None, timeout: float = 10.0, min_time: float = 0.0) -> None:

@@ -46,6 +46,7 @@ class TailedFile:
     last_data: float = field(default_factory=time.monotonic)
     at_path: bool = True  # still reachable at a path matching the globs
     deleted_at: float | None = None
+    backlog: list[Frame] = field(default_factory=list)  # framed but over the poll budget
 
     @property
     def key(self) -> tuple[int, int]:
@@ -201,6 +202,7 @@ class FileSource:
         tf.stream = self._new_stream_id(tf.dev, tf.ino)
         self.by_stream[tf.stream] = tf
         tf.splitter = LineSplitter(self.cfg.max_line_bytes, 0)
+        tf.backlog = []
         tf.read_pos = 0
         tf.fingerprint = Fingerprint.of(tf.fd, self.cfg.fingerprint_bytes)
         self._stage(tf, 0)
@@ -224,7 +226,7 @@ class FileSource:
         elif size > tf.read_pos and tf.fingerprint.length and not tf.fingerprint.matches(tf.fd):
             # Truncated and written past our offset since we last looked: size alone cannot tell.
             self._restart(tf, "its first bytes changed (copytruncate?)")
-        frames: list[Frame] = []
+        frames, tf.backlog = tf.backlog, []
         while len(frames) < budget and tf.read_pos < size:
             data = os.pread(tf.fd, min(READ_SIZE, size - tf.read_pos), tf.read_pos)
             if not data:
@@ -232,11 +234,14 @@ class FileSource:
             tf.read_pos += len(data)
             METRICS.inc("bytes_read_total", len(data))
             frames.extend(tf.splitter.feed(data))
+        if len(frames) > budget:
+            # Batches stay within their limits; the rest (at most one read) waits for next poll.
+            frames, tf.backlog = frames[:budget], frames[budget:]
         if tf.fingerprint.length < self.cfg.fingerprint_bytes and tf.fingerprint.length < size:
             tf.fingerprint = Fingerprint.of(tf.fd, self.cfg.fingerprint_bytes)
         if frames:
             tf.last_data = now
-        elif tf.read_pos >= size:
+        elif tf.read_pos >= size and not tf.backlog:
             idle = now - tf.last_data
             gone = not tf.at_path or tf.deleted_at is not None
             if gone and idle >= self._idle_eof:

@@ -1,0 +1,172 @@
+"""``setup``, ``retention`` and ``test output``: the cluster side of the daemon."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+import orjson
+
+from cli.main import EXIT_UNREACHABLE, Context, fail, pass_ctx
+from shipper.config import ElasticsearchOutputConfig, IndexConfig, parse_duration
+from shipper.errors import ConfigError
+
+
+def es_config(ctx: Context) -> tuple[ElasticsearchOutputConfig, IndexConfig]:
+    cfg = ctx.config()
+    if not isinstance(cfg.output, ElasticsearchOutputConfig):
+        raise ConfigError(
+            f"{ctx.config_path}: output.type is {cfg.output.type!r}; this command needs 'elasticsearch'"
+        )
+    return cfg.output, cfg.index
+
+
+def es_client(out: ElasticsearchOutputConfig) -> Any:
+    from shipper.sinks.elasticsearch.client import make_client
+
+    return make_client(out)
+
+
+def call(what: str, fn: Any) -> Any:
+    """Run one cluster call; connection/auth problems exit 3 with one clear line."""
+    from shipper.sinks.elasticsearch.client import ApiError, TransportError, translate
+
+    try:
+        return fn()
+    except (ApiError, TransportError) as exc:
+        raise translate(exc, what) from None
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Print what would be sent; change nothing.")
+@pass_ctx
+def setup(ctx: Context, dry_run: bool) -> None:
+    """Install or reconcile the ILM policy and index templates (idempotent)."""
+    from shipper import es_setup
+
+    out, idx = es_config(ctx)
+    client = es_client(out)
+    changes = call("setup", lambda: es_setup.plan(client, idx))
+    for c in changes:
+        click.echo(
+            f"{c.action:9} {c.desired.kind:18} {c.desired.name}"
+            + (f"  ({c.detail})" if c.detail else "")
+        )
+        if dry_run and c.action != "unchanged":
+            click.echo(orjson.dumps(c.desired.body, option=orjson.OPT_INDENT_2).decode())
+    if dry_run:
+        click.echo("dry run: nothing was changed", err=True)
+        return
+    done = call("setup", lambda: es_setup.apply(client, changes))
+    click.echo(
+        f"setup complete: {len(done)} changed, {len(changes) - len(done)} already up to date",
+        err=True,
+    )
+
+
+@click.group()
+def retention() -> None:
+    """Show or change how long audit logs are kept."""
+
+
+def _delete_age(policy: dict[str, Any]) -> str | None:
+    phase = policy.get("phases", {}).get("delete")
+    return phase.get("min_age") if phase else None
+
+
+@retention.command("show")
+@pass_ctx
+def retention_show(ctx: Context) -> None:
+    """Print the retention of the ILM policy on the cluster."""
+    from shipper.es_setup import policy_name
+
+    out, idx = es_config(ctx)
+    name = policy_name(idx)
+    client = es_client(out)
+    r = call("retention", lambda: client.options(ignore_status=404).ilm.get_lifecycle(name=name))
+    if r.meta.status == 404:
+        fail(f"ILM policy {name} does not exist; run 'logto-shipper setup'", 1)
+    age = _delete_age(r[name]["policy"])
+    click.echo(
+        f"{name}: indices are deleted {age} after their day" if age else f"{name}: no delete phase"
+    )
+    if age and age != idx.retention:
+        click.echo(
+            f"note: the config says retention = {idx.retention!r}; 'run' and 'setup' apply the config",
+            err=True,
+        )
+
+
+@retention.command("set")
+@click.argument("duration")
+@pass_ctx
+def retention_set(ctx: Context, duration: str) -> None:
+    """Change the retention (e.g. 30d) of the ILM policy on the cluster."""
+    from shipper.es_setup import policy_name, render_policy
+
+    try:
+        parse_duration(duration)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="DURATION") from None
+    out, idx = es_config(ctx)
+    client = es_client(out)
+    body = render_policy(idx, duration)
+    call(
+        "retention", lambda: client.ilm.put_lifecycle(name=policy_name(idx), policy=body["policy"])
+    )
+    click.echo(f"{policy_name(idx)}: retention set to {duration}")
+    if duration != idx.retention:
+        click.echo(
+            f'note: set [index] retention = "{duration}" in {ctx.config_path} too, or the next '
+            "'run'/'setup' puts the configured value back",
+            err=True,
+        )
+
+
+@click.group("test")
+def test_group() -> None:
+    """Check that the configured output works."""
+
+
+@test_group.command("output")
+@pass_ctx
+def test_output(ctx: Context) -> None:
+    """Connect, check the version and the privileges setup and indexing need."""
+    out, idx = es_config(ctx)
+    client = es_client(out)
+    info = call(f"connect to {', '.join(out.hosts)}", client.info)
+    version = info["version"]["number"]
+    major = int(version.split(".")[0])
+    click.echo(
+        f"connected: {', '.join(out.hosts)} ({info.get('cluster_name')}, Elasticsearch {version})"
+    )
+    if major not in (8, 9):
+        fail(f"Elasticsearch {version} is not supported (needs 8.x or 9.x)", 1)
+    pattern = f"{idx.prefix}-*"
+    wanted_cluster = ["monitor", "manage_ilm", "manage_index_templates"]
+    wanted_index = ["create_doc", "create_index", "view_index_metadata", "read"]
+    from shipper.sinks.elasticsearch.client import ApiError
+
+    try:
+        r = client.security.has_privileges(
+            cluster=wanted_cluster, index=[{"names": [pattern], "privileges": wanted_index}]
+        )
+    except ApiError as exc:
+        if exc.meta.status in (400, 500, 501):
+            click.echo("privileges: security is disabled on this cluster (no check needed)")
+            click.echo("verdict: OK")
+            return
+        raise
+    missing = [p for p, ok in r["cluster"].items() if not ok]
+    missing += [f"{p} on {pattern}" for p, ok in r["index"].get(pattern, {}).items() if not ok]
+    for p in wanted_cluster:
+        click.echo(f"  cluster privilege {p:24} {'yes' if r['cluster'].get(p) else 'MISSING'}")
+    for p in wanted_index:
+        click.echo(
+            f"  index privilege {p:26} {'yes' if r['index'].get(pattern, {}).get(p) else 'MISSING'}"
+        )
+    if missing:
+        click.echo(f"verdict: missing privileges: {', '.join(missing)}")
+        sys.exit(EXIT_UNREACHABLE)
+    click.echo("verdict: OK")

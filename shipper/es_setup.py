@@ -1,0 +1,190 @@
+"""``logto-shipper setup``: make the cluster match ``mappings/`` and ``ilm/``, idempotently.
+
+The files are templates with ``{{prefix}}``, ``{{namespace}}``, ``{{policy}}``, ``{{shards}}``,
+``{{replicas}}``, ``{{retention}}`` and ``{{warm_after}}``. ``plan`` compares the rendered
+objects with what the cluster has (after normalizing the forms Elasticsearch echoes back) and
+``apply`` writes only what differs, so running it on every start is cheap and a policy or
+template changed by hand is reported and reconciled.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from shipper.config import IndexConfig
+from shipper.resources import data_dir
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Desired:
+    kind: str  # "ilm_policy" | "component_template" | "index_template"
+    name: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Change:
+    desired: Desired
+    action: str  # "create" | "update" | "unchanged"
+    detail: str = ""
+
+
+def policy_name(idx: IndexConfig) -> str:
+    return f"{idx.prefix}-policy"
+
+
+def _render(name: str, values: dict[str, str]) -> Any:
+    text = (data_dir(name.split("/")[0]) / name.split("/", 1)[1]).read_text(encoding="utf-8")
+    for k, v in values.items():
+        text = text.replace("{{" + k + "}}", v)
+    return json.loads(text)
+
+
+def render_policy(idx: IndexConfig, retention: str | None = None) -> dict[str, Any]:
+    body = _render(
+        "ilm/policy.json",
+        {"retention": retention or idx.retention, "warm_after": idx.warm_after or "0ms"},
+    )
+    if not idx.warm_after:
+        del body["policy"]["phases"]["warm"]
+    return body
+
+
+def desired(idx: IndexConfig) -> list[Desired]:
+    values = {
+        "prefix": idx.prefix,
+        "namespace": idx.namespace,
+        "policy": policy_name(idx),
+        "shards": str(idx.shards),
+        "replicas": str(idx.replicas),
+    }
+    return [
+        Desired("ilm_policy", policy_name(idx), render_policy(idx)),
+        Desired(
+            "component_template",
+            f"{idx.prefix}-settings",
+            _render("mappings/component-settings.json", values),
+        ),
+        Desired(
+            "component_template",
+            f"{idx.prefix}-mappings",
+            _render("mappings/component-mappings.json", values),
+        ),
+        Desired(
+            "index_template",
+            f"{idx.prefix}-{idx.namespace}",
+            _render("mappings/index-template.json", values),
+        ),
+        Desired(
+            "index_template",
+            f"{idx.prefix}-deadletter-{idx.namespace}",
+            _render("mappings/deadletter-template.json", values),
+        ),
+    ]
+
+
+def _flat_settings(s: Any, prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in (s or {}).items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat_settings(v, key + "."))
+        else:
+            out[key if key.startswith("index.") else f"index.{key}"] = (
+                str(v).lower() if isinstance(v, bool) else str(v)
+            )
+    return out
+
+
+def _normalize_template(t: dict[str, Any]) -> dict[str, Any]:
+    t = copy.deepcopy(t)
+    tpl = t.get("template") or {}
+    if "settings" in tpl:
+        tpl["settings"] = _flat_settings(tpl["settings"])
+    t["template"] = tpl
+    for k in ("composed_of",):
+        t.setdefault(k, [])
+    return {
+        k: v
+        for k, v in t.items()
+        if k in ("index_patterns", "composed_of", "priority", "template", "_meta")
+    }
+
+
+def _normalize_policy(p: dict[str, Any]) -> dict[str, Any]:
+    p = copy.deepcopy(p)
+    for phase in p.get("phases", {}).values():
+        phase.setdefault("min_age", "0ms")
+        delete = phase.get("actions", {}).get("delete")
+        if isinstance(delete, dict):
+            delete.setdefault(
+                "delete_searchable_snapshot", True
+            )  # the default Elasticsearch echoes
+    return p
+
+
+def current(client: Any, d: Desired) -> dict[str, Any] | None:
+    """What the cluster has for ``d`` in the same shape as the desired body, or None."""
+    es = client.options(ignore_status=404)
+    if d.kind == "ilm_policy":
+        r = es.ilm.get_lifecycle(name=d.name)
+        return None if r.meta.status == 404 else {"policy": r[d.name]["policy"]}
+    if d.kind == "component_template":
+        r = es.cluster.get_component_template(name=d.name)
+        return None if r.meta.status == 404 else r["component_templates"][0]["component_template"]
+    r = es.indices.get_index_template(name=d.name)
+    return None if r.meta.status == 404 else r["index_templates"][0]["index_template"]
+
+
+def _same(d: Desired, have: dict[str, Any]) -> bool:
+    if d.kind == "ilm_policy":
+        return _normalize_policy(have["policy"]) == _normalize_policy(d.body["policy"])
+    return _normalize_template(have) == _normalize_template(d.body)
+
+
+def plan(client: Any, idx: IndexConfig) -> list[Change]:
+    changes = []
+    for d in desired(idx):
+        have = current(client, d)
+        if have is None:
+            changes.append(Change(d, "create"))
+        elif _same(d, have):
+            changes.append(Change(d, "unchanged"))
+        else:
+            changes.append(Change(d, "update", "differs from the bundled file (changed by hand?)"))
+    return changes
+
+
+def put(client: Any, d: Desired) -> None:
+    if d.kind == "ilm_policy":
+        client.ilm.put_lifecycle(name=d.name, policy=d.body["policy"])
+    elif d.kind == "component_template":
+        client.cluster.put_component_template(name=d.name, **d.body)
+    else:
+        client.indices.put_index_template(name=d.name, **d.body)
+
+
+def apply(client: Any, changes: list[Change]) -> list[Change]:
+    """Write creates/updates in dependency order (policy, components, templates)."""
+    done = []
+    for c in changes:
+        if c.action == "unchanged":
+            continue
+        if c.action == "update":
+            log.warning("%s %s %s; reconciling", c.desired.kind, c.desired.name, c.detail)
+        put(client, c.desired)
+        done.append(c)
+    return done
+
+
+def setup(client: Any, idx: IndexConfig) -> list[Change]:
+    """Plan and apply; returns every change with its action (for reporting)."""
+    changes = plan(client, idx)
+    apply(client, changes)
+    return changes

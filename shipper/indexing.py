@@ -1,0 +1,48 @@
+"""Event-time index names: ``<prefix>-<namespace>-yyyy.MM.dd``.
+
+The date is the UTC day of ``@timestamp`` (or the first day of its ISO week / month), always a
+full ``yyyy.MM.dd`` because that is the only form ``index.lifecycle.parse_origination_date``
+accepts. A replayed record therefore lands in the same index as before and is answered 409.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+DAY_MS = 86_400_000
+
+
+def period_start(day: date, granularity: str) -> date:
+    if granularity == "week":
+        return day - timedelta(days=day.weekday())
+    if granularity == "month":
+        return day.replace(day=1)
+    return day
+
+
+class IndexNamer:
+    """Maps epoch milliseconds to index names; cached per UTC day (days repeat endlessly)."""
+
+    def __init__(self, prefix: str, namespace: str, granularity: str = "day") -> None:
+        self.base = f"{prefix}-{namespace}-"
+        self.granularity = granularity
+        self._cache: dict[int, str] = {}
+
+    def __call__(self, epoch_ms: int) -> str:
+        day_no = epoch_ms // DAY_MS
+        name = self._cache.get(day_no)
+        if name is None:
+            day = datetime.fromtimestamp(day_no * 86400, UTC).date()
+            name = self.base + period_start(day, self.granularity).strftime("%Y.%m.%d")
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            self._cache[day_no] = name
+        return name
+
+    @property
+    def pattern(self) -> str:
+        return self.base + "*"
+
+    @property
+    def alias(self) -> str:
+        return self.base[:-1]

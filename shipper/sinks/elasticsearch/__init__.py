@@ -1,0 +1,5 @@
+"""The ``elasticsearch`` output."""
+
+from shipper.sinks.elasticsearch.sink import ElasticsearchSink
+
+__all__ = ["ElasticsearchSink"]

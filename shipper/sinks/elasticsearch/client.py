@@ -1,0 +1,96 @@
+"""The only module that builds an Elasticsearch client and knows its exception types.
+
+The client's own retries are off: exactly one layer (``sink.py``) retries, with backoff and
+only the failed items. Credentials come from config (files or environment), never argv, and
+never appear in messages (the client's errors carry no auth headers).
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.request
+from typing import Any
+from urllib.parse import urlsplit
+
+from elastic_transport import ConnectionError as TransportConnectionError
+from elastic_transport import ConnectionTimeout, TransportError
+from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch
+
+from shipper.config import ElasticsearchOutputConfig
+from shipper.errors import OutputAuthError, OutputError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ApiError",
+    "ConnectionTimeout",
+    "Elasticsearch",
+    "TransportConnectionError",
+    "TransportError",
+    "describe",
+    "make_client",
+    "translate",
+]
+
+
+def _proxied(hosts: list[str]) -> bool:
+    proxies = urllib.request.getproxies()
+    for h in hosts:
+        parts = urlsplit(h)
+        if parts.scheme in proxies and not urllib.request.proxy_bypass(parts.hostname or ""):
+            return True
+    return False
+
+
+def make_client(cfg: ElasticsearchOutputConfig, **overrides: Any) -> Elasticsearch:
+    kw: dict[str, Any] = {
+        "hosts": cfg.hosts,
+        "request_timeout": cfg.request_timeout,
+        "max_retries": 0,
+        "retry_on_status": (),
+        "retry_on_timeout": False,
+        "http_compress": cfg.gzip,
+        "verify_certs": cfg.verify_certs,
+        "connections_per_node": cfg.max_in_flight + 2,
+    }
+    if cfg.ca_file:
+        kw["ca_certs"] = str(cfg.ca_file)
+    if not cfg.verify_certs:
+        log.warning("TLS certificate verification is OFF for %s", ", ".join(cfg.hosts))
+        kw["ssl_show_warn"] = False
+    if cfg.api_key is not None:
+        kw["api_key"] = cfg.api_key.get_secret_value()
+    elif cfg.username:
+        kw["basic_auth"] = (cfg.username, cfg.password.get_secret_value() if cfg.password else "")
+    if _proxied(cfg.hosts):
+        # urllib3 ignores https_proxy; requests (trust_env) honours it and no_proxy.
+        kw["node_class"] = "requests"
+        log.info("using the proxy from the environment (https_proxy/http_proxy)")
+    kw.update(overrides)
+    return Elasticsearch(**kw)
+
+
+def describe(exc: BaseException) -> str:
+    """One line for logs: status and Elasticsearch's error type/reason, never headers."""
+    if isinstance(exc, ApiError):
+        return f"HTTP {exc.meta.status} {exc.error}: {_reason(exc)}"
+    if isinstance(exc, ConnectionTimeout):
+        return "request timed out"
+    if isinstance(exc, TransportConnectionError):
+        return f"cannot connect: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _reason(exc: ApiError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    err = body.get("error")
+    if isinstance(err, dict):
+        return str(err.get("reason", ""))
+    return str(err or exc.message)
+
+
+def translate(exc: BaseException, what: str) -> OutputError:
+    """Map client exceptions to the daemon's own (for one-shot commands)."""
+    if isinstance(exc, AuthenticationException | AuthorizationException):
+        return OutputAuthError(f"{what}: {describe(exc)}")
+    return OutputError(f"{what}: {describe(exc)}")

@@ -1,0 +1,276 @@
+"""Deliver batches with ``_bulk``: exactly-once results, retries of failed items only, dead letters.
+
+Per item: 2xx and 409 are delivered (409 means "already indexed", the exactly-once guarantee
+of ``op_type: create`` with ``_id = event.id``); 429/5xx are retried with backoff, only those
+items; other 4xx go to the dead-letter index ``<prefix>-deadletter-<namespace>`` (falling back
+to ``<state>/dead-letter/elasticsearch.jsonl``) and then count as delivered. Whole-request
+failures (connection, timeout, 429, 5xx) retry the batch; 413 splits it. Retries go on forever
+while running; ``close`` abandons them (the batch is then not acknowledged and is read again).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from shipper.config import ElasticsearchOutputConfig, IndexConfig
+from shipper.deadletter import DeadLetterFile
+from shipper.es_setup import setup
+from shipper.indexing import IndexNamer
+from shipper.metrics import METRICS
+from shipper.sinks.base import Batch
+from shipper.sinks.elasticsearch.client import (
+    ApiError,
+    ConnectionTimeout,
+    TransportConnectionError,
+    TransportError,
+    describe,
+    make_client,
+)
+from shipper.sinks.elasticsearch.encode import Item, body, encode
+from shipper.sinks.elasticsearch.retry import Backoff, Outcome, classify
+
+log = logging.getLogger(__name__)
+FILTER = "errors,items.*.status,items.*.error.type,items.*.error.reason"
+
+
+class Abandoned(Exception):
+    """The sink is closing: stop retrying this batch."""
+
+
+class ElasticsearchSink:
+    """Delivers on ``max_in_flight`` worker threads; ``completed`` reports finished batches."""
+
+    def __init__(
+        self,
+        client: Any,
+        index: IndexConfig,
+        out: ElasticsearchOutputConfig,
+        deadletter_path: Path,
+        run_setup: bool = True,
+    ) -> None:
+        self.client = client
+        self.index_cfg = index
+        self.max_in_flight = out.max_in_flight
+        self.namer = IndexNamer(index.prefix, index.namespace, index.granularity)
+        self.dl_index = f"{index.prefix}-deadletter-{index.namespace}"
+        self.backoff = Backoff(out.retry_initial_backoff, out.retry_max_backoff)
+        self._pool = ThreadPoolExecutor(out.max_in_flight, thread_name_prefix="bulk")
+        self._done: queue.Queue[int] = queue.Queue()
+        self._closing = threading.Event()
+        self._setup_lock = threading.Lock()
+        self._setup_done = not run_setup
+        self._dl_file_path = deadletter_path
+        self._dl_file: DeadLetterFile | None = None
+        self._last_error: str | None = None
+
+    @classmethod
+    def from_config(
+        cls, out: ElasticsearchOutputConfig, index: IndexConfig, state_dir: Path
+    ) -> ElasticsearchSink:
+        return cls(
+            make_client(out),
+            index,
+            out,
+            state_dir / "dead-letter" / "elasticsearch.jsonl",
+            run_setup=out.setup_on_start,
+        )
+
+    # -- Sink protocol ---------------------------------------------------------------------
+
+    def submit(self, batch: Batch) -> None:
+        items = encode(batch.docs, self.namer)
+        self._pool.submit(self._run, batch.seq, items)
+
+    def completed(self, timeout: float = 0.0) -> list[int]:
+        out = []
+        try:
+            out.append(self._done.get(timeout=timeout) if timeout > 0 else self._done.get_nowait())
+            while True:
+                out.append(self._done.get_nowait())
+        except queue.Empty:
+            pass
+        return out
+
+    def committed(self) -> Any:
+        return None
+
+    def close(self) -> None:
+        self._closing.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._dl_file is not None:
+            self._dl_file.close()
+
+    # -- delivery --------------------------------------------------------------------------
+
+    def _run(self, seq: int, items: list[Item]) -> None:
+        try:
+            if items:
+                self._ensure_setup()
+                self._deliver(items)
+            self._done.put(seq)
+        except Abandoned:
+            log.info("batch %d abandoned at shutdown; it will be read again", seq)
+        except Exception:  # a bug must not kill the worker silently: the batch stays unacked
+            log.exception("unexpected error delivering batch %d; it will be read again", seq)
+
+    def _sleep(self, attempt: int) -> None:
+        if self._closing.wait(self.backoff.delay(attempt)):
+            raise Abandoned
+
+    def _note_error(self, message: str) -> None:
+        if message != self._last_error:  # log changes of state, not every retry
+            log.warning("Elasticsearch: %s; retrying with backoff", message)
+            self._last_error = message
+
+    def _ensure_setup(self) -> None:
+        attempt = 0
+        while not self._setup_done:
+            with self._setup_lock:
+                if self._setup_done:
+                    return
+                try:
+                    changes = setup(self.client, self.index_cfg)
+                    for c in changes:
+                        if c.action != "unchanged":
+                            log.info("setup: %s %s %s", c.action, c.desired.kind, c.desired.name)
+                    self._setup_done = True
+                    return
+                except (ApiError, TransportError) as exc:
+                    self._note_error(f"setup failed: {describe(exc)}")
+            self._sleep(attempt)
+            attempt += 1
+
+    def _bulk(self, items: list[Item]) -> list[dict[str, Any]] | None:
+        """One request; per-item results, or None when the whole request must be retried."""
+        started = time.monotonic()
+        METRICS.inc("bulk_requests_total")
+        try:
+            resp = self.client.bulk(operations=body(items), filter_path=FILTER)
+        except ApiError as exc:
+            if exc.meta.status == 413 and len(items) > 1:
+                raise _TooLarge from None
+            if classify(exc.meta.status) is Outcome.REJECTED and exc.meta.status not in (401, 403):
+                # The request itself was refused (not retryable): every item is dead-lettered.
+                return [
+                    {
+                        "status": exc.meta.status,
+                        "error": {"type": str(exc.error), "reason": describe(exc)},
+                    }
+                    for _ in items
+                ]
+            self._note_error(describe(exc))
+            METRICS.inc("bulk_request_failures_total")
+            return None
+        except (TransportConnectionError, ConnectionTimeout, TransportError) as exc:
+            self._note_error(describe(exc))
+            METRICS.inc("bulk_request_failures_total")
+            return None
+        finally:
+            METRICS.observe("bulk_latency_seconds", time.monotonic() - started)
+        results = [next(iter(i.values())) for i in resp.get("items", [])]
+        if len(results) != len(items):
+            self._note_error(f"bulk answered {len(results)} items for {len(items)} sent")
+            return None
+        if self._last_error is not None:
+            log.info("Elasticsearch: delivering again")
+            self._last_error = None
+        METRICS.set("last_delivery_timestamp_seconds", time.time())
+        return results
+
+    def _deliver(self, items: list[Item]) -> None:
+        pending = items
+        attempt = 0
+        while pending:
+            if self._closing.is_set():
+                raise Abandoned
+            try:
+                results = self._bulk(pending)
+            except _TooLarge:
+                half = len(pending) // 2
+                log.info("bulk request too large (413); splitting %d items", len(pending))
+                self._deliver(pending[:half])
+                pending = pending[half:]
+                continue
+            if results is None:
+                self._sleep(attempt)
+                attempt += 1
+                continue
+            retry, rejected = [], []
+            for item, res in zip(pending, results, strict=True):
+                outcome = classify(int(res.get("status", 500)))
+                if outcome is Outcome.DELIVERED:
+                    METRICS.inc("docs_indexed_total")
+                elif outcome is Outcome.DUPLICATE:
+                    METRICS.inc("docs_duplicate_total")
+                elif outcome is Outcome.RETRY:
+                    retry.append(item)
+                else:
+                    rejected.append((item, res))
+            if rejected:
+                self._dead_letter(rejected)
+            if retry:
+                METRICS.inc("docs_retried_total", len(retry))
+                self._note_error(
+                    f"{len(retry)} of {len(pending)} items refused with "
+                    f"{results[pending.index(retry[0])].get('status')}"
+                )
+                pending = retry
+                self._sleep(attempt)
+                attempt += 1
+            else:
+                pending = []
+
+    def _dead_letter(self, rejected: list[tuple[Item, dict[str, Any]]]) -> None:
+        """Keep refused documents whole; only after they are safe do they count as done."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000Z"
+        lines = []
+        entries = []
+        for item, res in rejected:
+            err = res.get("error") or {}
+            source = item.lines.split(b"\n", 1)[1].rstrip(b"\n").decode()
+            log.warning("dead-lettering %s: %s %s", item.doc_id, err.get("type"), err.get("reason"))
+            entry = {
+                "@timestamp": now,
+                "event": {"id": item.doc_id},
+                "error": {"type": err.get("type"), "message": err.get("reason")},
+                "http": {"response": {"status_code": res.get("status")}},
+                "logto_shipper": {"target_index": item.index, "original": source},
+            }
+            entries.append(entry)
+            lines.append(
+                orjson.dumps({"create": {"_index": self.dl_index, "_id": item.doc_id}})
+                + b"\n"
+                + orjson.dumps(entry)
+                + b"\n"
+            )
+        METRICS.inc("docs_dead_lettered_total", len(rejected))
+        failed = list(range(len(entries)))
+        try:
+            resp = self.client.bulk(operations=b"".join(lines), filter_path="items.*.status")
+            statuses = [next(iter(i.values())).get("status", 500) for i in resp.get("items", [])]
+            if len(statuses) == len(entries):
+                failed = [
+                    i
+                    for i, st in enumerate(statuses)
+                    if classify(st) not in (Outcome.DELIVERED, Outcome.DUPLICATE)
+                ]
+        except (ApiError, TransportError) as exc:
+            log.warning(
+                "dead-letter index unavailable (%s); using the dead-letter file", describe(exc)
+            )
+        if failed:
+            if self._dl_file is None:
+                self._dl_file = DeadLetterFile(self._dl_file_path)
+            self._dl_file.write([entries[i] for i in failed])
+
+
+class _TooLarge(Exception):
+    pass
