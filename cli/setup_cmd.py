@@ -17,7 +17,8 @@ def es_config(ctx: Context) -> tuple[ElasticsearchOutputConfig, IndexConfig]:
     cfg = ctx.config()
     if not isinstance(cfg.output, ElasticsearchOutputConfig):
         raise ConfigError(
-            f"{ctx.config_path}: output.type is {cfg.output.type!r}; this command needs 'elasticsearch'"
+            f"{ctx.config_path}: output.type is {cfg.output.type!r}; "
+            "this command needs 'elasticsearch'"
         )
     return cfg.output, cfg.index
 
@@ -93,7 +94,8 @@ def retention_show(ctx: Context) -> None:
     )
     if age and age != idx.retention:
         click.echo(
-            f"note: the config says retention = {idx.retention!r}; 'run' and 'setup' apply the config",
+            f"note: the config says retention = {idx.retention!r}; "
+            "'run' and 'setup' apply the config",
             err=True,
         )
 

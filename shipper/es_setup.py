@@ -47,7 +47,7 @@ def _render(name: str, values: dict[str, str]) -> Any:
 
 
 def render_policy(idx: IndexConfig, retention: str | None = None) -> dict[str, Any]:
-    body = _render(
+    body: dict[str, Any] = _render(
         "ilm/policy.json",
         {"retention": retention or idx.retention, "warm_after": idx.warm_after or "0ms"},
     )

@@ -8,6 +8,7 @@ what is implemented and what is deliberately not.
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import random
 import re
@@ -151,7 +152,7 @@ class EsTestServer:
         class H(_Handler):
             es = server
 
-        httpd = ThreadingHTTPServer((self.host, self.port), H)
+        httpd = _Server((self.host, self.port), H)
         httpd.daemon_threads = True
         self.port = httpd.server_address[1]
         self._httpd = httpd
@@ -170,10 +171,8 @@ class EsTestServer:
         with self.lock:
             conns, self._conns = list(self._conns), set()
         for c in conns:
-            try:
+            with contextlib.suppress(OSError):
                 c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def advance(self, seconds: float) -> list[str]:
         """Move the cluster clock forward and run ILM; returns indices ILM deleted."""
@@ -1633,6 +1632,15 @@ class EsTestServer:
         return (200 if any(v["aliases"] for v in out.values()) else 404), None
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return  # a client that went away (killed, timed out): nothing to report
+        super().handle_error(request, client_address)
+
+
 class _BadJson:
     def __init__(self, raw: bytes) -> None:
         self.raw = raw
@@ -1745,10 +1753,8 @@ class _Handler(BaseHTTPRequestHandler):
     def finish(self) -> None:
         with self.es.lock:
             self.es._conns.discard(self.connection)
-        try:
+        with contextlib.suppress(OSError):
             super().finish()
-        except OSError:
-            pass
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

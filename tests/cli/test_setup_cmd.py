@@ -1,0 +1,87 @@
+"""setup / retention / test output against the test server (or SHIPPER_TEST_ES_URL)."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from cli.main import cli
+
+
+def config(tmp_path, target, extra=""):
+    key = tmp_path / "api-key"
+    key.write_text("a2lkOmtzZWNyZXQ=\n")  # base64("kid:ksecret")
+    p = tmp_path / "shipper.toml"
+    p.write_text(f"""
+[state]
+dir = "{tmp_path / "state"}"
+[[inputs]]
+type = "file"
+paths = ["{tmp_path}/*.jsonl"]
+[output]
+type = "elasticsearch"
+hosts = ["{target.url}"]
+{extra}
+[index]
+prefix = "{target.prefix}"
+replicas = 0
+""")
+    return p
+
+
+def run(cfg, *args):
+    return CliRunner().invoke(cli, ["--config", str(cfg), *args])
+
+
+def test_setup_dry_run_then_apply_then_noop(tmp_path, es_target):
+    cfg = config(tmp_path, es_target)
+    r = run(cfg, "setup", "--dry-run")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.count("create") == 5 and '"phases"' in r.stdout
+    es = es_target.client()
+    assert not es.indices.exists_index_template(name=f"{es_target.prefix}-default")
+    r = run(cfg, "setup")
+    assert r.exit_code == 0 and "5 changed" in r.stderr
+    r = run(cfg, "setup")
+    assert r.exit_code == 0 and "0 changed, 5 already up to date" in r.stderr
+    assert r.stdout.count("unchanged") == 5
+
+
+def test_retention_show_and_set(tmp_path, es_target):
+    cfg = config(tmp_path, es_target)
+    assert run(cfg, "retention", "show").exit_code == 1  # no policy yet
+    run(cfg, "setup")
+    r = run(cfg, "retention", "show")
+    assert r.exit_code == 0 and "deleted 90d after their day" in r.stdout
+    r = run(cfg, "retention", "set", "30d")
+    assert r.exit_code == 0 and "set [index] retention" in r.stderr
+    assert "deleted 30d" in run(cfg, "retention", "show").stdout
+    assert run(cfg, "retention", "set", "thirty").exit_code == 2
+
+
+def test_test_output_ok_and_auth_failure(tmp_path, es_target):
+    srv = es_target.need_server()
+    srv.api_keys = {"kid": "ksecret"}
+    cfg = config(tmp_path, es_target, f'api_key_file = "{tmp_path / "api-key"}"')
+    r = run(cfg, "test", "output")
+    assert r.exit_code == 0, r.output
+    assert "Elasticsearch 8.15.0" in r.stdout and "verdict: OK" in r.stdout
+    (tmp_path / "api-key").write_text("a2lkOndyb25n\n")  # kid:wrong
+    r = run(cfg, "test", "output")
+    assert r.exit_code == 3 and "authentication failed" in r.stderr
+    assert "a2lkOndyb25n" not in r.output and "wrong" not in r.output
+    assert srv.requests[-1].headers["authorization"].startswith("ApiKey ")
+
+
+def test_unreachable_cluster_exit_3(tmp_path):
+    class Down:
+        url, prefix = "http://127.0.0.1:9", "x"
+
+    r = run(config(tmp_path, Down), "setup")
+    assert r.exit_code == 3 and "cannot connect" in r.stderr and "Traceback" not in r.output
+
+
+def test_setup_needs_elasticsearch_output(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text("[[inputs]]\ntype='file'\npaths=['x']\n[output]\ntype='console'\n")
+    r = run(p, "setup")
+    assert r.exit_code == 2 and "needs 'elasticsearch'" in r.stderr
