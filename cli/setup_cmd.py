@@ -8,35 +8,9 @@ from typing import Any
 import click
 import orjson
 
+from cli.es import call, es_client, es_config
 from cli.main import EXIT_UNREACHABLE, Context, fail, pass_ctx
-from shipper.config import ElasticsearchOutputConfig, IndexConfig, parse_duration
-from shipper.errors import ConfigError
-
-
-def es_config(ctx: Context) -> tuple[ElasticsearchOutputConfig, IndexConfig]:
-    cfg = ctx.config()
-    if not isinstance(cfg.output, ElasticsearchOutputConfig):
-        raise ConfigError(
-            f"{ctx.config_path}: output.type is {cfg.output.type!r}; "
-            "this command needs 'elasticsearch'"
-        )
-    return cfg.output, cfg.index
-
-
-def es_client(out: ElasticsearchOutputConfig) -> Any:
-    from shipper.sinks.elasticsearch.client import make_client
-
-    return make_client(out)
-
-
-def call(what: str, fn: Any) -> Any:
-    """Run one cluster call; connection/auth problems exit 3 with one clear line."""
-    from shipper.sinks.elasticsearch.client import ApiError, TransportError, translate
-
-    try:
-        return fn()
-    except (ApiError, TransportError) as exc:
-        raise translate(exc, what) from None
+from shipper.config import parse_duration
 
 
 @click.command()

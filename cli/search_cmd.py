@@ -1,0 +1,426 @@
+"""``search``, ``user``, ``show``, ``top``, ``tail``, ``status``: the audit log from a shell.
+
+Exit codes: 0 with hits, 1 without, 2 usage error, 3 cluster unreachable or auth failure.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from cli import render
+from cli.es import call, es_client, es_config
+from cli.main import EXIT_PROBLEMS, Context, pass_ctx
+from shipper import search as s
+from shipper.indexing import IndexNamer
+
+
+def _when(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return s.parse_when(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _ips(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[str]:
+    try:
+        return [s.parse_ip(v) for v in value]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def filter_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    opts = [
+        click.option("--user", "users", multiple=True, help="User ID (repeatable)."),
+        click.option(
+            "--event",
+            "events",
+            multiple=True,
+            help="Event key, wildcard (Interaction.SignIn.*) or family (token, interaction, ...).",
+        ),
+        click.option("--app", "apps", multiple=True, help="Application ID (repeatable)."),
+        click.option("--ip", "ips", multiple=True, callback=_ips, help="IP address or CIDR range."),
+        click.option("--session", "sessions", multiple=True, help="Session ID."),
+        click.option("--result", type=click.Choice(["success", "failure"]), help="Outcome."),
+        click.option(
+            "--since",
+            default="7d",
+            callback=_when,
+            show_default=True,
+            help="Duration (15m, 24h, 7d) or ISO-8601 time.",
+        ),
+        click.option("--until", default=None, callback=_when, help="Duration or ISO-8601 time."),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "json", "ndjson", "csv"]),
+        default=None,
+        help="Default: table on a terminal, ndjson otherwise.",
+    )(fn)
+    return click.option("--utc", is_flag=True, help="Show times in UTC (default: local time).")(fn)
+
+
+def make_filters(kw: dict[str, Any]) -> s.Filters:
+    return s.Filters(
+        users=list(kw["users"]),
+        events=list(kw["events"]),
+        apps=list(kw["apps"]),
+        ips=list(kw["ips"]),
+        sessions=list(kw["sessions"]),
+        result=kw["result"],
+        since=kw["since"],
+        until=kw["until"],
+    )
+
+
+def _index(ctx: Context) -> tuple[Any, str]:
+    out, idx = es_config(ctx)
+    return es_client(out), IndexNamer(idx.prefix, idx.namespace).pattern
+
+
+def _run_search(
+    ctx: Context, filters: s.Filters, limit: int, sort: str, fmt: str | None, utc: bool
+) -> None:
+    client, index = _index(ctx)
+    _, notes = filters.query()
+    for n in notes:
+        click.echo(f"note: {n}", err=True)
+    started = time.monotonic()
+    docs: list[dict[str, Any]] = []
+    total, relation = 0, "eq"
+    for page in call("search", lambda: list(s.search(client, index, filters, limit, sort))):
+        docs += [h["_source"] for h in page.hits]
+        total, relation = page.total, page.total_relation
+    render.emit_docs(docs, fmt or render.default_format(), utc)
+    ms = int((time.monotonic() - started) * 1000)
+    click.echo(f"{len(docs)} of {total}{'+' if relation == 'gte' else ''} hits, {ms} ms", err=True)
+    if not docs:
+        sys.exit(EXIT_PROBLEMS)
+
+
+@click.command("search")
+@filter_options
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option(
+    "--sort", type=click.Choice(["newest", "oldest"]), default="newest", show_default=True
+)
+@output_options
+@pass_ctx
+def search_cmd(ctx: Context, limit: int, sort: str, fmt: str | None, utc: bool, **kw: Any) -> None:
+    """Audit-log events matching the filters (default: the last 7 days)."""
+    _run_search(ctx, make_filters(kw), limit, sort, fmt, utc)
+
+
+@click.command("user")
+@click.argument("user_id")
+@filter_options
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option(
+    "--sort", type=click.Choice(["newest", "oldest"]), default="newest", show_default=True
+)
+@output_options
+@pass_ctx
+def user_cmd(
+    ctx: Context, user_id: str, limit: int, sort: str, fmt: str | None, utc: bool, **kw: Any
+) -> None:
+    """One user's events (the console's per-user view)."""
+    kw["users"] = (*kw["users"], user_id)
+    _run_search(ctx, make_filters(kw), limit, sort, fmt, utc)
+
+
+DETAIL_FIELDS = [
+    ("Event", "event.action"),
+    ("Result", "event.outcome"),
+    ("Log ID", "event.id"),
+    ("Time", "@timestamp"),
+    ("User", "user.id"),
+    ("Application", "logto.application_id"),
+    ("Session", "logto.session_id"),
+    ("IP", "source.ip"),
+    ("Country", "source.geo.country_iso_code"),
+    ("City", "source.geo.city_name"),
+    ("User agent", "user_agent.original"),
+    ("Error", "error.message"),
+    ("Error code", "error.code"),
+    ("Tenant", "logto.tenant_id"),
+    ("Category", "event.category"),
+    ("Type", "event.type"),
+]
+
+
+@click.command("show")
+@click.argument("log_id")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option("--utc", is_flag=True)
+@pass_ctx
+def show_cmd(ctx: Context, log_id: str, fmt: str, utc: bool) -> None:
+    """One event in detail, with its (masked) raw payload."""
+    client, index = _index(ctx)
+    body = {"query": {"term": {"event.id": log_id}}, "size": 1}
+    resp = call(
+        "show",
+        lambda: client.search(
+            index=index, body=body, ignore_unavailable=True, allow_no_indices=True
+        ),
+    )
+    hits = resp["hits"]["hits"]
+    if not hits:
+        click.echo(f"no event with id {log_id}", err=True)
+        sys.exit(EXIT_PROBLEMS)
+    src = hits[0]["_source"]
+    if fmt == "json":
+        click.echo(
+            orjson.dumps({"_index": hits[0]["_index"], **src}, option=orjson.OPT_INDENT_2).decode()
+        )
+        return
+    for label, path in DETAIL_FIELDS:
+        v = render.get(src, path)
+        if v in (None, "", []):
+            continue
+        if path == "@timestamp":
+            v = render.when(v, utc)
+        click.echo(f"{label + ':':13} {', '.join(v) if isinstance(v, list) else v}")
+    click.echo(f"{'Index:':13} {hits[0]['_index']}")
+    click.echo("Payload:")
+    click.echo(
+        orjson.dumps(render.get(src, "logto.payload") or {}, option=orjson.OPT_INDENT_2).decode()
+    )
+
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+@click.command("top")
+@click.argument("what", type=click.Choice(sorted(s.TOP_FIELDS)))
+@filter_options
+@click.option("--size", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--by", type=click.Choice(["hour", "day"]), help="Add a histogram per value.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default=None)
+@pass_ctx
+def top_cmd(ctx: Context, what: str, size: int, by: str | None, fmt: str | None, **kw: Any) -> None:
+    """Most frequent IPs, users, events, apps or countries, e.g. top ips --result failure."""
+    client, index = _index(ctx)
+    resp = call("top", lambda: s.top(client, index, make_filters(kw), what, size, by))
+    buckets = resp["aggregations"]["top"]["buckets"]
+    rows = []
+    for b in buckets:
+        r: dict[str, Any] = {what: str(b["key"]), "count": b["doc_count"]}
+        if by:
+            r["histogram"] = [
+                {"time": h["key_as_string"], "count": h["doc_count"]}
+                for h in b["over_time"]["buckets"]
+            ]
+        rows.append(r)
+    fmt = fmt or ("table" if render.is_tty() else "json")
+    if fmt == "json":
+        click.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+    elif fmt == "csv":
+        click.echo(f"{what},count")
+        for r in rows:
+            click.echo(f"{r[what]},{r['count']}")
+    else:
+        trows = []
+        for r in rows:
+            t = {what: r[what], "count": str(r["count"])}
+            if by:
+                counts = [h["count"] for h in r["histogram"]]
+                peak = max(counts) or 1
+                t["histogram"] = "".join(SPARK[min(7, c * 7 // peak)] if c else " " for c in counts)
+            trows.append(t)
+        if trows:
+            click.echo(render.table(trows, [what, "count"] + (["histogram"] if by else [])))
+    total = resp["hits"]["total"]["value"]
+    click.echo(f"{len(rows)} values over {total} events", err=True)
+    if not rows:
+        sys.exit(EXIT_PROBLEMS)
+
+
+@click.command("tail")
+@filter_options
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.2),
+    default=2.0,
+    show_default=True,
+    help="Seconds between polls.",
+)
+@click.option(
+    "--lag",
+    type=click.FloatRange(0),
+    default=30.0,
+    show_default=True,
+    help="Seconds to look back for events indexed late (exactly-once display via their ids).",
+)
+@output_options
+@click.option("--max-polls", type=int, default=0, hidden=True)
+@pass_ctx
+def tail_cmd(
+    ctx: Context, interval: float, lag: float, fmt: str | None, utc: bool, max_polls: int, **kw: Any
+) -> None:
+    """Follow new events as they are indexed, until Ctrl-C."""
+    client, index = _index(ctx)
+    filters = make_filters(kw)
+    if kw["since"] == "now-7d":
+        filters.since = "now-1m"
+    seen: OrderedDict[str, None] = OrderedDict()
+    fmt = fmt or render.default_format()
+    header = True
+    polls = 0
+    try:
+        while True:
+            docs = []
+            for page in call(
+                "tail", lambda: list(s.search(client, index, filters, 10_000, "oldest"))
+            ):
+                for h in page.hits:
+                    if h["_id"] not in seen:
+                        seen[h["_id"]] = None
+                        docs.append(h["_source"])
+            while len(seen) > 100_000:
+                seen.popitem(last=False)
+            if docs:
+                if fmt == "table" and not header:
+                    for d in docs:
+                        click.echo(
+                            render.table([render.row(d, utc)], render.COLUMNS).split("\n", 1)[1]
+                        )
+                else:
+                    render.emit_docs(docs, fmt, utc)
+                    header = False
+                newest = docs[-1].get("@timestamp")
+                if newest:
+                    filters.since = f"{newest}||-{int(lag)}s"
+            polls += 1
+            if max_polls and polls >= max_polls:
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return
+
+
+@click.command("status")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@pass_ctx
+def status_cmd(ctx: Context, fmt: str) -> None:
+    """Cluster, indices, ILM state and retention; checkpoint lag of this host's daemon."""
+    from shipper.es_setup import policy_name
+
+    out, idx = es_config(ctx)
+    client = es_client(out)
+    pattern = IndexNamer(idx.prefix, idx.namespace).pattern
+    info = call("status", client.info)
+    health = call("status", client.cluster.health)
+    cat = call("status", lambda: client.cat.indices(index=pattern, format="json", bytes="b"))
+    explain = call(
+        "status", lambda: client.options(ignore_status=404).ilm.explain_lifecycle(index=pattern)
+    )
+    pol = call(
+        "status", lambda: client.options(ignore_status=404).ilm.get_lifecycle(name=policy_name(idx))
+    )
+    phases = explain.get("indices", {}) if explain.meta.status == 200 else {}
+    retention = None
+    if pol.meta.status == 200:
+        delete = pol[policy_name(idx)]["policy"]["phases"].get("delete")
+        retention = delete.get("min_age") if delete else None
+    indices = sorted(cat.body, key=lambda r: r["index"])
+    lag = checkpoint_lag(ctx.config().state.dir)
+    report: dict[str, Any] = {
+        "cluster": {
+            "name": info.get("cluster_name"),
+            "version": info["version"]["number"],
+            "health": health["status"],
+        },
+        "retention": retention,
+        "indices": [
+            {
+                "index": r["index"],
+                "docs": int(r.get("docs.count") or 0),
+                "bytes": int(r.get("store.size") or 0),
+                "phase": phases.get(r["index"], {}).get("phase"),
+            }
+            for r in indices
+        ],
+        "sources": lag,
+    }
+    if fmt == "json":
+        click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+        return
+    c = report["cluster"]
+    click.echo(f"cluster: {c['name']} (Elasticsearch {c['version']}), health {c['health']}")
+    click.echo(f"retention: {retention or 'no policy (run setup)'}")
+    rows = [
+        {
+            "index": r["index"],
+            "docs": str(r["docs"]),
+            "size": _human(r["bytes"]),
+            "ilm phase": r["phase"] or "-",
+        }
+        for r in report["indices"]
+    ]
+    click.echo(
+        render.table(rows, ["index", "docs", "size", "ilm phase"]) if rows else "no indices yet"
+    )
+    if lag is None:
+        click.echo("daemon: state dir not readable here")
+    else:
+        for src in lag:
+            click.echo(f"source {src['path']}: {src['lag_bytes']} bytes behind")
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n:.1f} TiB"
+
+
+def checkpoint_lag(state_dir: Path) -> list[dict[str, Any]] | None:
+    """Bytes between each file's checkpoint and its current size (None if unreadable)."""
+    import os
+
+    try:
+        data = orjson.loads((state_dir / "registry.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    out = []
+    for entry in data.get("streams", {}).values():
+        path = entry.get("path")
+        try:
+            st = os.stat(path)
+        except (OSError, TypeError):
+            continue
+        if st.st_ino != entry.get("ino"):
+            continue
+        out.append(
+            {
+                "path": path,
+                "offset": entry.get("offset", 0),
+                "size": st.st_size,
+                "lag_bytes": max(0, st.st_size - int(entry.get("offset", 0))),
+            }
+        )
+    return out
+
+
+COMMANDS = [search_cmd, user_cmd, show_cmd, top_cmd, tail_cmd, status_cmd]

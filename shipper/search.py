@@ -1,0 +1,206 @@
+"""Search over the indexed audit log: filters -> structured queries, paging, aggregations.
+
+User input only ever becomes a *value* in a ``term``/``terms``/``range``/``wildcard``/``prefix``
+clause built with the client's DSL; nothing is pasted into a query string, so no input can
+change what the query means.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from elasticsearch.dsl import Q
+
+from shipper.normalize.categories import FAMILIES
+
+FAMILY_NAMES = sorted(set(FAMILIES.values()) | {"other"})
+# Names in Logto's documentation that never occur in real records, and the real key.
+_SMS, _PHONE = "SmsVerificationCode", "PhoneVerificationCode"
+DOC_ALIASES = {
+    **{
+        f"Interaction.{flow}.Verification.{_SMS}.{step}": f"Interaction.{flow}.Verification.{_PHONE}.{step}"  # noqa: E501
+        for flow in ("SignIn", "Register", "ForgotPassword")
+        for step in ("Create", "Submit")
+    },
+    **{
+        f"Interaction.{flow}.Verification.Webauthn.Create": f"Interaction.{flow}.Verification.WebAuthn.Create"  # noqa: E501
+        for flow in ("SignIn", "Register")
+    },
+    **{
+        f"Interaction.{flow}.Verification.NewPassword.Submit": f"Interaction.{flow}.Verification.NewPasswordIdentity.Submit"  # noqa: E501
+        for flow in ("SignIn", "Register")
+    },
+    "JwtCustomizer.ClientCredential": "JwtCustomizer.ClientCredentials",
+}
+_DURATION = re.compile(r"^(\d+)(s|m|h|d|w)$")
+TOP_FIELDS = {
+    "ips": "source.ip",
+    "users": "user.id",
+    "events": "event.action",
+    "apps": "logto.application_id",
+    "countries": "source.geo.country_iso_code",
+}
+
+
+def parse_when(text: str, now: datetime | None = None) -> str:
+    """``15m``/``24h``/``7d``/``2w`` -> date math ``now-15m``; ISO-8601 -> UTC ISO."""
+    t = text.strip()
+    if _DURATION.match(t):
+        return f"now-{t}"
+    if t == "now":
+        return "now"
+    try:
+        dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is neither a duration (15m, 24h, 7d) nor an ISO-8601 time"
+        ) from None
+    if dt.tzinfo is None:
+        dt = dt.astimezone()  # a time without offset is the operator's local time
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_ip(text: str) -> str:
+    """An IP or CIDR, normalized; ValueError otherwise."""
+    try:
+        if "/" in text:
+            return str(ipaddress.ip_network(text.strip(), strict=False))
+        ip = ipaddress.ip_address(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address or CIDR range") from None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped  # indexed that way
+    return str(ip)
+
+
+def event_clause(pattern: str) -> tuple[Any, str | None]:
+    """(query, note) for one ``--event``: wildcard, family name, doc alias, or exact key."""
+    if "*" in pattern or "?" in pattern:
+        return Q("wildcard", **{"event.action": {"value": pattern}}), None
+    if pattern.lower() in FAMILY_NAMES:
+        return Q("term", **{"logto.family": pattern.lower()}), None
+    if pattern in DOC_ALIASES:
+        real = DOC_ALIASES[pattern]
+        return Q(
+            "term", **{"event.action": real}
+        ), f"{pattern} never occurs in records; searching {real}"
+    return Q("term", **{"event.action": pattern}), None
+
+
+@dataclass
+class Filters:
+    users: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+    apps: list[str] = field(default_factory=list)
+    ips: list[str] = field(default_factory=list)
+    sessions: list[str] = field(default_factory=list)
+    result: str | None = None  # success | failure
+    since: str | None = "now-7d"
+    until: str | None = None
+
+    def query(self) -> tuple[Any, list[str]]:
+        """The bool query and notes for the operator (e.g. documentation aliases)."""
+        clauses: list[Any] = []
+        notes: list[str] = []
+        for fld, values in (
+            ("user.id", self.users),
+            ("logto.application_id", self.apps),
+            ("logto.session_id", self.sessions),
+        ):
+            if values:
+                clauses.append(Q("terms", **{fld: values}))
+        if self.ips:
+            clauses.append(
+                Q(
+                    "bool",
+                    should=[Q("term", **{"source.ip": ip}) for ip in self.ips],
+                    minimum_should_match=1,
+                )
+            )
+        if self.events:
+            parts = []
+            for p in self.events:
+                q, note = event_clause(p)
+                parts.append(q)
+                if note:
+                    notes.append(note)
+            clauses.append(Q("bool", should=parts, minimum_should_match=1))
+        if self.result:
+            clauses.append(Q("term", **{"event.outcome": self.result}))
+        rng = {k: v for k, v in (("gte", self.since), ("lte", self.until)) if v}
+        if rng:
+            clauses.append(Q("range", **{"@timestamp": rng}))
+        return Q("bool", filter=clauses), notes
+
+
+def sort_spec(order: str) -> list[dict[str, str]]:
+    direction = "asc" if order == "oldest" else "desc"
+    # event.id breaks ties between events of the same millisecond, so search_after never skips.
+    return [{"@timestamp": direction}, {"event.id": direction}]
+
+
+@dataclass
+class Page:
+    hits: list[dict[str, Any]]
+    total: int
+    total_relation: str
+    took_ms: int
+
+
+def search(
+    client: Any,
+    index: str,
+    filters: Filters,
+    limit: int,
+    order: str = "newest",
+    page_size: int = 1000,
+) -> Iterator[Page]:
+    """Yield pages until ``limit`` hits; beyond 10,000 hits this pages with ``search_after``."""
+    query, _ = filters.query()
+    sort = sort_spec(order)
+    after = None
+    remaining = limit
+    while remaining > 0:
+        size = min(page_size, remaining)
+        body: dict[str, Any] = {
+            "query": query.to_dict(),
+            "sort": sort,
+            "size": size,
+            "track_total_hits": True,
+        }
+        if after is not None:
+            body["search_after"] = after
+        resp = client.search(index=index, body=body, ignore_unavailable=True, allow_no_indices=True)
+        hits = resp["hits"]["hits"]
+        total = resp["hits"].get("total", {"value": len(hits), "relation": "eq"})
+        yield Page(hits, int(total["value"]), total["relation"], int(resp.get("took", 0)))
+        if len(hits) < size:
+            return
+        remaining -= len(hits)
+        after = hits[-1]["sort"]
+
+
+def top(
+    client: Any, index: str, filters: Filters, what: str, size: int = 10, by: str | None = None
+) -> dict[str, Any]:
+    query, _ = filters.query()
+    agg: dict[str, Any] = {"terms": {"field": TOP_FIELDS[what], "size": size}}
+    if by:
+        agg["aggs"] = {
+            "over_time": {
+                "date_histogram": {
+                    "field": "@timestamp",
+                    "calendar_interval": by,
+                    "min_doc_count": 0,
+                }
+            }
+        }
+    body = {"query": query.to_dict(), "size": 0, "track_total_hits": True, "aggs": {"top": agg}}
+    return dict(
+        client.search(index=index, body=body, ignore_unavailable=True, allow_no_indices=True)
+    )
