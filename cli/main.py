@@ -87,7 +87,7 @@ def cli(ctx: click.Context, config_path: Path | None, log_level: str, log_format
 
 
 def _register() -> None:
-    from cli import config_cmd, normalize_cmd, run_cmd, search_cmd, setup_cmd
+    from cli import config_cmd, normalize_cmd, prune_cmd, run_cmd, search_cmd, setup_cmd
 
     cli.add_command(normalize_cmd.normalize)
     cli.add_command(config_cmd.config)
@@ -95,6 +95,7 @@ def _register() -> None:
     cli.add_command(setup_cmd.setup)
     cli.add_command(setup_cmd.retention)
     cli.add_command(setup_cmd.test_group)
+    cli.add_command(prune_cmd.prune)
     for cmd in search_cmd.COMMANDS:
         cli.add_command(cmd)
 

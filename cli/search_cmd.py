@@ -122,7 +122,9 @@ def _run_search(
 )
 @output_options
 @pass_ctx
-def search_cmd(ctx: Context, limit: int, sort: str, fmt: str | None, utc: bool, **kw: Any) -> None:
+def search_cmd(
+    ctx: Context, /, limit: int, sort: str, fmt: str | None, utc: bool, **kw: Any
+) -> None:
     """Audit-log events matching the filters (default: the last 7 days)."""
     _run_search(ctx, make_filters(kw), limit, sort, fmt, utc)
 
@@ -137,7 +139,7 @@ def search_cmd(ctx: Context, limit: int, sort: str, fmt: str | None, utc: bool, 
 @output_options
 @pass_ctx
 def user_cmd(
-    ctx: Context, user_id: str, limit: int, sort: str, fmt: str | None, utc: bool, **kw: Any
+    ctx: Context, /, user_id: str, limit: int, sort: str, fmt: str | None, utc: bool, **kw: Any
 ) -> None:
     """One user's events (the console's per-user view)."""
     kw["users"] = (*kw["users"], user_id)
@@ -215,7 +217,9 @@ SPARK = "▁▂▃▄▅▆▇█"
 @click.option("--by", type=click.Choice(["hour", "day"]), help="Add a histogram per value.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default=None)
 @pass_ctx
-def top_cmd(ctx: Context, what: str, size: int, by: str | None, fmt: str | None, **kw: Any) -> None:
+def top_cmd(
+    ctx: Context, /, what: str, size: int, by: str | None, fmt: str | None, **kw: Any
+) -> None:
     """Most frequent IPs, users, events, apps or countries, e.g. top ips --result failure."""
     client, index = _index(ctx)
     resp = call("top", lambda: s.top(client, index, make_filters(kw), what, size, by))
@@ -273,7 +277,14 @@ def top_cmd(ctx: Context, what: str, size: int, by: str | None, fmt: str | None,
 @click.option("--max-polls", type=int, default=0, hidden=True)
 @pass_ctx
 def tail_cmd(
-    ctx: Context, interval: float, lag: float, fmt: str | None, utc: bool, max_polls: int, **kw: Any
+    ctx: Context,
+    /,
+    interval: float,
+    lag: float,
+    fmt: str | None,
+    utc: bool,
+    max_polls: int,
+    **kw: Any,
 ) -> None:
     """Follow new events as they are indexed, until Ctrl-C."""
     client, index = _index(ctx)

@@ -73,3 +73,43 @@ def es_target() -> Iterator[EsTarget]:
     srv = EsTestServer().start()
     yield EsTarget(srv.url, srv, prefix)
     srv.stop()
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------------
+
+_PG: Any = None
+
+
+def _pg_server() -> Any:
+    global _PG
+    if _PG is None:
+        from tests.pg import PgServer
+
+        try:
+            _PG = PgServer().start()
+        except Exception as exc:
+            _PG = exc
+    return _PG
+
+
+def pytest_report_header(config: Any) -> str:
+    srv = _pg_server()
+    if isinstance(srv, Exception):
+        return f"postgres: unavailable ({srv})"
+    return f"postgres: {srv.how}"
+
+
+def pytest_unconfigure(config: Any) -> None:
+    if _PG is not None and not isinstance(_PG, Exception):
+        _PG.stop()
+
+
+@pytest.fixture
+def pg() -> Iterator[Any]:
+    """(server, dsn of a fresh database with Logto's logs table)"""
+    srv = _pg_server()
+    if isinstance(srv, Exception):
+        pytest.skip(f"no PostgreSQL: {srv}")
+    dsn = srv.database()
+    yield srv, dsn
+    srv.drop(dsn)

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from shipper.deadletter import DeadLetterFile, entry
 from shipper.metrics import METRICS
 from shipper.normalize import Document, Normalizer, Rejection
@@ -98,7 +100,7 @@ class Runner:
             if isinstance(result, Document):
                 docs.append(result)
             else:
-                raw = str(rec).encode()
+                raw = orjson.dumps(rec, default=str)
                 dead.append(entry(chunk.name, None, result.reason, result.detail, raw))
         self._batch.positions[chunk.stream] = chunk.position
 

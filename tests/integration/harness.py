@@ -60,6 +60,7 @@ class Pipeline:
         paths: list[str] | None = None,
         output: dict[str, Any] | None = None,
         index: dict[str, Any] | None = None,
+        inputs: list[dict[str, Any]] | None = None,
         **input_opts: Any,
     ) -> None:
         self.tmp = tmp
@@ -71,9 +72,8 @@ class Pipeline:
         self.cfg = parse_config(
             {
                 "state": {"dir": str(self.state), "checkpoint_interval": 0.05},
-                "inputs": [
-                    {"type": "file", "paths": paths or [str(self.logs / "*.jsonl")], **opts}
-                ],
+                "inputs": inputs
+                or [{"type": "file", "paths": paths or [str(self.logs / "*.jsonl")], **opts}],
                 "output": output or {"type": "file", "path": str(self.out)},
                 "index": index or {},
             },

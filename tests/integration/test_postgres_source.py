@@ -1,0 +1,232 @@
+"""The postgres input against a real PostgreSQL server with Logto's logs table."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+from click.testing import CliRunner
+
+from cli.main import cli
+from tests.integration.harness import Pipeline
+from tests.integration.test_es_delivery import all_ids, wait_count
+from tests.pg import insert
+
+BASE = datetime(2025, 8, 20, tzinfo=UTC)
+
+
+def rows(
+    n,
+    tenant="default",
+    start=0,
+    base=BASE,
+    step=timedelta(seconds=1),
+    key="Interaction.SignIn.Submit",
+):
+    return [
+        (
+            tenant,
+            f"{tenant[:3]}{start + i:08d}",
+            key,
+            json.dumps(
+                {
+                    "result": "Success",
+                    "userId": f"u{i % 7}",
+                    "ip": "10.0.0.1",
+                    "params": {"refresh_token": "secret-rt"},
+                }
+            ),
+            base + step * (start + i),
+        )
+        for i in range(n)
+    ]
+
+
+def pg_pipeline(tmp_path, target, dsn, **inp):
+    spec = {
+        "type": "postgres",
+        "dsn": dsn,
+        "poll_interval": 0.05,
+        "batch_size": 500,
+        "overlap": "1h",
+        **inp,
+    }
+    output = {
+        "type": "elasticsearch",
+        "hosts": [target.url],
+        "batch_max_docs": 500,
+        "retry_initial_backoff": 0.02,
+        "retry_max_backoff": 0.2,
+    }
+    return Pipeline(
+        tmp_path, inputs=[spec], output=output, index={"prefix": target.prefix, "replicas": 0}
+    )
+
+
+def test_backfill_then_live_inserts_then_restart(tmp_path, es_target, pg):
+    _srv, dsn = pg
+    es = es_target.client()
+    insert(dsn, rows(3000))
+    p = pg_pipeline(tmp_path, es_target, dsn).start()
+    pattern = f"{es_target.prefix}-default-*"
+    wait_count(es, pattern, 3000, p, timeout=60)
+    insert(dsn, rows(50, start=3000))
+    wait_count(es, pattern, 3050, p)
+    assert p.stop() == 0
+    insert(dsn, rows(25, start=3050))
+    p.start()
+    wait_count(es, pattern, 3075, p)
+    ids = all_ids(es, pattern)
+    assert len(ids) == len(set(ids)) == 3075
+    doc = es.search(index=pattern, size=1)["hits"]["hits"][0]["_source"]
+    assert doc["logto"]["payload"]["params"]["refresh_token"] == "******"
+    assert doc["organization"]["id"] == "default"
+    # the checkpoint follows the acknowledgements to the last row
+    p.pump(until=lambda: p.runner.store.streams["pg0:default"]["position"][1] == "def00003074")
+    assert p.stop() == 0
+
+
+def test_late_commit_inside_overlap_window_is_not_missed(tmp_path, es_target, pg):
+    _srv, dsn = pg
+    es = es_target.client()
+    now = datetime.now(UTC)
+    p = pg_pipeline(tmp_path, es_target, dsn).start()
+    late = psycopg.connect(dsn)  # a transaction that commits late with an earlier created_at
+    late.execute(
+        "insert into logs (tenant_id, id, key, payload, created_at) values (%s, %s, %s, %s, %s)",
+        (
+            "default",
+            "late0001",
+            "RevokeToken",
+            '{"result": "Success"}',
+            now - timedelta(seconds=30),
+        ),
+    )
+    insert(dsn, rows(10, base=now - timedelta(seconds=10)))
+    pattern = f"{es_target.prefix}-default-*"
+    wait_count(es, pattern, 10, p)
+    late.commit()
+    late.close()
+    wait_count(es, pattern, 11, p)
+    assert "late0001" in all_ids(es, pattern)
+    assert p.stop() == 0
+
+
+def test_database_down_then_back(tmp_path, es_target, pg, caplog):
+    caplog.set_level(logging.INFO)
+    srv, dsn = pg
+    es = es_target.client()
+    insert(dsn, rows(100))
+    p = pg_pipeline(tmp_path, es_target, dsn).start()
+    pattern = f"{es_target.prefix}-default-*"
+    wait_count(es, pattern, 100, p)
+    insert(dsn, rows(100, start=100))
+    srv.block(dsn, True)
+    p.pump(min_time=1.0, until=lambda: True)  # no crash while the database refuses us
+    assert "postgres unavailable" in caplog.text
+    srv.block(dsn, False)
+    wait_count(es, pattern, 200, p, timeout=40)
+    assert "connected again" in caplog.text
+    assert p.stop() == 0
+
+
+def test_only_configured_tenants(tmp_path, es_target, pg):
+    _srv, dsn = pg
+    es = es_target.client()
+    insert(dsn, rows(5, "default") + rows(4, "admin") + rows(3, "other"))
+    p = pg_pipeline(tmp_path, es_target, dsn, tenants=["default", "admin"]).start()
+    pattern = f"{es_target.prefix}-default-*"
+    wait_count(es, pattern, 9, p)
+    p.pump(min_time=0.5, until=lambda: True)
+    es.indices.refresh(index=pattern)
+    r = es.search(index=pattern, size=0, aggs={"t": {"terms": {"field": "organization.id"}}})
+    assert {b["key"]: b["doc_count"] for b in r["aggregations"]["t"]["buckets"]} == {
+        "default": 5,
+        "admin": 4,
+    }
+    assert p.stop() == 0
+
+
+def test_missing_created_at_index_is_warned(tmp_path, es_target, pg, caplog):
+    _srv, dsn = pg
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("drop index logs__created_at_id")
+    insert(dsn, rows(3))
+    p = pg_pipeline(tmp_path, es_target, dsn).start()
+    wait_count(es_target.client(), f"{es_target.prefix}-default-*", 3, p)
+    assert "sequential scan" in caplog.text
+    assert p.stop() == 0
+
+
+def test_prune_deletes_only_verified_rows(tmp_path, es_target, pg):
+    _srv, dsn = pg
+    es = es_target.client()
+    old = datetime.now(UTC) - timedelta(days=40)
+    insert(dsn, rows(100, base=old))
+    p = pg_pipeline(tmp_path, es_target, dsn).start()
+    pattern = f"{es_target.prefix}-default-*"
+    wait_count(es, pattern, 100, p)
+    p.stop()
+    insert(dsn, rows(20, start=100, base=old))  # old, but never shipped
+    insert(dsn, rows(5, start=200, base=datetime.now(UTC) - timedelta(days=1)))  # recent
+    cfg = tmp_path / "prune.toml"
+    cfg.write_text(f"""
+[state]
+dir = "{tmp_path / "state2"}"
+[[inputs]]
+type = "postgres"
+dsn = "{dsn}"
+[output]
+type = "elasticsearch"
+hosts = ["{es_target.url}"]
+[index]
+prefix = "{es_target.prefix}"
+""")
+    r = CliRunner().invoke(
+        cli,
+        [
+            "--config",
+            str(cfg),
+            "prune",
+            "--older-than",
+            "30d",
+            "--dry-run",
+            "--batch-size",
+            "30",
+            "--format",
+            "json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert (rep["candidates"], rep["verified"], rep["deleted"], rep["not_indexed"]) == (
+        120,
+        100,
+        0,
+        20,
+    )
+    with psycopg.connect(dsn) as c:
+        assert c.execute("select count(*) from logs").fetchone()[0] == 125
+    r = CliRunner().invoke(
+        cli, ["--config", str(cfg), "prune", "--older-than", "30d", "--batch-size", "30"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "deleted: 100" in r.stdout and "kept (not indexed yet): 20" in r.stdout
+    with psycopg.connect(dsn) as c:
+        left = {row[0] for row in c.execute("select id from logs")}
+    assert len(left) == 25 and "def00000100" in left and "def00000000" not in left
+
+
+def test_prune_unreachable_cluster_deletes_nothing(tmp_path, pg):
+    _srv, dsn = pg
+    insert(dsn, rows(10, base=datetime.now(UTC) - timedelta(days=40)))
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(
+        f"[[inputs]]\ntype='postgres'\ndsn='{dsn}'\n[output]\ntype='elasticsearch'\nhosts=['http://127.0.0.1:9']\n"
+    )
+    r = CliRunner().invoke(cli, ["--config", str(cfg), "prune", "--older-than", "30d"])
+    assert r.exit_code == 3
+    with psycopg.connect(dsn) as c:
+        assert c.execute("select count(*) from logs").fetchone()[0] == 10
