@@ -16,8 +16,7 @@ def es_config(ctx: Context) -> tuple[ElasticsearchOutputConfig, IndexConfig]:
     cfg = ctx.config()
     if not isinstance(cfg.output, ElasticsearchOutputConfig):
         raise ConfigError(
-            f"{ctx.config_path}: output.type is {cfg.output.type!r}; "
-            "this command needs 'elasticsearch'"
+            f"{ctx.config_path}: output.type is {cfg.output.type!r}; this command needs 'elasticsearch'"
         )
     return cfg.output, cfg.index
 

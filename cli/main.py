@@ -64,9 +64,7 @@ class Group(click.Group):
         return None
 
 
-@click.group(
-    cls=Group, context_settings={"auto_envvar_prefix": "LOGTO_SHIPPER", "show_default": True}
-)
+@click.group(cls=Group, context_settings={"auto_envvar_prefix": "LOGTO_SHIPPER", "show_default": True})
 @click.option(
     "--config",
     "config_path",
@@ -74,9 +72,7 @@ class Group(click.Group):
     default=None,
     help=f"Config file [env LOGTO_SHIPPER_CONFIG; default {DEFAULT_CONFIG_PATH}].",
 )
-@click.option(
-    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info"
-)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
 @click.version_option(__version__, prog_name="logto-shipper")
 @click.pass_context
@@ -87,7 +83,7 @@ def cli(ctx: click.Context, config_path: Path | None, log_level: str, log_format
 
 
 def _register() -> None:
-    from cli import config_cmd, normalize_cmd, prune_cmd, run_cmd, search_cmd, setup_cmd
+    from cli import config_cmd, normalize_cmd, prune_cmd, run_cmd, search_cmd, service_cmd, setup_cmd
 
     cli.add_command(normalize_cmd.normalize)
     cli.add_command(config_cmd.config)
@@ -96,6 +92,7 @@ def _register() -> None:
     cli.add_command(setup_cmd.retention)
     cli.add_command(setup_cmd.test_group)
     cli.add_command(prune_cmd.prune)
+    cli.add_command(service_cmd.install_service)
     for cmd in search_cmd.COMMANDS:
         cli.add_command(cmd)
 

@@ -57,9 +57,7 @@ def _run(stream: BinaryIO, name: str, normalizer: Normalizer, out: BinaryIO, err
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
-@click.option(
-    "--max-line-bytes", type=click.IntRange(min=1), default=1 << 20, help="Reject longer lines."
-)
+@click.option("--max-line-bytes", type=click.IntRange(min=1), default=1 << 20, help="Reject longer lines.")
 @pass_ctx
 def normalize(ctx: Context, paths: tuple[str, ...], max_line_bytes: int) -> None:
     """Print the document each record (JSON line) would be indexed as.
@@ -69,9 +67,7 @@ def normalize(ctx: Context, paths: tuple[str, ...], max_line_bytes: int) -> None
     """
     cfg = ctx.config_if_present()
     rules = cfg.mask.rules() if cfg else None
-    normalizer = (
-        Normalizer(rules, max_line_bytes) if rules else Normalizer(max_line_bytes=max_line_bytes)
-    )
+    normalizer = Normalizer(rules, max_line_bytes) if rules else Normalizer(max_line_bytes=max_line_bytes)
     out, err = sys.stdout.buffer, sys.stderr.buffer
     rejected = 0
     for path in paths or ("-",):

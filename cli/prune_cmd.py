@@ -18,9 +18,7 @@ from shipper.indexing import IndexNamer
 @click.option("--older-than", required=True, help="Age of rows to delete, e.g. 30d.")
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=500, show_default=True)
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @pass_ctx
 def prune(ctx: Context, older_than: str, batch_size: int, dry_run: bool, fmt: str) -> None:
     """Delete rows from Logto's logs table that are older than --older-than AND verified indexed.
@@ -62,18 +60,13 @@ def prune(ctx: Context, older_than: str, batch_size: int, dry_run: bool, fmt: st
         )
     if fmt == "json":
         click.echo(
-            orjson.dumps(
-                {"dry_run": dry_run, "cutoff": cutoff.isoformat(), **report.__dict__}
-            ).decode()
+            orjson.dumps({"dry_run": dry_run, "cutoff": cutoff.isoformat(), **report.__dict__}).decode()
         )
         return
     verb = "would delete" if dry_run else "deleted"
+    click.echo(f"rows older than {older_than} (before {cutoff:%Y-%m-%d %H:%M:%S} UTC): {report.candidates}")
     click.echo(
-        f"rows older than {older_than} (before {cutoff:%Y-%m-%d %H:%M:%S} UTC): {report.candidates}"
-    )
-    click.echo(
-        f"verified indexed: {report.verified}; "
-        f"{verb}: {report.verified if dry_run else report.deleted}"
+        f"verified indexed: {report.verified}; {verb}: {report.verified if dry_run else report.deleted}"
     )
     click.echo(
         f"kept (not indexed yet): {report.not_indexed}"

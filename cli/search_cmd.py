@@ -94,9 +94,7 @@ def _index(ctx: Context) -> tuple[Any, str]:
     return es_client(out), IndexNamer(idx.prefix, idx.namespace).pattern
 
 
-def _run_search(
-    ctx: Context, filters: s.Filters, limit: int, sort: str, fmt: str | None, utc: bool
-) -> None:
+def _run_search(ctx: Context, filters: s.Filters, limit: int, sort: str, fmt: str | None, utc: bool) -> None:
     client, index = _index(ctx)
     _, notes = filters.query()
     for n in notes:
@@ -117,14 +115,10 @@ def _run_search(
 @click.command("search")
 @filter_options
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option(
-    "--sort", type=click.Choice(["newest", "oldest"]), default="newest", show_default=True
-)
+@click.option("--sort", type=click.Choice(["newest", "oldest"]), default="newest", show_default=True)
 @output_options
 @pass_ctx
-def search_cmd(
-    ctx: Context, /, limit: int, sort: str, fmt: str | None, utc: bool, **kw: Any
-) -> None:
+def search_cmd(ctx: Context, /, limit: int, sort: str, fmt: str | None, utc: bool, **kw: Any) -> None:
     """Audit-log events matching the filters (default: the last 7 days)."""
     _run_search(ctx, make_filters(kw), limit, sort, fmt, utc)
 
@@ -133,9 +127,7 @@ def search_cmd(
 @click.argument("user_id")
 @filter_options
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option(
-    "--sort", type=click.Choice(["newest", "oldest"]), default="newest", show_default=True
-)
+@click.option("--sort", type=click.Choice(["newest", "oldest"]), default="newest", show_default=True)
 @output_options
 @pass_ctx
 def user_cmd(
@@ -168,9 +160,7 @@ DETAIL_FIELDS = [
 
 @click.command("show")
 @click.argument("log_id")
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--utc", is_flag=True)
 @pass_ctx
 def show_cmd(ctx: Context, log_id: str, fmt: str, utc: bool) -> None:
@@ -179,9 +169,7 @@ def show_cmd(ctx: Context, log_id: str, fmt: str, utc: bool) -> None:
     body = {"query": {"term": {"event.id": log_id}}, "size": 1}
     resp = call(
         "show",
-        lambda: client.search(
-            index=index, body=body, ignore_unavailable=True, allow_no_indices=True
-        ),
+        lambda: client.search(index=index, body=body, ignore_unavailable=True, allow_no_indices=True),
     )
     hits = resp["hits"]["hits"]
     if not hits:
@@ -189,9 +177,7 @@ def show_cmd(ctx: Context, log_id: str, fmt: str, utc: bool) -> None:
         sys.exit(EXIT_PROBLEMS)
     src = hits[0]["_source"]
     if fmt == "json":
-        click.echo(
-            orjson.dumps({"_index": hits[0]["_index"], **src}, option=orjson.OPT_INDENT_2).decode()
-        )
+        click.echo(orjson.dumps({"_index": hits[0]["_index"], **src}, option=orjson.OPT_INDENT_2).decode())
         return
     for label, path in DETAIL_FIELDS:
         v = render.get(src, path)
@@ -202,9 +188,7 @@ def show_cmd(ctx: Context, log_id: str, fmt: str, utc: bool) -> None:
         click.echo(f"{label + ':':13} {', '.join(v) if isinstance(v, list) else v}")
     click.echo(f"{'Index:':13} {hits[0]['_index']}")
     click.echo("Payload:")
-    click.echo(
-        orjson.dumps(render.get(src, "logto.payload") or {}, option=orjson.OPT_INDENT_2).decode()
-    )
+    click.echo(orjson.dumps(render.get(src, "logto.payload") or {}, option=orjson.OPT_INDENT_2).decode())
 
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -217,9 +201,7 @@ SPARK = "▁▂▃▄▅▆▇█"
 @click.option("--by", type=click.Choice(["hour", "day"]), help="Add a histogram per value.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default=None)
 @pass_ctx
-def top_cmd(
-    ctx: Context, /, what: str, size: int, by: str | None, fmt: str | None, **kw: Any
-) -> None:
+def top_cmd(ctx: Context, /, what: str, size: int, by: str | None, fmt: str | None, **kw: Any) -> None:
     """Most frequent IPs, users, events, apps or countries, e.g. top ips --result failure."""
     client, index = _index(ctx)
     resp = call("top", lambda: s.top(client, index, make_filters(kw), what, size, by))
@@ -229,8 +211,7 @@ def top_cmd(
         r: dict[str, Any] = {what: str(b["key"]), "count": b["doc_count"]}
         if by:
             r["histogram"] = [
-                {"time": h["key_as_string"], "count": h["doc_count"]}
-                for h in b["over_time"]["buckets"]
+                {"time": h["key_as_string"], "count": h["doc_count"]} for h in b["over_time"]["buckets"]
             ]
         rows.append(r)
     fmt = fmt or ("table" if render.is_tty() else "json")
@@ -298,9 +279,7 @@ def tail_cmd(
     try:
         while True:
             docs = []
-            for page in call(
-                "tail", lambda: list(s.search(client, index, filters, 10_000, "oldest"))
-            ):
+            for page in call("tail", lambda: list(s.search(client, index, filters, 10_000, "oldest"))):
                 for h in page.hits:
                     if h["_id"] not in seen:
                         seen[h["_id"]] = None
@@ -310,9 +289,7 @@ def tail_cmd(
             if docs:
                 if fmt == "table" and not header:
                     for d in docs:
-                        click.echo(
-                            render.table([render.row(d, utc)], render.COLUMNS).split("\n", 1)[1]
-                        )
+                        click.echo(render.table([render.row(d, utc)], render.COLUMNS).split("\n", 1)[1])
                 else:
                     render.emit_docs(docs, fmt, utc)
                     header = False
@@ -328,9 +305,7 @@ def tail_cmd(
 
 
 @click.command("status")
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @pass_ctx
 def status_cmd(ctx: Context, fmt: str) -> None:
     """Cluster, indices, ILM state and retention; checkpoint lag of this host's daemon."""
@@ -342,12 +317,8 @@ def status_cmd(ctx: Context, fmt: str) -> None:
     info = call("status", client.info)
     health = call("status", client.cluster.health)
     cat = call("status", lambda: client.cat.indices(index=pattern, format="json", bytes="b"))
-    explain = call(
-        "status", lambda: client.options(ignore_status=404).ilm.explain_lifecycle(index=pattern)
-    )
-    pol = call(
-        "status", lambda: client.options(ignore_status=404).ilm.get_lifecycle(name=policy_name(idx))
-    )
+    explain = call("status", lambda: client.options(ignore_status=404).ilm.explain_lifecycle(index=pattern))
+    pol = call("status", lambda: client.options(ignore_status=404).ilm.get_lifecycle(name=policy_name(idx)))
     phases = explain.get("indices", {}) if explain.meta.status == 200 else {}
     retention = None
     if pol.meta.status == 200:
@@ -388,9 +359,7 @@ def status_cmd(ctx: Context, fmt: str) -> None:
         }
         for r in report["indices"]
     ]
-    click.echo(
-        render.table(rows, ["index", "docs", "size", "ilm phase"]) if rows else "no indices yet"
-    )
+    click.echo(render.table(rows, ["index", "docs", "size", "ilm phase"]) if rows else "no indices yet")
     if lag is None:
         click.echo("daemon: state dir not readable here")
     else:

@@ -25,8 +25,7 @@ def setup(ctx: Context, dry_run: bool) -> None:
     changes = call("setup", lambda: es_setup.plan(client, idx))
     for c in changes:
         click.echo(
-            f"{c.action:9} {c.desired.kind:18} {c.desired.name}"
-            + (f"  ({c.detail})" if c.detail else "")
+            f"{c.action:9} {c.desired.kind:18} {c.desired.name}" + (f"  ({c.detail})" if c.detail else "")
         )
         if dry_run and c.action != "unchanged":
             click.echo(orjson.dumps(c.desired.body, option=orjson.OPT_INDENT_2).decode())
@@ -63,13 +62,10 @@ def retention_show(ctx: Context) -> None:
     if r.meta.status == 404:
         fail(f"ILM policy {name} does not exist; run 'logto-shipper setup'", 1)
     age = _delete_age(r[name]["policy"])
-    click.echo(
-        f"{name}: indices are deleted {age} after their day" if age else f"{name}: no delete phase"
-    )
+    click.echo(f"{name}: indices are deleted {age} after their day" if age else f"{name}: no delete phase")
     if age and age != idx.retention:
         click.echo(
-            f"note: the config says retention = {idx.retention!r}; "
-            "'run' and 'setup' apply the config",
+            f"note: the config says retention = {idx.retention!r}; 'run' and 'setup' apply the config",
             err=True,
         )
 
@@ -88,9 +84,7 @@ def retention_set(ctx: Context, duration: str) -> None:
     out, idx = es_config(ctx)
     client = es_client(out)
     body = render_policy(idx, duration)
-    call(
-        "retention", lambda: client.ilm.put_lifecycle(name=policy_name(idx), policy=body["policy"])
-    )
+    call("retention", lambda: client.ilm.put_lifecycle(name=policy_name(idx), policy=body["policy"]))
     click.echo(f"{policy_name(idx)}: retention set to {duration}")
     if duration != idx.retention:
         click.echo(
@@ -114,9 +108,7 @@ def test_output(ctx: Context) -> None:
     info = call(f"connect to {', '.join(out.hosts)}", client.info)
     version = info["version"]["number"]
     major = int(version.split(".")[0])
-    click.echo(
-        f"connected: {', '.join(out.hosts)} ({info.get('cluster_name')}, Elasticsearch {version})"
-    )
+    click.echo(f"connected: {', '.join(out.hosts)} ({info.get('cluster_name')}, Elasticsearch {version})")
     if major not in (8, 9):
         fail(f"Elasticsearch {version} is not supported (needs 8.x or 9.x)", 1)
     pattern = f"{idx.prefix}-*"
@@ -139,9 +131,7 @@ def test_output(ctx: Context) -> None:
     for p in wanted_cluster:
         click.echo(f"  cluster privilege {p:24} {'yes' if r['cluster'].get(p) else 'MISSING'}")
     for p in wanted_index:
-        click.echo(
-            f"  index privilege {p:26} {'yes' if r['index'].get(pattern, {}).get(p) else 'MISSING'}"
-        )
+        click.echo(f"  index privilege {p:26} {'yes' if r['index'].get(pattern, {}).get(p) else 'MISSING'}")
     if missing:
         click.echo(f"verdict: missing privileges: {', '.join(missing)}")
         sys.exit(EXIT_UNREACHABLE)

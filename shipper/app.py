@@ -68,9 +68,7 @@ def build_sink(cfg: ShipperConfig, store: CheckpointStore) -> Sink:
     raise AssertionError(f"unknown output {out!r}")
 
 
-def build_sources(
-    cfg: ShipperConfig, store: CheckpointStore, wake: threading.Event
-) -> list[Source]:
+def build_sources(cfg: ShipperConfig, store: CheckpointStore, wake: threading.Event) -> list[Source]:
     sources: list[Source] = []
     forget = parse_duration(cfg.state.forget_after)
     for i, inp in enumerate(cfg.inputs):
@@ -99,6 +97,4 @@ def build_runner(cfg: ShipperConfig) -> Runner:
         if any(isinstance(i, FileInputConfig) for i in cfg.inputs)
         else 1 << 20,
     )
-    return Runner(
-        build_sources(cfg, store, wake), sink, normalizer, store, deadletter, limits, drain, wake
-    )
+    return Runner(build_sources(cfg, store, wake), sink, normalizer, store, deadletter, limits, drain, wake)

@@ -55,9 +55,7 @@ class _Model(BaseModel):
 class StateConfig(_Model):
     dir: Path = Path("/var/lib/logto-shipper")
     checkpoint_interval: float = Field(1.0, gt=0, description="seconds between checkpoint writes")
-    forget_after: Duration = Field(
-        "7d", description="drop registry entries of files gone this long"
-    )
+    forget_after: Duration = Field("7d", description="drop registry entries of files gone this long")
 
 
 class FileInputConfig(_Model):
@@ -148,8 +146,17 @@ class MaskConfig(_Model):
         )
 
 
+class MetricsConfig(_Model):
+    listen: str | None = Field(
+        None,
+        pattern=r"^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$",
+        description="host:port of the Prometheus endpoint; off when unset",
+    )
+
+
 class ShipperConfig(_Model):
     state: StateConfig = StateConfig()
+    metrics: MetricsConfig = MetricsConfig()
     inputs: list[InputConfig] = Field(min_length=1)
     output: OutputConfig = ConsoleOutputConfig(type="console")
     index: IndexConfig = IndexConfig()
@@ -210,14 +217,10 @@ def _read_secret_files(data: dict[str, Any], where: tuple[Any, ...]) -> None:
         try:
             data[target] = path.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ConfigError(
-                f"{_loc((*where, key))}: cannot read {path}: {exc.strerror}"
-            ) from None
+            raise ConfigError(f"{_loc((*where, key))}: cannot read {path}: {exc.strerror}") from None
 
 
-def parse_config(
-    data: dict[str, Any], source: str, env: dict[str, str] | None = None
-) -> ShipperConfig:
+def parse_config(data: dict[str, Any], source: str, env: dict[str, str] | None = None) -> ShipperConfig:
     """Validate an already-parsed TOML document; ``source`` names it in error messages."""
     try:
         data = substitute_env(data, dict(os.environ) if env is None else env)

@@ -111,9 +111,7 @@ def _normalize_template(t: dict[str, Any]) -> dict[str, Any]:
     for k in ("composed_of",):
         t.setdefault(k, [])
     return {
-        k: v
-        for k, v in t.items()
-        if k in ("index_patterns", "composed_of", "priority", "template", "_meta")
+        k: v for k, v in t.items() if k in ("index_patterns", "composed_of", "priority", "template", "_meta")
     }
 
 
@@ -123,9 +121,7 @@ def _normalize_policy(p: dict[str, Any]) -> dict[str, Any]:
         phase.setdefault("min_age", "0ms")
         delete = phase.get("actions", {}).get("delete")
         if isinstance(delete, dict):
-            delete.setdefault(
-                "delete_searchable_snapshot", True
-            )  # the default Elasticsearch echoes
+            delete.setdefault("delete_searchable_snapshot", True)  # the default Elasticsearch echoes
     return p
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
 
 class Metrics:
     """Thread-safe named counters/gauges; names are documented in README ("Metrics")."""
@@ -22,10 +24,13 @@ class Metrics:
             self.values[name] = value
 
     def observe(self, name: str, value: float) -> None:
-        """Record one sample (kept as _sum and _count; the HTTP exporter makes a histogram)."""
+        """Record one sample into cumulative histogram buckets (+ _sum and _count)."""
         with self._lock:
             self.values[name + "_sum"] += value
             self.values[name + "_count"] += 1
+            for b in LATENCY_BUCKETS:
+                if value <= b:
+                    self.values[f"{name}_bucket_{b}"] += 1
 
     def get(self, name: str) -> float:
         with self._lock:

@@ -23,12 +23,12 @@ FAMILY_NAMES = sorted(set(FAMILIES.values()) | {"other"})
 _SMS, _PHONE = "SmsVerificationCode", "PhoneVerificationCode"
 DOC_ALIASES = {
     **{
-        f"Interaction.{flow}.Verification.{_SMS}.{step}": f"Interaction.{flow}.Verification.{_PHONE}.{step}"  # noqa: E501
+        f"Interaction.{flow}.Verification.{_SMS}.{step}": f"Interaction.{flow}.Verification.{_PHONE}.{step}"
         for flow in ("SignIn", "Register", "ForgotPassword")
         for step in ("Create", "Submit")
     },
     **{
-        f"Interaction.{flow}.Verification.Webauthn.Create": f"Interaction.{flow}.Verification.WebAuthn.Create"  # noqa: E501
+        f"Interaction.{flow}.Verification.Webauthn.Create": f"Interaction.{flow}.Verification.WebAuthn.Create"
         for flow in ("SignIn", "Register")
     },
     **{
@@ -57,9 +57,7 @@ def parse_when(text: str, now: datetime | None = None) -> str:
     try:
         dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(
-            f"{text!r} is neither a duration (15m, 24h, 7d) nor an ISO-8601 time"
-        ) from None
+        raise ValueError(f"{text!r} is neither a duration (15m, 24h, 7d) nor an ISO-8601 time") from None
     if dt.tzinfo is None:
         dt = dt.astimezone()  # a time without offset is the operator's local time
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
@@ -86,9 +84,7 @@ def event_clause(pattern: str) -> tuple[Any, str | None]:
         return Q("term", **{"logto.family": pattern.lower()}), None
     if pattern in DOC_ALIASES:
         real = DOC_ALIASES[pattern]
-        return Q(
-            "term", **{"event.action": real}
-        ), f"{pattern} never occurs in records; searching {real}"
+        return Q("term", **{"event.action": real}), f"{pattern} never occurs in records; searching {real}"
     return Q("term", **{"event.action": pattern}), None
 
 
@@ -201,6 +197,4 @@ def top(
             }
         }
     body = {"query": query.to_dict(), "size": 0, "track_total_hits": True, "aggs": {"top": agg}}
-    return dict(
-        client.search(index=index, body=body, ignore_unavailable=True, allow_no_indices=True)
-    )
+    return dict(client.search(index=index, body=body, ignore_unavailable=True, allow_no_indices=True))

@@ -51,9 +51,7 @@ class EsTarget:
 
     def need_server(self) -> Any:
         if self.server is None:
-            pytest.skip(
-                "fault injection needs the project's test server (SHIPPER_TEST_ES_URL is set)"
-            )
+            pytest.skip("fault injection needs the project's test server (SHIPPER_TEST_ES_URL is set)")
         return self.server
 
 

@@ -143,9 +143,7 @@ class PgServer:
         name = dsn.rsplit("/", 1)[1]
         with psycopg.connect(self.admin_dsn, autocommit=True) as c:
             c.execute(f"alter database {name} allow_connections true")
-            c.execute(
-                "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s", (name,)
-            )
+            c.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s", (name,))
             c.execute(f"drop database if exists {name}")
 
     def block(self, dsn: str, blocked: bool) -> None:

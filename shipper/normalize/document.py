@@ -184,9 +184,7 @@ class Normalizer:
     def line(self, raw: bytes) -> Document | Rejection:
         """Normalize one line (without its trailing newline)."""
         if len(raw) > self.max_line_bytes:
-            return Rejection(
-                "line_too_long", f"line of {len(raw)} bytes exceeds {self.max_line_bytes}", raw
-            )
+            return Rejection("line_too_long", f"line of {len(raw)} bytes exceeds {self.max_line_bytes}", raw)
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -228,13 +226,9 @@ class Normalizer:
         tenant = obj.get("tenantId", obj.get("tenant_id"))
         return self._build(log_id, key, ms, payload, tenant if isinstance(tenant, str) else None)
 
-    def _build(
-        self, log_id: str, key: str, ms: int, payload: dict[str, Any], tenant: str | None
-    ) -> Document:
+    def _build(self, log_id: str, key: str, ms: int, payload: dict[str, Any], tenant: str | None) -> Document:
         result = payload.get("result")
-        outcome = (
-            "success" if result == "Success" else "failure" if result == "Error" else "unknown"
-        )
+        outcome = "success" if result == "Success" else "failure" if result == "Error" else "unknown"
         category, type_ = categorize(key, outcome)
         ts = format_ms(ms)
         event: dict[str, Any] = {

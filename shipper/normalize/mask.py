@@ -57,11 +57,7 @@ class MaskRules:
 
     def is_secret(self, key: str) -> bool:
         k = canonical_key(key)
-        return (
-            k in self.equal
-            or any(k.endswith(s) for s in self.suffix)
-            or any(c in k for c in self.contain)
-        )
+        return k in self.equal or any(k.endswith(s) for s in self.suffix) or any(c in k for c in self.contain)
 
 
 DEFAULT_RULES = MaskRules()

@@ -24,6 +24,7 @@ from shipper.sinks.base import Batch, Sink
 from shipper.sources import Chunk, Source
 
 log = logging.getLogger(__name__)
+RELOAD = -1  # run() result: a reload was requested; the runner is still live
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class Runner:
         self._batch_bytes = 0
         self._batch_started: float | None = None
         self.stop = threading.Event()
+        self.reload = threading.Event()  # run() returns so the daemon can swap the config
+        self.tick: Any = None  # called every iteration (systemd watchdog, status)
         self.wake = wake or threading.Event()  # set by sources (inotify) and by request_stop
 
     def request_stop(self) -> None:
@@ -130,10 +133,7 @@ class Runner:
         return (
             len(b.docs) >= self.limits.max_docs
             or self._batch_bytes >= self.limits.max_bytes
-            or (
-                self._batch_started is not None
-                and now - self._batch_started >= self.limits.max_wait
-            )
+            or (self._batch_started is not None and now - self._batch_started >= self.limits.max_wait)
         )
 
     def _submit(self) -> None:
@@ -183,7 +183,9 @@ class Runner:
 
     def run(self) -> int:
         log.info("shipping started")
-        while not self.stop.is_set():
+        while not self.stop.is_set() and not self.reload.is_set():
+            if self.tick is not None:
+                self.tick()
             if not self.step() and self.acks.in_flight < self.sink.max_in_flight:
                 wait = 0.25
                 if self._batch_started is not None:
@@ -194,6 +196,8 @@ class Runner:
                 if wait > 0:
                     self.wake.wait(wait)
                     self.wake.clear()
+        if self.reload.is_set() and not self.stop.is_set():
+            return RELOAD  # the caller decides: new config (then shutdown) or keep running
         return self.shutdown()
 
     def shutdown(self) -> int:

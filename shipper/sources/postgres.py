@@ -88,9 +88,7 @@ def row_record(tenant: str, row: dict[str, Any]) -> dict[str, Any]:
 class PostgresSource:
     """Source over ``logs``; positions are ``[created_at ISO, id]`` per tenant stream."""
 
-    def __init__(
-        self, cfg: PostgresInputConfig, store: CheckpointStore, prefix: str = "pg"
-    ) -> None:
+    def __init__(self, cfg: PostgresInputConfig, store: CheckpointStore, prefix: str = "pg") -> None:
         if cfg.dsn is None:
             raise ValueError("postgres input needs dsn or dsn_file")
         self.cfg = cfg
@@ -111,9 +109,7 @@ class PostgresSource:
 
             when = parse_when(cfg.since)
             if when.startswith("now-"):
-                start = datetime.now(UTC) - timedelta(
-                    seconds=parse_duration(when[4:].replace("w", "d"))
-                )
+                start = datetime.now(UTC) - timedelta(seconds=parse_duration(when[4:].replace("w", "d")))
             else:
                 start = datetime.fromisoformat(when.replace("Z", "+00:00"))
         self.tenants: list[_Tenant] = []
@@ -151,9 +147,7 @@ class PostgresSource:
         METRICS.inc("postgres_errors_total")
         if not self._down_logged:
             # psycopg's messages name host/port/db, never the password.
-            log.warning(
-                "postgres unavailable (%s); retrying with backoff", str(exc).strip().splitlines()[0]
-            )
+            log.warning("postgres unavailable (%s); retrying with backoff", str(exc).strip().splitlines()[0])
             self._down_logged = True
         if self._conn is not None:
             with contextlib.suppress(psycopg.Error):
@@ -249,9 +243,7 @@ class PostgresSource:
         for t in self.tenants:
             pos = self.store.streams.get(self.stream(t.name), {}).get("position")
             if pos:
-                out[t.name] = max(
-                    0.0, (datetime.now(UTC) - datetime.fromisoformat(pos[0])).total_seconds()
-                )
+                out[t.name] = max(0.0, (datetime.now(UTC) - datetime.fromisoformat(pos[0])).total_seconds())
         return out
 
     def housekeeping(self) -> None:

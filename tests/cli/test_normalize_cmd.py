@@ -22,9 +22,7 @@ GOOD = orjson.dumps(
 
 
 def test_stdin_good_lines_exit_0():
-    r = CliRunner().invoke(
-        cli, ["normalize", "-"], input=GOOD + b"\n" + GOOD.replace(b'"a"', b'"b"') + b"\n"
-    )
+    r = CliRunner().invoke(cli, ["normalize", "-"], input=GOOD + b"\n" + GOOD.replace(b'"a"', b'"b"') + b"\n")
     assert r.exit_code == 0, r.output
     docs = [json.loads(line) for line in r.stdout.splitlines()]
     assert [d["event"]["id"] for d in docs] == ["a", "b"]
@@ -33,9 +31,7 @@ def test_stdin_good_lines_exit_0():
 
 def test_bad_lines_reported_with_line_numbers_and_exit_1(tmp_path):
     f = tmp_path / "in.jsonl"
-    f.write_bytes(
-        GOOD + b"\n{bad\n\xff\xfe\n" + GOOD.replace(b'"a"', b'"c"')
-    )  # last line unterminated
+    f.write_bytes(GOOD + b"\n{bad\n\xff\xfe\n" + GOOD.replace(b'"a"', b'"c"'))  # last line unterminated
     r = CliRunner().invoke(cli, ["normalize", str(f)])
     assert r.exit_code == 1
     assert [json.loads(x)["event"]["id"] for x in r.stdout.splitlines()] == ["a", "c"]
@@ -66,9 +62,7 @@ def test_config_error_exit_2(tmp_path):
 
 def test_config_check_redacts(tmp_path):
     c = tmp_path / "c.toml"
-    c.write_text(
-        "[[inputs]]\ntype='file'\npaths=['x']\n[output]\ntype='elasticsearch'\napi_key='${K}'\n"
-    )
+    c.write_text("[[inputs]]\ntype='file'\npaths=['x']\n[output]\ntype='elasticsearch'\napi_key='${K}'\n")
     r = CliRunner().invoke(cli, ["--config", str(c), "config", "check"], env={"K": "topsecret"})
     assert r.exit_code == 0, r.output
     assert "topsecret" not in r.output and "**********" in r.stdout

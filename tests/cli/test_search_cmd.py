@@ -35,10 +35,7 @@ def rec(i, key, result, user, app, ip, minutes_ago, **extra):
 
 
 DATA = (
-    [
-        rec(i, "Interaction.SignIn.Submit", "Error", "alice", "web", "203.0.113.9", 10 + i)
-        for i in range(30)
-    ]
+    [rec(i, "Interaction.SignIn.Submit", "Error", "alice", "web", "203.0.113.9", 10 + i) for i in range(30)]
     + [
         rec(100 + i, "Interaction.SignIn.Submit", "Success", "bob", "ios", "10.0.0.5", 5 + i)
         for i in range(5)
@@ -56,9 +53,7 @@ DATA = (
         )
         for i in range(3)
     ]
-    + [
-        rec(300, "RevokeToken", "Success", "carol", "web", "2001:db8::1", 60 * 24 * 10)
-    ]  # 10 days ago
+    + [rec(300, "RevokeToken", "Success", "carol", "web", "2001:db8::1", 60 * 24 * 10)]  # 10 days ago
 )
 
 
@@ -127,9 +122,7 @@ def test_search_filters(loaded):
 
 def test_default_range_is_seven_days_and_since_widens_it(loaded):
     assert "log00300" not in ids(run(loaded, "search", "--limit", "100", "--format", "ndjson"))
-    assert "log00300" in ids(
-        run(loaded, "search", "--limit", "100", "--since", "30d", "--format", "ndjson")
-    )
+    assert "log00300" in ids(run(loaded, "search", "--limit", "100", "--since", "30d", "--format", "ndjson"))
 
 
 def test_sort_limit_and_paging_beyond_one_page(loaded, monkeypatch):
@@ -176,10 +169,7 @@ def test_show(loaded):
     assert r.exit_code == 0, r.output
     assert "ExchangeTokenBy.RefreshToken" in r.stdout and "Payload:" in r.stdout
     assert '"refresh_token": "******"' in r.stdout and "rt-secret" not in r.stdout
-    assert (
-        json.loads(run(loaded, "show", "log00200", "--format", "json").stdout)["event"]["id"]
-        == "log00200"
-    )
+    assert json.loads(run(loaded, "show", "log00200", "--format", "json").stdout)["event"]["id"] == "log00200"
     assert run(loaded, "show", "nope").exit_code == 1
 
 

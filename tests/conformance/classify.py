@@ -87,9 +87,7 @@ def main() -> None:
         except (Skip, Failure, Exception) as e:
             out[case.id] = reason_for(case.id, str(e))
     srv.stop()
-    OUT.write_text(
-        json.dumps({"must_pass": must, "out_of_scope": out}, indent=1, ensure_ascii=False) + "\n"
-    )
+    OUT.write_text(json.dumps({"must_pass": must, "out_of_scope": out}, indent=1, ensure_ascii=False) + "\n")
     print(f"{len(must)} must pass, {len(out)} out of scope -> {OUT}")
 
 

@@ -156,9 +156,7 @@ class Runner:
             return [self.resolve(x) for x in v]
         return v
 
-    def call(
-        self, name: str, args: dict[str, Any], headers: dict[str, str]
-    ) -> tuple[int, Any, str]:
+    def call(self, name: str, args: dict[str, Any], headers: dict[str, str]) -> tuple[int, Any, str]:
         spec = self.api(name)
         args = dict(self.resolve(args or {}))
         body = args.pop("body", None)
@@ -168,9 +166,7 @@ class Runner:
             if path.get("deprecated"):
                 continue
             parts = path.get("parts", {})
-            if all(p in args for p in parts) and (
-                best is None or len(parts) > len(best.get("parts", {}))
-            ):
+            if all(p in args for p in parts) and (best is None or len(parts) > len(best.get("parts", {}))):
                 best = path
         if best is None:
             raise ParamError(f"missing required path parts for [{name}]")
@@ -183,9 +179,7 @@ class Runner:
         method = methods[0]
         if body is not None and method in ("GET", "DELETE") and len(methods) > 1:
             method = next((m for m in methods if m in ("POST", "PUT")), method)
-        query = {
-            k: (",".join(map(_s, v)) if isinstance(v, list) else _s(v)) for k, v in args.items()
-        }
+        query = {k: (",".join(map(_s, v)) if isinstance(v, list) else _s(v)) for k, v in args.items()}
         data = None
         ctype = "application/json"
         if body is not None:
@@ -193,9 +187,7 @@ class Runner:
                 isinstance(body, list) and spec.get("body", {}).get("serialize") == "bulk"
             ):
                 lines = body if isinstance(body, list) else [body]
-                data = "".join(
-                    (x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines
-                ).encode()
+                data = "".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines).encode()
                 ctype = "application/x-ndjson"
             elif isinstance(body, str):
                 data = body.encode()

@@ -29,9 +29,7 @@ def server():
     srv.stop()
 
 
-@pytest.mark.skipif(
-    not ROOT.is_dir(), reason=f"{ROOT} not present (only next to the developers' checkout)"
-)
+@pytest.mark.skipif(not ROOT.is_dir(), reason=f"{ROOT} not present (only next to the developers' checkout)")
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_yaml(case, server):
     if case.id in EXPECT["out_of_scope"]:

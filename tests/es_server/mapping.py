@@ -197,11 +197,7 @@ def convert(ftype: str, value: Any, fdef: dict[str, Any]) -> list[Any]:
         if isinstance(value, dict):
             raise ConversionError("object where text was expected")
         return [
-            value
-            if isinstance(value, str)
-            else str(value).lower()
-            if isinstance(value, bool)
-            else str(value)
+            value if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
         ]
     if ftype in ("date", "date_nanos"):
         return [parse_date(value, fdef.get("format"))]
@@ -212,9 +208,7 @@ def convert(ftype: str, value: Any, fdef: dict[str, Any]) -> list[Any]:
             return [True]
         if value is False or value == "false" or value == "":
             return [False]
-        raise ConversionError(
-            f"Failed to parse value [{value}] as only [true] or [false] are allowed."
-        )
+        raise ConversionError(f"Failed to parse value [{value}] as only [true] or [false] are allowed.")
     if ftype == "ip":
         if not isinstance(value, str):
             raise ConversionError(f"'{value}' is not an IP string literal.")
@@ -275,9 +269,7 @@ def _geo(value: Any) -> tuple[float, float]:
         raise ConversionError("failed to parse geo_point") from None
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
         raise ConversionError(
-            f"illegal latitude value [{lat}]"
-            if abs(lat) > 90
-            else f"illegal longitude value [{lon}]"
+            f"illegal latitude value [{lat}]" if abs(lat) > 90 else f"illegal longitude value [{lon}]"
         )
     return (lat, lon)
 

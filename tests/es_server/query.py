@@ -235,9 +235,7 @@ def q_term(body: Any, ix: Index, now: int) -> Pred:
         return lambda i, d: None
     qv = _coerce_term(t, value, ix, field, now)
     if t in TEXTISH:
-        return lambda i, d: (
-            1.0 if any(tok == qv for v in values(d, field) for tok in analyze(v)) else None
-        )
+        return lambda i, d: 1.0 if any(tok == qv for v in values(d, field) for tok in analyze(v)) else None
     return lambda i, d: 1.0 if any(_eq(t, v, qv, ci) for v in values(d, field)) else None
 
 
@@ -258,11 +256,7 @@ def q_exists(body: Any, ix: Index, now: int) -> Pred:
     field = (body or {}).get("field")
     if not field:
         raise parsing("[exists] must be provided with a [field]")
-    fields = (
-        [field]
-        if "*" not in field
-        else [f for f in ix.field_types() if fnmatch.fnmatchcase(f, field)]
-    )
+    fields = [field] if "*" not in field else [f for f in ix.field_types() if fnmatch.fnmatchcase(f, field)]
 
     def pred(i: Index, d: Doc) -> float | None:
         for f in fields:
@@ -446,9 +440,7 @@ def q_bool(body: Any, ix: Index, now: int) -> Pred:
     should, must_not = clauses.get("should", []), clauses.get("must_not", [])
     msm_spec = body.get("minimum_should_match")
     msm = (
-        _msm(msm_spec, len(should))
-        if msm_spec is not None
-        else (0 if must or filt else (1 if should else 0))
+        _msm(msm_spec, len(should)) if msm_spec is not None else (0 if must or filt else (1 if should else 0))
     )
     boost = float(body.get("boost", 1.0))
 
@@ -489,9 +481,7 @@ def q_query_string(body: Any, ix: Index, now: int) -> Pred:
     if not isinstance(query, str):
         raise parsing("[query_string] must be provided with a [query]")
     default_op = str(body.get("default_operator", "or")).lower()
-    default_fields = body.get("fields") or (
-        [body["default_field"]] if body.get("default_field") else ["*"]
-    )
+    default_fields = body.get("fields") or ([body["default_field"]] if body.get("default_field") else ["*"])
     tokens = []
     pos = 0
     while pos < len(query):
@@ -499,9 +489,7 @@ def q_query_string(body: Any, ix: Index, now: int) -> Pred:
         if not m or m.end() == pos:
             if query[pos:].strip() == "":
                 break
-            raise EsError(
-                400, "query_shard_exception", f"Failed to parse query [{query}]", index=ix.name
-            )
+            raise EsError(400, "query_shard_exception", f"Failed to parse query [{query}]", index=ix.name)
         tokens.append(m.group(1))
         pos = m.end()
 
@@ -567,21 +555,15 @@ def q_query_string(body: Any, ix: Index, now: int) -> Pred:
         if i < len(tokens) and tokens[i] == "(":
             inner, i = parse_or(i + 1)
             if i >= len(tokens) or tokens[i] != ")":
-                raise EsError(
-                    400, "query_shard_exception", f"Failed to parse query [{query}]", index=ix.name
-                )
+                raise EsError(400, "query_shard_exception", f"Failed to parse query [{query}]", index=ix.name)
             return inner, i + 1
         if i >= len(tokens):
-            raise EsError(
-                400, "query_shard_exception", f"Failed to parse query [{query}]", index=ix.name
-            )
+            raise EsError(400, "query_shard_exception", f"Failed to parse query [{query}]", index=ix.name)
         return term_pred(tokens[i]), i + 1
 
     pred, end = parse_or(0) if tokens else ((lambda i, d: None), 0)
     if end != len(tokens):
-        raise EsError(
-            400, "query_shard_exception", f"Failed to parse query [{query}]", index=ix.name
-        )
+        raise EsError(400, "query_shard_exception", f"Failed to parse query [{query}]", index=ix.name)
     return pred
 
 
@@ -630,9 +612,7 @@ def filter_source(src: dict[str, Any], includes: list[str], excludes: list[str])
 
     def keep(path: str) -> bool:
         inc = not includes or any(
-            fnmatch.fnmatchcase(path, p)
-            or path.startswith(p + ".")
-            or fnmatch.fnmatchcase(path, p + ".*")
+            fnmatch.fnmatchcase(path, p) or path.startswith(p + ".") or fnmatch.fnmatchcase(path, p + ".*")
             for p in includes
         )
         exc = any(fnmatch.fnmatchcase(path, p) or path.startswith(p + ".") for p in excludes)
@@ -757,11 +737,7 @@ def render_sort_value(ix: Index, field: str, v: Any, order: str) -> Any:
         if v.last:
             return MAX_LONG if order == "asc" else MIN_LONG
         return MIN_LONG if order == "asc" else MAX_LONG
-    if (
-        t in NUMERIC
-        and t not in ("double", "float", "half_float", "scaled_float")
-        and isinstance(v, float)
-    ):
+    if t in NUMERIC and t not in ("double", "float", "half_float", "scaled_float") and isinstance(v, float):
         return int(v)
     if t == "ip":
         return None
@@ -829,9 +805,7 @@ _CALENDAR = {
 }
 
 
-def run_aggs(
-    spec: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster: Cluster
-) -> dict[str, Any]:
+def run_aggs(spec: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster: Cluster) -> dict[str, Any]:
     if not isinstance(spec, dict):
         raise parsing("Expected [START_OBJECT] under [aggregations]")
     out = {}
@@ -848,9 +822,7 @@ def run_aggs(
             )
         kind = kinds[0]
         if kind not in AGG_TYPES:
-            err = EsError(
-                400, "x_content_parse_exception", f"[1:20] unknown aggregation type [{kind}]"
-            )
+            err = EsError(400, "x_content_parse_exception", f"[1:20] unknown aggregation type [{kind}]")
             raise err
         res = AGGS[kind](adef[kind], hits, now, cluster, subs)
         if "meta" in adef:
@@ -935,9 +907,7 @@ def agg_terms(
             else:
                 raise bad_request(f"test server: terms order by [{what}] is not implemented")
             parts.append(
-                _Str(v, direction == "desc")
-                if isinstance(v, str)
-                else (-v if direction == "desc" else v)
+                _Str(v, direction == "desc") if isinstance(v, str) else (-v if direction == "desc" else v)
             )
         return tuple(parts)
 
@@ -948,9 +918,7 @@ def agg_terms(
         if t in DATE_TYPES:
             buckets.append(_bucket(int(k), docs, t, now, cluster, subs, format_date(int(k))))
         elif t == "boolean":
-            buckets.append(
-                _bucket(1 if k else 0, docs, t, now, cluster, subs, "true" if k else "false")
-            )
+            buckets.append(_bucket(1 if k else 0, docs, t, now, cluster, subs, "true" if k else "false"))
         elif t in NUMERIC and t not in ("double", "float", "half_float", "scaled_float"):
             buckets.append(_bucket(int(k), docs, t, now, cluster, subs))
         else:
@@ -999,9 +967,7 @@ def _check_buckets(n: int) -> None:
 def _cal_floor(ms: int, unit: str) -> int:
     dt = datetime.fromtimestamp(ms / 1000, UTC)
     if unit == "q":
-        dt = dt.replace(
-            month=(dt.month - 1) // 3 * 3 + 1, day=1, hour=0, minute=0, second=0, microsecond=0
-        )
+        dt = dt.replace(month=(dt.month - 1) // 3 * 3 + 1, day=1, hour=0, minute=0, second=0, microsecond=0)
     else:
         dt = _round(dt, unit, False)
     return date_math(dt.strftime("%Y-%m-%dT%H:%M:%S.000Z"), 0)
@@ -1064,9 +1030,7 @@ def agg_date_histogram(
         if len(groups.get(k, [])) >= min_doc_count
     ]
     if body.get("order", {}).get("_key") == "desc" or body.get("order", {}).get("_count") == "desc":
-        buckets.sort(
-            key=lambda b: b["key"] if "_key" in body["order"] else b["doc_count"], reverse=True
-        )
+        buckets.sort(key=lambda b: b["key"] if "_key" in body["order"] else b["doc_count"], reverse=True)
     return {"buckets": buckets}
 
 
@@ -1095,8 +1059,7 @@ def agg_histogram(
     groups: dict[float, list[tuple[Index, Doc, float]]] = {}
     for h in hits:
         for v in dict.fromkeys(
-            math.floor((float(x) - offset) / interval) * interval + offset
-            for x in values(h[1], field)
+            math.floor((float(x) - offset) / interval) * interval + offset for x in values(h[1], field)
         ):
             groups.setdefault(v, []).append(h)
     keys = sorted(groups)
@@ -1181,9 +1144,7 @@ def agg_top_hits(
         if enabled:
             h["_source"] = filter_source(d.source, inc, exc)
         if sorts:
-            h["sort"] = [
-                render_sort_value(ix, f, v, o) for (f, o, _, _), v in zip(sorts, svals, strict=True)
-            ]
+            h["sort"] = [render_sort_value(ix, f, v, o) for (f, o, _, _), v in zip(sorts, svals, strict=True)]
         out.append(h)
     return {
         "hits": {
@@ -1244,9 +1205,7 @@ def sorted_hits(
             if fdef is not None and fdef.get("type") in TEXTISH:
                 _check_aggregatable([(ix, hits[0][1], 0.0)], field)
     orders = [o for _, o, _, _ in sorts]
-    rows = [
-        (ix, d, s, [sort_value(ix, d, s, f, o, m) for f, o, m, _ in sorts]) for ix, d, s in hits
-    ]
+    rows = [(ix, d, s, [sort_value(ix, d, s, f, o, m) for f, o, m, _ in sorts]) for ix, d, s in hits]
     rows.sort(key=lambda r: (sort_key(r[3], orders), r[0].name, r[1].seq_no))
     return rows
 
@@ -1399,9 +1358,7 @@ def search(
         if enabled:
             h["_source"] = filter_source(d.source, inc, exc)
         if sorts:
-            h["sort"] = [
-                render_sort_value(ix, f, v, o) for (f, o, _, _), v in zip(sorts, svals, strict=True)
-            ]
+            h["sort"] = [render_sort_value(ix, f, v, o) for (f, o, _, _), v in zip(sorts, svals, strict=True)]
         out_hits.append(h)
     hits_obj: dict[str, Any] = {}
     tth = body.get("track_total_hits", params.get("track_total_hits", 10000))

@@ -95,9 +95,7 @@ class Request:
         try:
             return orjson.loads(self.body)
         except orjson.JSONDecodeError as exc:
-            raise EsError(
-                400, "x_content_parse_exception", f"[1:1] Unexpected character: {exc}"
-            ) from None
+            raise EsError(400, "x_content_parse_exception", f"[1:1] Unexpected character: {exc}") from None
 
     def flag(self, name: str, default: bool = False) -> bool:
         v = self.params.get(name)
@@ -222,9 +220,7 @@ class EsTestServer:
                 },
             )
         v = versions.get("Accept")
-        return (
-            f"application/vnd.elasticsearch+json;compatible-with={v}" if v else "application/json"
-        )
+        return f"application/vnd.elasticsearch+json;compatible-with={v}" if v else "application/json"
 
     def authenticate(self, headers: dict[str, str], path: str) -> str | None:
         if not self.api_keys and not self.users:
@@ -295,9 +291,7 @@ class EsTestServer:
             with self.lock:
                 status, resp = handler(Request(method, path, params, headers, body, vars_))
             return status, resp, extra_headers
-        allowed_methods = sorted(
-            {m for ms, rx, _, _ in self.routes if rx.fullmatch(path) for m in ms}
-        )
+        allowed_methods = sorted({m for ms, rx, _, _ in self.routes if rx.fullmatch(path) for m in ms})
         if allowed_methods:
             return (
                 405,
@@ -784,10 +778,7 @@ class EsTestServer:
         n = len(self.cluster.indices)
         status = (
             "green"
-            if all(
-                i.settings.get("index.number_of_replicas") == "0"
-                for i in self.cluster.indices.values()
-            )
+            if all(i.settings.get("index.number_of_replicas") == "0" for i in self.cluster.indices.values())
             else "yellow"
         )
         return 200, {
@@ -843,9 +834,7 @@ class EsTestServer:
             return True
         raise bad_request(f"Unknown value for refresh: [{v}].")
 
-    def _write_result(
-        self, ix: Index, doc: Any, result: str, refreshed: bool = False
-    ) -> dict[str, Any]:
+    def _write_result(self, ix: Index, doc: Any, result: str, refreshed: bool = False) -> dict[str, Any]:
         replicas = int(ix.settings.get("index.number_of_replicas", "1"))
         out = {"_index": ix.name, "_id": doc.id, "_version": doc.version, "result": result}
         if refreshed:
@@ -923,9 +912,7 @@ class EsTestServer:
             "_seq_no": ix.seq - 1,
             "_primary_term": 1,
         }
-        return (
-            (200, {**base, "result": "deleted"}) if doc else (404, {**base, "result": "not_found"})
-        )
+        return (200, {**base, "result": "deleted"}) if doc else (404, {**base, "result": "not_found"})
 
     def h_bulk(self, r: Request) -> tuple[int, Any]:
         started = time.monotonic()
@@ -995,9 +982,7 @@ class EsTestServer:
                     "op_type",
                     "list_executed_pipelines",
                 ):
-                    raise bad_request(
-                        f"Action/metadata line [{line_no}] contains an unknown parameter [{k}]"
-                    )
+                    raise bad_request(f"Action/metadata line [{line_no}] contains an unknown parameter [{k}]")
             if op == "update":
                 raise bad_request("test server: bulk [update] actions are not implemented")
             if "_index" not in meta and default_index is None:
@@ -1056,10 +1041,7 @@ class EsTestServer:
                         "status": 200 if existing else 404,
                     }
                 else:
-                    if (
-                        self.faults.item_fail_rate
-                        and self.faults.rng.random() < self.faults.item_fail_rate
-                    ):
+                    if self.faults.item_fail_rate and self.faults.rng.random() < self.faults.item_fail_rate:
                         st = self.faults.item_fail_status
                         raise EsError(
                             st,
@@ -1130,9 +1112,7 @@ class EsTestServer:
         body = r.json()
         for k in body:
             if k != "query":
-                raise EsError(
-                    400, "x_content_parse_exception", f"[1:2] request does not support [{k}]"
-                )
+                raise EsError(400, "x_content_parse_exception", f"[1:2] request does not support [{k}]")
         return 200, search(self.cluster, self._search_names(r), body, r.params, count_only=True)
 
     def h_refresh(self, r: Request) -> tuple[int, Any]:
@@ -1190,9 +1170,7 @@ class EsTestServer:
             ignore_unavailable=r.flag("ignore_unavailable"),
             allow_no_indices=r.flag("allow_no_indices", True),
         )
-        return 200, {
-            n: self._index_view(self.cluster.indices[n], r.flag("flat_settings")) for n in names
-        }
+        return 200, {n: self._index_view(self.cluster.indices[n], r.flag("flat_settings")) for n in names}
 
     def h_get_mapping(self, r: Request) -> tuple[int, Any]:
         names = self.cluster.resolve(
@@ -1210,9 +1188,7 @@ class EsTestServer:
             ix.mappings = {
                 **ix.mappings,
                 **{k: v for k, v in body.items() if k != "properties"},
-                "properties": merge_properties(
-                    ix.mappings.get("properties", {}), body.get("properties", {})
-                ),
+                "properties": merge_properties(ix.mappings.get("properties", {}), body.get("properties", {})),
             }
             ix.types_cache = None
         return 200, {"acknowledged": True}
@@ -1240,9 +1216,7 @@ class EsTestServer:
         settings = normalize_settings(body.get("settings", body) if isinstance(body, dict) else {})
         for static in ("index.number_of_shards", "index.lifecycle.parse_origination_date"):
             if static in settings and static == "index.number_of_shards":
-                raise bad_request(
-                    f"Can't update non dynamic settings [[{static}]] for open indices"
-                )
+                raise bad_request(f"Can't update non dynamic settings [[{static}]] for open indices")
         for n in self.cluster.resolve(r.vars.get("index", "_all")):
             ix = self.cluster.indices[n]
             for k, v in settings.items():
@@ -1306,11 +1280,7 @@ class EsTestServer:
             return 200, rows
         if r.params.get("format") not in (None, "txt", "text"):
             raise bad_request(f"test server: _cat format [{r.params['format']}] is not implemented")
-        cols = (
-            list(rows[0])
-            if rows
-            else (r.params.get("h", "").split(",") if r.params.get("h") else [])
-        )
+        cols = list(rows[0]) if rows else (r.params.get("h", "").split(",") if r.params.get("h") else [])
         if not rows and not r.flag("v"):
             return 200, _Text("")
         lines = []
@@ -1319,8 +1289,7 @@ class EsTestServer:
         lines += [[("" if x[c] is None else str(x[c])) for c in cols] for x in rows]
         widths = [max((len(line[i]) for line in lines), default=0) for i in range(len(cols))]
         text = "".join(
-            " ".join(v.ljust(widths[i]) for i, v in enumerate(line)).rstrip() + "\n"
-            for line in lines
+            " ".join(v.ljust(widths[i]) for i, v in enumerate(line)).rstrip() + "\n" for line in lines
         )
         return 200, _Text(text)
 
@@ -1349,9 +1318,7 @@ class EsTestServer:
         return sorted(set(out))
 
     def h_get_index_template(self, r: Request) -> tuple[int, Any]:
-        names = self._template_names(
-            self.cluster.index_templates, r.vars.get("name"), "index template"
-        )
+        names = self._template_names(self.cluster.index_templates, r.vars.get("name"), "index template")
         return 200, {
             "index_templates": [
                 {
@@ -1419,13 +1386,9 @@ class EsTestServer:
         return (200 if r.vars["name"] in self.cluster.component_templates else 404), None
 
     def h_delete_component_template(self, r: Request) -> tuple[int, Any]:
-        names = self._template_names(
-            self.cluster.component_templates, r.vars["name"], "component template"
-        )
+        names = self._template_names(self.cluster.component_templates, r.vars["name"], "component template")
         for n in names:
-            users = [
-                t for t, b in self.cluster.index_templates.items() if n in b.get("composed_of", [])
-            ]
+            users = [t for t, b in self.cluster.index_templates.items() if n in b.get("composed_of", [])]
             if users:
                 raise bad_request(
                     f"component templates [{n}] cannot be removed as they are still in use by index templates [{', '.join(users)}]"
@@ -1462,9 +1425,7 @@ class EsTestServer:
         for n in names:
             p = self.cluster.policies[n]
             used = sorted(
-                i.name
-                for i in self.cluster.indices.values()
-                if i.settings.get("index.lifecycle.name") == n
+                i.name for i in self.cluster.indices.values() if i.settings.get("index.lifecycle.name") == n
             )
             out[n] = {
                 **p,
@@ -1560,9 +1521,7 @@ class EsTestServer:
                     del self.cluster.indices[n].aliases[a]
                     removed = True
         if not removed:
-            raise resource_missing(
-                "aliases_not_found_exception", f"aliases [{r.vars['name']}] missing"
-            )
+            raise resource_missing("aliases_not_found_exception", f"aliases [{r.vars['name']}] missing")
         return 200, {"acknowledged": True}
 
     def h_aliases(self, r: Request) -> tuple[int, Any]:
@@ -1586,9 +1545,7 @@ class EsTestServer:
                         elif kind == "remove_index":
                             self.cluster.indices.pop(n, None)
                         else:
-                            raise bad_request(
-                                f"test server: alias action [{kind}] is not implemented"
-                            )
+                            raise bad_request(f"test server: alias action [{kind}] is not implemented")
         return 200, {"acknowledged": True, "errors": False}
 
     def _alias_view(self, r: Request) -> dict[str, Any]:
@@ -1616,9 +1573,7 @@ class EsTestServer:
         name = r.vars.get("name")
         if name:
             found = {a for v in out.values() for a in v["aliases"]}
-            missing = sorted(
-                p for p in name.split(",") if "*" not in p and p not in found and p != "_all"
-            )
+            missing = sorted(p for p in name.split(",") if "*" not in p and p not in found and p != "_all")
             if missing:
                 word = "alias" if len(missing) == 1 else "aliases"
                 return 404, {"error": f"{word} [{','.join(missing)}] missing", "status": 404, **out}
@@ -1703,9 +1658,7 @@ def filter_path(obj: Any, spec: str) -> Any:
             return o
         if isinstance(o, dict):
             return {
-                k: walk_excl(v, [*path, k])
-                for k, v in o.items()
-                if not match([*path, k], excludes, False)[0]
+                k: walk_excl(v, [*path, k]) for k, v in o.items() if not match([*path, k], excludes, False)[0]
             }
         if isinstance(o, list):
             return [walk_excl(x, path) for x in o]
@@ -1718,9 +1671,7 @@ def filter_path(obj: Any, spec: str) -> Any:
 _DROP = object()
 
 
-def _match_parts(
-    path: list[str], pat: list[str], fm: Callable[[str, str], bool]
-) -> tuple[bool, bool]:
+def _match_parts(path: list[str], pat: list[str], fm: Callable[[str, str], bool]) -> tuple[bool, bool]:
     """(path fully matched by pat, path is a prefix that could still match)"""
     if not pat:
         return True, False
@@ -1795,9 +1746,7 @@ class _Handler(BaseHTTPRequestHandler):
                     )
                 )
             if es.faults.max_body is not None and len(body) > es.faults.max_body:
-                raise EsError(
-                    413, "request_entity_too_large", f"Request entity too large: {len(body)} bytes"
-                )
+                raise EsError(413, "request_entity_too_large", f"Request entity too large: {len(body)} bytes")
             if es.faults.delay:
                 time.sleep(es.faults.delay)
             ctype = es.negotiate(headers)

@@ -166,9 +166,7 @@ class Index:
 
     def refresh_interval(self) -> float:
         return (
-            parse_time_value(
-                self.settings.get("index.refresh_interval", "1s"), "index.refresh_interval"
-            )
+            parse_time_value(self.settings.get("index.refresh_interval", "1s"), "index.refresh_interval")
             / 1000
         )
 
@@ -343,11 +341,7 @@ class Cluster:
                     n
                     for n, ix in self.indices.items()
                     if fnmatch.fnmatchcase(n, pat)
-                    and (
-                        expand_hidden
-                        or pat.startswith(".")
-                        or (not ix.hidden and not n.startswith("."))
-                    )
+                    and (expand_hidden or pat.startswith(".") or (not ix.hidden and not n.startswith(".")))
                 ]
                 for a in self.all_aliases():
                     if fnmatch.fnmatchcase(a, pat):
@@ -396,9 +390,7 @@ class Cluster:
             raise bad_request("[template] must be an object", "x_content_parse_exception")
         for k in tpl:
             if k not in ("settings", "mappings", "aliases", "lifecycle", "data_stream_options"):
-                raise EsError(
-                    400, "x_content_parse_exception", f"[1:1] [template] unknown field [{k}]"
-                )
+                raise EsError(400, "x_content_parse_exception", f"[1:1] [template] unknown field [{k}]")
         if "settings" in tpl:
             normalize_settings(tpl["settings"])
         if "mappings" in tpl:
@@ -419,9 +411,7 @@ class Cluster:
         }
         for k in body:
             if k not in allowed:
-                raise EsError(
-                    400, "x_content_parse_exception", f"[1:2] [index_template] unknown field [{k}]"
-                )
+                raise EsError(400, "x_content_parse_exception", f"[1:2] [index_template] unknown field [{k}]")
         patterns = body.get("index_patterns")
         if isinstance(patterns, str):
             patterns = [patterns]
@@ -503,9 +493,7 @@ class Cluster:
 
     # -- indices ---------------------------------------------------------------------------
 
-    def create_index(
-        self, name: str, body: dict[str, Any] | None = None, auto: bool = False
-    ) -> Index:
+    def create_index(self, name: str, body: dict[str, Any] | None = None, auto: bool = False) -> Index:
         validate_index_name(name)
         if name in self.indices:
             ix = self.indices[name]
@@ -589,9 +577,7 @@ class Cluster:
         if ix is None:
             if index in self.all_aliases():
                 targets = self.alias_targets(index)
-                writes = [
-                    t for t in targets if self.indices[t].aliases[index].get("is_write_index")
-                ]
+                writes = [t for t in targets if self.indices[t].aliases[index].get("is_write_index")]
                 if len(writes) == 1 or len(targets) == 1:
                     return self.indices[(writes or targets)[0]]
                 raise bad_request(
@@ -617,13 +603,9 @@ class Cluster:
         if_primary_term: int | None = None,
     ) -> tuple[Doc, str]:
         if not isinstance(source, dict):
-            raise EsError(
-                400, "document_parsing_exception", "[1:1] failed to parse: source is not an object"
-            )
+            raise EsError(400, "document_parsing_exception", "[1:1] failed to parse: source is not an object")
         if doc_id == "":
-            raise EsError(
-                400, "illegal_argument_exception", "if _id is specified it must not be empty"
-            )
+            raise EsError(400, "illegal_argument_exception", "if _id is specified it must not be empty")
         if len(doc_id.encode()) > 512:
             raise EsError(
                 400,
@@ -831,9 +813,7 @@ class Cluster:
             raise EsError(
                 400,
                 "parse_exception",
-                "request body is required"
-                if not body
-                else "[put_lifecycle_request] policy is required",
+                "request body is required" if not body else "[put_lifecycle_request] policy is required",
             )
         policy = body["policy"]
         for k in policy:
@@ -850,9 +830,7 @@ class Cluster:
                 raise bad_request(f"Lifecycle does not support phase [{phase}]")
             for k in pdef:
                 if k not in ("min_age", "actions"):
-                    raise EsError(
-                        400, "x_content_parse_exception", f"[1:2] [phase] unknown field [{k}]"
-                    )
+                    raise EsError(400, "x_content_parse_exception", f"[1:2] [phase] unknown field [{k}]")
             for action in pdef.get("actions", {}):
                 if action not in set().union(*ILM_PHASE_ACTIONS.values()):
                     raise EsError(
@@ -904,9 +882,7 @@ class Cluster:
 
     def delete_policy(self, name: str) -> None:
         if name not in self.policies:
-            raise resource_missing(
-                "resource_not_found_exception", f"Lifecycle policy not found: {name}"
-            )
+            raise resource_missing("resource_not_found_exception", f"Lifecycle policy not found: {name}")
         users = sorted(
             i.name for i in self.indices.values() if i.settings.get("index.lifecycle.name") == name
         )

@@ -54,8 +54,6 @@ class Daemon:
                 return
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise AssertionError(
-                    f"daemon exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}"
-                )
+                raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
             time.sleep(0.05)
         raise AssertionError(f"timed out; daemon log tail:\n{self.log.read_text()[-3000:]}")

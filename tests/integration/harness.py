@@ -98,9 +98,7 @@ class Pipeline:
                 return
             time.sleep(0.01)
         if until is not None:
-            raise AssertionError(
-                f"condition not reached in {timeout}s; have {len(self.ids())} docs"
-            )
+            raise AssertionError(f"condition not reached in {timeout}s; have {len(self.ids())} docs")
 
     def pump_until_count(self, n: int, timeout: float = 10.0) -> None:
         self.pump(lambda: len(self.ids()) >= n, timeout)

@@ -64,9 +64,7 @@ def test_end_to_end_daily_indices_and_mappings(tmp_path, es_target):
     es = es_target.client()
     p = es_pipeline(tmp_path, es_target).start()
     log = p.logs / "app.jsonl"
-    recs = list(
-        records(300, seed=9, start=datetime(2025, 8, 20, tzinfo=UTC), span=timedelta(days=3))
-    )
+    recs = list(records(300, seed=9, start=datetime(2025, 8, 20, tzinfo=UTC), span=timedelta(days=3)))
     log.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in recs))
     pattern = f"{es_target.prefix}-default-*"
     wait_count(es, pattern, 300, p)
@@ -83,17 +81,13 @@ def test_end_to_end_daily_indices_and_mappings(tmp_path, es_target):
     settings = es.indices.get_settings(index=indices[0])[indices[0]]["settings"]["index"]
     assert settings["lifecycle"]["name"] == f"{es_target.prefix}-policy"
     one = recs[5]
-    hit = es.search(index=pattern, query={"term": {"event.id": one["id"]}})["hits"]["hits"][0][
-        "_source"
-    ]
+    hit = es.search(index=pattern, query={"term": {"event.id": one["id"]}})["hits"]["hits"][0]["_source"]
     assert hit["event"]["action"] == one["key"]
     day = datetime.fromisoformat(hit["@timestamp"].replace("Z", "+00:00")).strftime("%Y.%m.%d")
     assert es.search(index=pattern, query={"term": {"event.id": one["id"]}})["hits"]["hits"][0][
         "_index"
     ].endswith(day)
-    r = es.search(
-        index=pattern, size=0, query={"term": {"logto.payload.params.grant_type": "refresh_token"}}
-    )
+    r = es.search(index=pattern, size=0, query={"term": {"logto.payload.params.grant_type": "refresh_token"}})
     assert r["hits"]["total"]["value"] > 0
     assert b'refresh_token":"' not in orjson.dumps(
         es.search(index=pattern, size=300)["hits"]["hits"]
@@ -218,9 +212,9 @@ def test_setup_idempotent_and_reconciles_drift(tmp_path, es_target):
     es_setup.apply(es, plan)
     assert {c.action for c in es_setup.plan(es, idx)} == {"unchanged"}
     assert (
-        es.ilm.get_lifecycle(name=f"{idx.prefix}-policy")[f"{idx.prefix}-policy"]["policy"][
-            "phases"
-        ]["delete"]["min_age"]
+        es.ilm.get_lifecycle(name=f"{idx.prefix}-policy")[f"{idx.prefix}-policy"]["policy"]["phases"][
+            "delete"
+        ]["min_age"]
         == "90d"
     )
 

@@ -71,9 +71,7 @@ class TestProtocol:
 
     def test_unknown_endpoint_and_wrong_method(self, srv):
         status, _, body = raw(srv, "GET", "/_nope")
-        assert (
-            status == 400 and body["error"] == "no handler found for uri [/_nope] and method [GET]"
-        )
+        assert status == 400 and body["error"] == "no handler found for uri [/_nope] and method [GET]"
         status, _headers, body = raw(srv, "GET", "/_bulk")
         assert status == 405 and "allowed: [POST, PUT]" in body["error"]
 
@@ -96,9 +94,7 @@ class TestBulk:
     def test_statuses_conflict_and_mapping_errors(self, es):
         es.indices.create(
             index="logs",
-            mappings={
-                "properties": {"ts": {"type": "date"}, "ip": {"type": "ip"}, "n": {"type": "long"}}
-            },
+            mappings={"properties": {"ts": {"type": "date"}, "ip": {"type": "ip"}, "n": {"type": "long"}}},
         )
         r = es.bulk(
             operations=[
@@ -195,9 +191,7 @@ class TestIndicesAndTemplates:
             },
         )
         assert es.indices.exists_index_template(name="high")
-        es.index(
-            index="logs-app-1", id="1", document={"@timestamp": "2025-01-01T00:00:00Z", "user": "u"}
-        )
+        es.index(index="logs-app-1", id="1", document={"@timestamp": "2025-01-01T00:00:00Z", "user": "u"})
         m = es.indices.get_mapping(index="logs-app-1")["logs-app-1"]["mappings"]
         assert m["properties"]["user"] == {"type": "keyword"} and "msg" not in m["properties"]
         assert (
@@ -251,16 +245,12 @@ class TestIndicesAndTemplates:
 
 
 class TestIlm:
-    POLICY = {
-        "phases": {"hot": {"actions": {}}, "delete": {"min_age": "30d", "actions": {"delete": {}}}}
-    }
+    POLICY = {"phases": {"hot": {"actions": {}}, "delete": {"min_age": "30d", "actions": {"delete": {}}}}}
 
     def test_policy_validation(self, es):
         with pytest.raises(BadRequestError, match="does not support phase"):
             es.ilm.put_lifecycle(name="p", policy={"phases": {"lukewarm": {"actions": {}}}})
-        with pytest.raises(
-            BadRequestError, match="invalid action \\[delete\\] defined in phase \\[hot\\]"
-        ):
+        with pytest.raises(BadRequestError, match="invalid action \\[delete\\] defined in phase \\[hot\\]"):
             es.ilm.put_lifecycle(name="p", policy={"phases": {"hot": {"actions": {"delete": {}}}}})
         with pytest.raises(BadRequestError, match="without an accompanying \\[rollover\\]"):
             es.ilm.put_lifecycle(
@@ -296,9 +286,7 @@ class TestIlm:
         es.index(index=f"logs-{old}", document={"a": 1})
         es.index(index=f"logs-{new}", document={"a": 1})
         explain = es.ilm.explain_lifecycle(index="logs-*")["indices"]
-        assert (
-            explain[f"logs-{old}"]["phase"] == "delete" and explain[f"logs-{new}"]["phase"] == "hot"
-        )
+        assert explain[f"logs-{old}"]["phase"] == "delete" and explain[f"logs-{new}"]["phase"] == "hot"
         assert srv.advance(0) == [f"logs-{old}"]
         assert es.indices.exists(index=f"logs-{new}")
         assert srv.advance(29 * 86400) == [f"logs-{new}"]
@@ -317,9 +305,7 @@ def docs(es):
         mappings={
             "properties": {
                 "@timestamp": {"type": "date"},
-                "event": {
-                    "properties": {"action": {"type": "keyword"}, "outcome": {"type": "keyword"}}
-                },
+                "event": {"properties": {"action": {"type": "keyword"}, "outcome": {"type": "keyword"}}},
                 "source": {"properties": {"ip": {"type": "ip"}}},
                 "msg": {"type": "match_only_text"},
                 "payload": {"type": "flattened"},
@@ -393,11 +379,7 @@ class TestSearch:
             "4",
         ]
         assert sorted(
-            ids(
-                docs.search(
-                    index="ev", query={"wildcard": {"event.action": "Interaction.SignIn.*"}}
-                )
-            )
+            ids(docs.search(index="ev", query={"wildcard": {"event.action": "Interaction.SignIn.*"}}))
         ) == ["1", "2"]
         q = {
             "bool": {
@@ -408,9 +390,10 @@ class TestSearch:
         assert sorted(ids(docs.search(index="ev", query=q))) == ["3", "4"]
 
     def test_ip_cidr_and_flattened_and_text(self, docs):
-        assert sorted(
-            ids(docs.search(index="ev", query={"term": {"source.ip": "10.0.0.0/16"}}))
-        ) == ["1", "2"]
+        assert sorted(ids(docs.search(index="ev", query={"term": {"source.ip": "10.0.0.0/16"}}))) == [
+            "1",
+            "2",
+        ]
         assert ids(docs.search(index="ev", query={"term": {"source.ip": "2001:db8::/32"}})) == ["4"]
         assert sorted(ids(docs.search(index="ev", query={"term": {"payload.userId": "u1"}}))) == [
             "1",
@@ -441,8 +424,7 @@ class TestSearch:
         from datetime import UTC, datetime
 
         srv.clock.offset_ms = int(
-            (datetime(2025, 8, 21, 13, 0, tzinfo=UTC).timestamp() - __import__("time").time())
-            * 1000
+            (datetime(2025, 8, 21, 13, 0, tzinfo=UTC).timestamp() - __import__("time").time()) * 1000
         )
         r = docs.search(index="ev", query={"range": {"@timestamp": {"gte": "now-24h"}}})
         assert sorted(ids(r)) == ["3", "4"]
@@ -484,9 +466,10 @@ class TestSearch:
             },
         )
         a = r["aggregations"]
-        assert [
-            (b["key"], b["doc_count"], b["ips"]["value"]) for b in a["by_outcome"]["buckets"]
-        ] == [("failure", 2, 2), ("success", 2, 2)]
+        assert [(b["key"], b["doc_count"], b["ips"]["value"]) for b in a["by_outcome"]["buckets"]] == [
+            ("failure", 2, 2),
+            ("success", 2, 2),
+        ]
         assert [(b["key_as_string"], b["doc_count"]) for b in a["per_day"]["buckets"]] == [
             ("2025-08-20T00:00:00.000Z", 2),
             ("2025-08-21T00:00:00.000Z", 2),

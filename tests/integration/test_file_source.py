@@ -217,9 +217,7 @@ def test_deleted_file_closed_after_grace_even_if_unshipped(tmp_path, caplog):
 
 def test_registry_forgets_files_gone_long_ago(tmp_path):
     p = Pipeline(tmp_path)
-    p.cfg = p.cfg.model_copy(
-        update={"state": p.cfg.state.model_copy(update={"forget_after": "1s"})}
-    )
+    p.cfg = p.cfg.model_copy(update={"state": p.cfg.state.model_copy(update={"forget_after": "1s"})})
     p.start()
     write_lines(p.logs / "a.jsonl", range(3))
     p.pump_until_count(3)

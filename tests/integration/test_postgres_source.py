@@ -60,9 +60,7 @@ def pg_pipeline(tmp_path, target, dsn, **inp):
         "retry_initial_backoff": 0.02,
         "retry_max_backoff": 0.2,
     }
-    return Pipeline(
-        tmp_path, inputs=[spec], output=output, index={"prefix": target.prefix, "replicas": 0}
-    )
+    return Pipeline(tmp_path, inputs=[spec], output=output, index={"prefix": target.prefix, "replicas": 0})
 
 
 def test_backfill_then_live_inserts_then_restart(tmp_path, es_target, pg):
@@ -209,9 +207,7 @@ prefix = "{es_target.prefix}"
     )
     with psycopg.connect(dsn) as c:
         assert c.execute("select count(*) from logs").fetchone()[0] == 125
-    r = CliRunner().invoke(
-        cli, ["--config", str(cfg), "prune", "--older-than", "30d", "--batch-size", "30"]
-    )
+    r = CliRunner().invoke(cli, ["--config", str(cfg), "prune", "--older-than", "30d", "--batch-size", "30"])
     assert r.exit_code == 0, r.output
     assert "deleted: 100" in r.stdout and "kept (not indexed yet): 20" in r.stdout
     with psycopg.connect(dsn) as c:

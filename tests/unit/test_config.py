@@ -59,12 +59,8 @@ def test_env_substitution_and_defaults():
 
 
 def test_missing_env_var_names_key():
-    with pytest.raises(
-        ConfigError, match=r"t.toml: output.api_key: environment variable ES_KEY is not set"
-    ):
-        parse_config(
-            {**MIN, "output": {"type": "elasticsearch", "api_key": "${ES_KEY}"}}, "t.toml", env={}
-        )
+    with pytest.raises(ConfigError, match=r"t.toml: output.api_key: environment variable ES_KEY is not set"):
+        parse_config({**MIN, "output": {"type": "elasticsearch", "api_key": "${ES_KEY}"}}, "t.toml", env={})
 
 
 @pytest.mark.parametrize(

@@ -225,15 +225,11 @@ class TestEcsFields:
                 "stack": "InvalidGrant: grant request is invalid\n    at x.ts:1:2",
             }
         )
-        b = norm(
-            api(key="ExchangeTokenBy.RefreshToken", payload={"result": "Error", "error": err})
-        ).body
+        b = norm(api(key="ExchangeTokenBy.RefreshToken", payload={"result": "Error", "error": err})).body
         assert b["error"]["message"] == "grant request is invalid"
         assert b["error"]["type"] == "InvalidGrant"
         assert b["error"]["stack_trace"].startswith("InvalidGrant")
-        assert (
-            b["logto"]["payload"]["error"]["name"] == "InvalidGrant"
-        )  # decoded for the details view
+        assert b["logto"]["payload"]["error"]["name"] == "InvalidGrant"  # decoded for the details view
 
     def test_error_plain_string(self):
         b = norm(api(payload={"result": "Error", "error": "Request timed out"})).body
@@ -345,9 +341,7 @@ class TestMasking:
         assert b["logto"]["payload"]["deep"]["list"][0][key] == MASK
         assert b"s3cr3t-value" not in orjson.dumps(b)
 
-    @pytest.mark.parametrize(
-        "key", ["tokenTypes", "grantId", "userId", "code", "scope", "tokens_issued_at"]
-    )
+    @pytest.mark.parametrize("key", ["tokenTypes", "grantId", "userId", "code", "scope", "tokens_issued_at"])
     def test_non_secret_keys_kept(self, key):
         b = norm(api(payload={"result": "Success", key: "v"})).body
         assert b["logto"]["payload"][key] == "v"
@@ -397,9 +391,7 @@ class TestMasking:
         rules = DEFAULT_RULES.extended(equal=["otp"], contain=["pin"])
         n = Normalizer(rules)
         r = n.line(
-            orjson.dumps(
-                api(payload={"result": "Success", "otp": "1", "userPin": "2", "password": "3"})
-            )
+            orjson.dumps(api(payload={"result": "Success", "otp": "1", "userPin": "2", "password": "3"}))
         )
         assert isinstance(r, Document)
         p = r.body["logto"]["payload"]

@@ -53,9 +53,7 @@ def test_event_patterns():
         "wildcard": {"event.action": {"value": "Interaction.SignIn.*"}}
     }
     assert event_clause("token")[0].to_dict() == {"term": {"logto.family": "token"}}
-    assert event_clause("Webhook_Delivery")[0].to_dict() == {
-        "term": {"logto.family": "webhook_delivery"}
-    }
+    assert event_clause("Webhook_Delivery")[0].to_dict() == {"term": {"logto.family": "webhook_delivery"}}
     assert event_clause("RevokeToken")[0].to_dict() == {"term": {"event.action": "RevokeToken"}}
     q, note = event_clause("JwtCustomizer.ClientCredential")
     assert (

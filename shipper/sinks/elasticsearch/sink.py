@@ -263,9 +263,7 @@ class ElasticsearchSink:
                     if classify(st) not in (Outcome.DELIVERED, Outcome.DUPLICATE)
                 ]
         except (ApiError, TransportError) as exc:
-            log.warning(
-                "dead-letter index unavailable (%s); using the dead-letter file", describe(exc)
-            )
+            log.warning("dead-letter index unavailable (%s); using the dead-letter file", describe(exc))
         if failed:
             if self._dl_file is None:
                 self._dl_file = DeadLetterFile(self._dl_file_path)

@@ -24,6 +24,4 @@ class Fingerprint:
     def matches(self, fd: int) -> bool:
         """Does the file open at ``fd`` start with the bytes this fingerprint was taken of?"""
         head = os.pread(fd, self.length, 0)
-        return len(head) == self.length and (
-            hashlib.blake2b(head, digest_size=16).hexdigest() == self.digest
-        )
+        return len(head) == self.length and (hashlib.blake2b(head, digest_size=16).hexdigest() == self.digest)

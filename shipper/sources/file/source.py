@@ -99,11 +99,8 @@ class FileSource:
 
     def _resume_entry(self, fd: int, dev: int, ino: int) -> tuple[str, dict[str, Any]] | None:
         for stream, e in self.store.streams.items():
-            if (
-                not stream.startswith(self.prefix + ":")
-                or e.get("dev") != dev
-                or e.get("ino") != ino
-            ):
+            # Identity is global: any file input resumes a file, whatever its place in the list.
+            if not stream.startswith("file") or e.get("dev") != dev or e.get("ino") != ino:
                 continue
             fp = Fingerprint(int(e.get("fp_len", 0)), str(e.get("fp", "")))
             if fp.matches(fd):
@@ -138,9 +135,7 @@ class FileSource:
                 offset = _last_line_end(fd, st.st_size)
             log.info("new file %s (from offset %d)", path, offset)
         fp = Fingerprint.of(fd, self.cfg.fingerprint_bytes)
-        tf = TailedFile(
-            stream, path, fd, *key, LineSplitter(self.cfg.max_line_bytes, offset), fp, offset
-        )
+        tf = TailedFile(stream, path, fd, *key, LineSplitter(self.cfg.max_line_bytes, offset), fp, offset)
         self.files[key] = tf
         self.by_stream[stream] = tf
         self._stage(tf, offset)
@@ -177,8 +172,12 @@ class FileSource:
         for path in self.discovery.take_moved():
             # Created and rotated away between two scans: inotify saw the rename, read it out.
             self._open(path)
+        now_s = int(time.time())
         for tf in list(self.files.values()):
             tf.at_path = tf.key in at_path
+            entry = self.store.streams.get(tf.stream)
+            if entry is not None and now_s - int(entry.get("seen", 0)) > self._forget_after / 10:
+                self.store.stage(tf.stream, seen=now_s)  # open files are never forgotten
             if tf.fingerprint.length and not tf.fingerprint.matches(tf.fd):
                 self._restart(tf, "its first bytes changed (copytruncate?)")
         self._first_scan = False
@@ -188,7 +187,7 @@ class FileSource:
     def _prune_registry(self) -> None:
         cutoff = time.time() - self._forget_after
         for stream, e in list(self.store.streams.items()):
-            mine = stream.startswith(self.prefix + ":") and stream not in self.by_stream
+            mine = stream.startswith("file") and stream not in self.by_stream
             if mine and int(e.get("seen", 0)) < cutoff:
                 self.store.remove(stream)
 
