@@ -63,49 +63,89 @@ class MaskRules:
 DEFAULT_RULES = MaskRules()
 
 
+_PLAIN, _SECRET, _CONTAINER = 0, 1, 2
+
+
 @dataclass
 class Masker:
-    """Applies ``MaskRules`` recursively; caches the verdict per key (keys repeat endlessly)."""
+    """Applies ``MaskRules`` recursively, copy-on-write: untouched subtrees are shared.
+
+    Verdicts are cached per key (keys repeat endlessly); the cache is bounded because keys may
+    be user-controlled URLs.
+    """
 
     rules: MaskRules = DEFAULT_RULES
-    _verdicts: dict[str, bool] = field(default_factory=dict)
+    _verdicts: dict[str, int] = field(default_factory=dict)
+    _params: dict[str, bool] = field(default_factory=dict)
 
-    def _secret(self, key: str) -> bool:
+    def _verdict(self, key: str) -> int:
         v = self._verdicts.get(key)
         if v is None:
-            v = self.rules.is_secret(key)
-            if len(self._verdicts) < 100_000:  # bound: keys may be user-controlled URLs
+            if self.rules.is_secret(key):
+                v = _SECRET
+            elif canonical_key(key) in self.rules.params_containers:
+                v = _CONTAINER
+            else:
+                v = _PLAIN
+            if len(self._verdicts) < 100_000:
                 self._verdicts[key] = v
         return v
 
+    def _params_secret(self, key: str) -> bool:
+        v = self._params.get(key)
+        if v is None:
+            v = canonical_key(key) in self.rules.params_keys
+            if len(self._params) < 100_000:
+                self._params[key] = v
+        return v
+
     def mask(self, value: Any, in_params: bool = False) -> tuple[Any, int]:
-        """Return (masked copy, number of values masked). Input is not modified."""
+        """Return (masked value, number of values masked). The input is never modified."""
         if isinstance(value, dict):
-            out: dict[str, Any] = {}
-            n = 0
-            rules = self.rules
-            for k, v in value.items():
-                # Booleans (``hasPassword``) and nulls reveal nothing; everything else is replaced.
-                if (
-                    v is not None
-                    and v is not True
-                    and v is not False
-                    and (self._secret(k) or (in_params and canonical_key(k) in rules.params_keys))
-                ):
-                    out[k] = MASK
-                    n += 1
-                elif isinstance(v, (dict, list)):
-                    out[k], m = self.mask(v, canonical_key(k) in rules.params_containers)
-                    n += m
-                else:
-                    out[k] = v
-            return out, n
+            return self._mask_dict(value, in_params)
         if isinstance(value, list):
-            items = []
-            n = 0
-            for v in value:
-                mv, m = self.mask(v, in_params)
-                items.append(mv)
-                n += m
-            return items, n
+            return self._mask_list(value, in_params)
         return value, 0
+
+    def _mask_dict(self, value: dict[str, Any], in_params: bool) -> tuple[dict[str, Any], int]:
+        out: dict[str, Any] | None = None
+        n = 0
+        verdicts = self._verdicts
+        for k, v in value.items():
+            verdict = verdicts.get(k)
+            if verdict is None:
+                verdict = self._verdict(k)
+            new = v
+            if v is None or v is True or v is False:
+                pass  # booleans and nulls reveal nothing
+            elif verdict == _SECRET or (in_params and self._params_secret(k)):
+                new = MASK
+                n += 1
+            elif type(v) is dict:
+                new, m = self._mask_dict(v, verdict == _CONTAINER)
+                n += m
+            elif type(v) is list:
+                new, m = self._mask_list(v, verdict == _CONTAINER)
+                n += m
+            if new is not v:
+                if out is None:
+                    out = dict(value)
+                out[k] = new
+        return (value if out is None else out), n
+
+    def _mask_list(self, value: list[Any], in_params: bool) -> tuple[list[Any], int]:
+        out: list[Any] | None = None
+        n = 0
+        for i, v in enumerate(value):
+            if type(v) is dict:
+                new, m = self._mask_dict(v, in_params)
+            elif type(v) is list:
+                new, m = self._mask_list(v, in_params)
+            else:
+                continue
+            n += m
+            if new is not v:
+                if out is None:
+                    out = list(value)
+                out[i] = new
+        return (value if out is None else out), n

@@ -146,8 +146,10 @@ class Runner:
         self._batch_bytes = 0
         self._batch_started = None
 
-    def _settle(self, timeout: float = 0.0) -> None:
-        for seq in self.sink.completed(timeout):
+    def _settle(self, timeout: float = 0.0) -> int:
+        """Process finished batches; returns how many finished."""
+        done = self.sink.completed(timeout)
+        for seq in done:
             for stream, pos in self.acks.complete(seq).items():
                 src = self._source_of.get(stream)
                 if src is not None:
@@ -156,11 +158,12 @@ class Runner:
         if committed is not None:
             self.store.stage_output("sink", committed)
         METRICS.set("batches_in_flight", self.acks.in_flight)
+        return len(done)
 
     # -- loop ------------------------------------------------------------------------------
 
     def step(self) -> bool:
-        """One iteration; returns True when anything was read."""
+        """One iteration; True when it made progress (read lines or finished batches)."""
         read = False
         if self.acks.in_flight < self.sink.max_in_flight:
             room = self.limits.max_docs - len(self._batch.docs)
@@ -174,8 +177,8 @@ class Runner:
             if self._batch_due(time.monotonic()):
                 self._submit()
             self._settle()
-        else:
-            self._settle(timeout=0.2)  # backpressure: wait for the output, read nothing
+        elif self._settle(timeout=0.2):  # backpressure: wait for the output, read nothing
+            read = True  # a slot is free again: go straight back to reading
         for src in self.sources:
             src.housekeeping()
         self.store.flush()

@@ -133,6 +133,35 @@ class TestEcsFields:
     def test_ipv6_kept(self):
         assert normalize_ip("2001:DB8::1") == "2001:db8::1"
 
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            "1.2.3.4",
+            "::ffff:203.0.113.7",
+            "::FFFF:1.2.3.4",
+            "2001:DB8::1",
+            "2001:db8:0:0:0:0:0:1",
+            "::1",
+            "::ffff:0:1.2.3.4",
+            "::ffff:c000:0280",
+            " 10.0.0.1 ",
+            "1.2.3",
+            "01.2.3.4",
+            "256.1.1.1",
+            "x",
+            "",
+        ],
+    )
+    def test_ip_matches_ipaddress(self, raw):
+        import ipaddress
+
+        try:
+            ip = ipaddress.ip_address(raw.strip())
+            want = str(ip.ipv4_mapped) if getattr(ip, "ipv4_mapped", None) else str(ip)
+        except ValueError:
+            want = None
+        assert normalize_ip(raw) == want
+
     def test_invalid_ip_kept_under_logto_and_flagged(self):
         d = norm(api(payload={"result": "Success", "ip": "not-an-ip, 10.0.0.1"}))
         assert "source" not in d.body

@@ -1,0 +1,355 @@
+"""One command, one invocation: every shipper on the same input against the same local sink.
+
+    python -m bench.run [--records 1000000] [--runs 3] [--peers] [--write-results]
+
+Measures (median of --runs, with min-max): the raw limit (read + parse + serialize, no network),
+the sink's own capacity, the hand-written Python baseline (json and orjson), logto-shipper,
+and, with --peers, rsyslog and syslog-ng via ../shared/bench/peers (when installed).
+Every shipper is timed the same way: from process start to the last document at the sink;
+CPU is user+system of the process and its children; memory is its peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PEERS = ROOT.parent / "shared" / "bench" / "peers"
+TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def generate(path: Path, n: int) -> None:
+    from bench.generate import records
+
+    with open(path, "wb") as fh:
+        buf = []
+        for i, r in enumerate(records(n, seed=42)):
+            if "created_at" in r:  # the peers read the Management API shape only
+                r = {
+                    "tenantId": r["tenant_id"],
+                    "id": r["id"],
+                    "key": r["key"],
+                    "payload": r["payload"] if isinstance(r["payload"], dict) else orjson.loads(r["payload"]),
+                    "createdAt": int(datetime.fromisoformat(r["created_at"]).timestamp() * 1000),
+                }
+            buf.append(orjson.dumps(r) + b"\n")
+            if len(buf) >= 10000:
+                fh.write(b"".join(buf))
+                buf.clear()
+            del i
+        fh.write(b"".join(buf))
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.sink", "--port", str(self.port)], cwd=ROOT)
+        self.url = f"http://127.0.0.1:{self.port}"
+        for _ in range(100):
+            try:
+                self.stats()
+                return
+            except OSError:
+                time.sleep(0.05)
+
+    def stats(self) -> dict[str, Any]:
+        return dict(json.loads(urllib.request.urlopen(self.url + "/_stats_sink", timeout=5).read()))
+
+    def reset(self) -> None:
+        urllib.request.urlopen(
+            urllib.request.Request(self.url + "/_sink_reset", method="POST"), timeout=5
+        ).read()
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def proc_cpu_rss(pid: int) -> tuple[float, float]:
+    with open(f"/proc/{pid}/stat") as f:
+        st = f.read()
+    fields = st[st.rindex(")") + 2 :].split()
+    cpu = sum(int(x) for x in fields[11:15]) / TCK
+    rss = 0.0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                rss = int(line.split()[1]) / 1024
+    return cpu, rss
+
+
+def measure(
+    sink: Sink, cmd: list[str], expect: int, timeout: float = 900, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    sink.reset()
+    t0 = time.time()
+    p = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})}
+    )
+    cpu = rss = 0.0
+    status = "ok"
+    while True:
+        time.sleep(0.05)
+        st = sink.stats()
+        if p.poll() is None:
+            cpu, rss = proc_cpu_rss(p.pid)
+        if st["docs"] >= expect:
+            break
+        if p.poll() is not None:
+            status = f"exited rc={p.returncode} with {st['docs']} docs" if st["docs"] < expect else "ok"
+            break
+        if time.time() - t0 > timeout:
+            status = "timeout"
+            break
+    if p.poll() is None:
+        cpu, rss = proc_cpu_rss(p.pid)
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    st = sink.stats()
+    elapsed = (st["t_last"] or time.time()) - t0
+    return {
+        "status": status,
+        "docs": st["docs"],
+        "elapsed_s": elapsed,
+        "eps": st["docs"] / elapsed if elapsed else 0,
+        "cpu_s_per_1M": cpu / max(1, st["docs"]) * 1e6,
+        "rss_mb": rss,
+    }
+
+
+def raw_limit(path: Path) -> dict[str, Any]:
+    """Read + parse + serialize every line in-process: what any Python shipper pays at least."""
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    n = 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            orjson.dumps(orjson.loads(line))
+            n += 1
+    el = time.perf_counter() - t0
+    return {
+        "status": "ok",
+        "docs": n,
+        "elapsed_s": el,
+        "eps": n / el,
+        "cpu_s_per_1M": (time.process_time() - c0) / n * 1e6,
+        "rss_mb": 0.0,
+    }
+
+
+def sink_capacity(sink: Sink, n: int) -> dict[str, Any]:
+    """Pre-built 1000-document bulk bodies posted back to back: the sink's own ceiling."""
+    import http.client
+
+    doc = b'{"create":{"_index":"x","_id":"0123456789012345678901"}}\n' + b'{"a":"' + b"x" * 500 + b'"}\n'
+    body = doc * 1000
+    conn = http.client.HTTPConnection("127.0.0.1", sink.port)
+    sink.reset()
+    t0 = time.perf_counter()
+    for _ in range(max(1, n // 1000)):
+        conn.request("POST", "/_bulk", body=body, headers={"Content-Type": "application/x-ndjson"})
+        conn.getresponse().read()
+    el = time.perf_counter() - t0
+    docs = sink.stats()["docs"]
+    return {
+        "status": "ok",
+        "docs": docs,
+        "elapsed_s": el,
+        "eps": docs / el,
+        "cpu_s_per_1M": 0.0,
+        "rss_mb": 0.0,
+    }
+
+
+def shipper_config(work: Path, path: Path, url: str) -> Path:
+    cfg = work / "shipper.toml"
+    cfg.write_text(f"""
+[state]
+dir = "{work / "state"}"
+[[inputs]]
+type = "file"
+paths = ["{path}"]
+[output]
+type = "elasticsearch"
+hosts = ["{url}"]
+setup_on_start = false
+gzip = true
+""")
+    return cfg
+
+
+def peers(path: Path, runs: int) -> list[dict[str, Any]]:
+    script = PEERS / "run-peers.sh"
+    if not script.exists() or not Path("/usr/sbin/rsyslogd").exists():
+        return []
+    out = subprocess.run(
+        ["bash", str(script), str(path), str(runs), "normalize"], capture_output=True, text=True, timeout=7200
+    )
+    rows = []
+    for line in out.stdout.splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def summarize(label: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    eps = [r["eps"] for r in runs]
+    return {
+        "label": label,
+        "runs": len(runs),
+        "eps": statistics.median(eps),
+        "eps_min": min(eps),
+        "eps_max": max(eps),
+        "cpu_s_per_1M": statistics.median(r["cpu_s_per_1M"] for r in runs),
+        "rss_mb": max(r["rss_mb"] for r in runs),
+        "status": ",".join(sorted({r["status"] for r in runs})),
+    }
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), model)
+    except OSError:
+        pass
+    system = f"{platform.system()} {platform.release()}"
+    return f"{os.cpu_count()} CPUs ({model}), {system}, Python {platform.python_version()}"
+
+
+def table(rows: list[dict[str, Any]], ref: dict[str, dict[str, Any]]) -> str:
+    head = (
+        "| tool | events/s (median, min-max) | CPU-s per 1M | peak RSS MB | "
+        + " | ".join(f"vs {k}" for k in ref)
+        + " |"
+    )
+    sep = "|" + "---|" * (4 + len(ref))
+    lines = [head, sep]
+    for r in rows:
+        ratios = " | ".join(
+            f"{r['eps'] / v['eps']:.2f}x eps, {r['cpu_s_per_1M'] / v['cpu_s_per_1M']:.2f}x cpu"
+            if v["cpu_s_per_1M"]
+            else f"{r['eps'] / v['eps']:.2f}x eps"
+            for v in ref.values()
+        )
+        lines.append(
+            f"| {r['label']} | {r['eps']:,.0f} ({r['eps_min']:,.0f}-{r['eps_max']:,.0f}) | "
+            f"{r['cpu_s_per_1M']:.1f} | {r['rss_mb']:.0f} | {ratios} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="logto-shipper benchmark")
+    ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument(
+        "--peers", action="store_true", help="also run rsyslog/syslog-ng from ../shared/bench/peers"
+    )
+    ap.add_argument("--write-results", action="store_true", help="write bench/RESULTS.md")
+    ap.add_argument("--out", type=Path, default=HERE / "out")
+    a = ap.parse_args(argv)
+    a.out.mkdir(parents=True, exist_ok=True)
+    data = a.out / f"records-{a.records}.jsonl"
+    if not data.exists():
+        print(f"generating {a.records} records -> {data}", file=sys.stderr)
+        generate(data, a.records)
+    size = data.stat().st_size
+    sink = Sink()
+    results: list[dict[str, Any]] = []
+    exe = shutil.which("logto-shipper") or str(Path(sys.executable).parent / "logto-shipper")
+    try:
+        results.append(
+            summarize(
+                "sink capacity (pre-built bulks)", [sink_capacity(sink, a.records) for _ in range(a.runs)]
+            )
+        )
+        results.append(
+            summarize("raw limit: read+parse+serialize, no network", [raw_limit(data) for _ in range(a.runs)])
+        )
+        for label, extra in (
+            ("python baseline: json + streaming_bulk", []),
+            ("python baseline: orjson + streaming_bulk", ["--orjson"]),
+        ):
+            runs = [
+                measure(
+                    sink, [sys.executable, "-m", "bench.baseline", str(data), sink.url, *extra], a.records
+                )
+                for _ in range(a.runs)
+            ]
+            results.append(summarize(label, runs))
+        runs = []
+        for _ in range(a.runs):
+            with tempfile.TemporaryDirectory() as tmp:
+                cfg = shipper_config(Path(tmp), data, sink.url)
+                runs.append(
+                    measure(sink, [exe, "--config", str(cfg), "--log-level", "warning", "run"], a.records)
+                )
+        results.append(summarize("logto-shipper run (normalize + mask + gzip + create/_id)", runs))
+    finally:
+        sink.close()
+    if a.peers:
+        by: dict[str, list[dict[str, Any]]] = {}
+        for r in peers(data, a.runs):
+            name = r["label"].split(" run=")[0]
+            by.setdefault(name, []).append(
+                {
+                    "status": r.get("status", "ok"),
+                    "eps": r.get("eps") or 0,
+                    "cpu_s_per_1M": r.get("cpu_s_per_1M") or 0,
+                    "rss_mb": 0.0,
+                }
+            )
+        results += [summarize(k, v) for k, v in by.items()]
+    ref = {
+        r["label"].split(":")[0].split(" (")[0]: r
+        for r in results
+        if r["label"].startswith(("python baseline: orjson", "rsyslog", "syslog-ng"))
+    }
+    report = table(results, ref)
+    print(report)
+    if a.write_results:
+        cmd = "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
+        (HERE / "RESULTS.md").write_text(
+            f"# Benchmark results\n\nGenerated by `{cmd}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.\n\n"
+            f"Machine: {machine()}.\n\nInput: {a.records:,} generated Logto records, "
+            f"{size / a.records:.0f} bytes each on average, one file; every tool ships it into the same "
+            f"local `_bulk` sink (`bench/sink.py`, or the peers' own sink from ../shared/bench/peers for "
+            f"rsyslog/syslog-ng). Medians of {a.runs} runs; ratios are events/s and CPU-seconds per million "
+            f"relative to each reference, in this same invocation.\n\n"
+            f"{report}\n\nPeak RSS is not measured for the peers (their harness does not report it).\n"
+        )
+
+
+if __name__ == "__main__":
+    main()

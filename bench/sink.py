@@ -1,0 +1,140 @@
+"""A fast local ``_bulk`` endpoint that answers like Elasticsearch, for benchmarks.
+
+asyncio protocol, HTTP/1.1 keep-alive, Content-Length and chunked bodies, gzip. Answers
+``GET /`` (8.15.0 info, ``X-Elastic-Product``), ``POST /_bulk`` (one item per action, status
+201), anything else ``{"acknowledged":true}``; ``GET /_stats_sink`` reports documents received
+and ``POST /_sink_reset`` zeroes the counters.
+
+    python -m bench.sink --port 19200
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import time
+import zlib
+from typing import Any
+
+INFO = json.dumps(
+    {
+        "name": "bench-sink",
+        "cluster_name": "bench-sink",
+        "cluster_uuid": "bench",
+        "version": {"number": "8.15.0", "build_flavor": "default"},
+        "tagline": "You Know, for Search",
+    }
+).encode()
+STATS: dict[str, Any] = {"docs": 0, "bulk_requests": 0, "bytes": 0, "t_first": None, "t_last": None}
+
+
+def cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def bulk_response(body: bytes) -> bytes:
+    n = 0
+    op = b"index"
+    expect_action = True
+    for line in body.split(b"\n"):
+        if not line:
+            continue
+        if expect_action:
+            n += 1
+            op = line[2 : line.index(b'"', 2)]
+            expect_action = op == b"delete"
+        else:
+            expect_action = True
+    now = time.time()
+    STATS["docs"] += n
+    STATS["bulk_requests"] += 1
+    STATS["bytes"] += len(body)
+    STATS["t_first"] = STATS["t_first"] or now
+    STATS["t_last"] = now
+    item = b'{"' + op + b'":{"status":201}}'
+    return b'{"took":1,"errors":false,"items":[' + b",".join([item] * n) + b"]}"
+
+
+class Http(asyncio.Protocol):
+    def connection_made(self, transport: Any) -> None:
+        self.t = transport
+        self.buf = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.buf[:end]).decode("latin-1").split("\r\n")
+            method, path, _ = head[0].split(" ", 2)
+            hdr = {k.strip().lower(): v.strip() for k, v in (h.split(":", 1) for h in head[1:] if ":" in h)}
+            pos = end + 4
+            if hdr.get("transfer-encoding", "").lower() == "chunked":
+                body = bytearray()
+                while True:
+                    nl = self.buf.find(b"\r\n", pos)
+                    if nl < 0:
+                        return
+                    size = int(self.buf[pos:nl].split(b";")[0], 16)
+                    if len(self.buf) < nl + 2 + size + 2:
+                        return
+                    body += self.buf[nl + 2 : nl + 2 + size]
+                    pos = nl + 2 + size + 2
+                    if size == 0:
+                        break
+            else:
+                n = int(hdr.get("content-length", "0"))
+                if len(self.buf) < pos + n:
+                    return
+                body = self.buf[pos : pos + n]
+                pos += n
+            del self.buf[:pos]
+            raw = bytes(body)
+            if hdr.get("content-encoding", "").lower() == "gzip" and raw:
+                raw = zlib.decompress(raw, 47)
+            self.respond(method, path.split("?", 1)[0], raw)
+
+    def respond(self, method: str, path: str, body: bytes) -> None:
+        ctype = b"application/json"
+        if path.endswith("/_bulk"):
+            out = bulk_response(body)
+        elif path == "/_stats_sink":
+            out = json.dumps({**STATS, "cpu": cpu()}).encode()
+        elif path == "/_sink_reset":
+            STATS.update(docs=0, bulk_requests=0, bytes=0, t_first=None, t_last=None)
+            out = b"{}"
+        elif path == "/":
+            out = INFO
+        else:
+            out = b'{"acknowledged":true}'
+        head = (
+            b"HTTP/1.1 200 OK\r\nX-Elastic-Product: Elasticsearch\r\nContent-Type: "
+            + ctype
+            + b"\r\nContent-Length: "
+            + str(len(out)).encode()
+            + b"\r\n\r\n"
+        )
+        self.t.write(head if method == "HEAD" else head + out)
+
+
+async def serve(host: str, port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Http, host, port, reuse_address=True, backlog=128)
+    async with server:
+        await server.serve_forever()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=19200)
+    a = ap.parse_args()
+    asyncio.run(serve(a.host, a.port))
+
+
+if __name__ == "__main__":
+    main()
