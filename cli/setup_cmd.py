@@ -9,16 +9,18 @@ import click
 import orjson
 
 from cli.es import call, es_client, es_config
-from cli.main import EXIT_UNREACHABLE, Context, fail, pass_ctx
+from cli.main import EXIT_PROBLEMS, EXIT_UNREACHABLE, Context, fail, pass_ctx
 from shipper.config import parse_duration
 
 
 @click.command()
 @click.option("--dry-run", is_flag=True, help="Print what would be sent; change nothing.")
+@click.option("--kibana-url", default=None, help="Also import the data view, dashboard and searches here.")
+@click.option("--kibana-space", default=None, help="Kibana space id [default: the default space].")
 @pass_ctx
-def setup(ctx: Context, dry_run: bool) -> None:
-    """Install or reconcile the ILM policy and index templates (idempotent)."""
-    from shipper import es_setup
+def setup(ctx: Context, dry_run: bool, kibana_url: str | None, kibana_space: str | None) -> None:
+    """Install or reconcile the ILM policy and index templates (idempotent); optionally Kibana objects."""
+    from shipper import es_setup, kibana
 
     out, idx = es_config(ctx)
     client = es_client(out)
@@ -30,13 +32,31 @@ def setup(ctx: Context, dry_run: bool) -> None:
         if dry_run and c.action != "unchanged":
             click.echo(orjson.dumps(c.desired.body, option=orjson.OPT_INDENT_2).decode())
     if dry_run:
+        if kibana_url:
+            click.echo(
+                f"would import {len(kibana.bundle(idx).splitlines())} Kibana objects into {kibana_url}"
+            )
         click.echo("dry run: nothing was changed", err=True)
         return
     done = call("setup", lambda: es_setup.apply(client, changes))
     click.echo(
-        f"setup complete: {len(done)} changed, {len(changes) - len(done)} already up to date",
-        err=True,
+        f"setup complete: {len(done)} changed, {len(changes) - len(done)} already up to date", err=True
     )
+    if kibana_url:
+        report = kibana.import_objects(kibana_url, kibana_space, out, idx)
+        for name in report.created:
+            click.echo(f"created   {name}")
+        for name in report.updated:
+            click.echo(f"updated   {name}")
+        for err in report.errors:
+            click.echo(f"error     {err}", err=True)
+        click.echo(
+            f"kibana: {len(report.created)} created, {len(report.updated)} updated, "
+            f"{len(report.errors)} errors",
+            err=True,
+        )
+        if report.errors:
+            sys.exit(EXIT_PROBLEMS)
 
 
 @click.group()

@@ -137,6 +137,7 @@ class Masker:
         out: list[Any] | None = None
         n = 0
         for i, v in enumerate(value):
+            new: Any
             if type(v) is dict:
                 new, m = self._mask_dict(v, in_params)
             elif type(v) is list:
