@@ -32,13 +32,20 @@ def when(ts: str | None, utc: bool) -> str:
     return dt.astimezone().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
+def named(name: str | None, ident: str | None) -> str:
+    """``name (id)`` when a name is known, else the id."""
+    if name and ident:
+        return f"{name} ({ident})"
+    return ident or name or ""
+
+
 def row(src: dict[str, Any], utc: bool) -> dict[str, str]:
     return {
         "time": when(get(src, "@timestamp"), utc),
         "event": get(src, "event.action") or "",
         "result": get(src, "event.outcome") or "",
-        "user": get(src, "user.id") or "",
-        "application": get(src, "logto.application_id") or "",
+        "user": named(get(src, "user.name"), get(src, "user.id")),
+        "application": named(get(src, "logto.application_name"), get(src, "logto.application_id")),
         "ip": get(src, "source.ip") or get(src, "logto.ip") or "",
         "id": get(src, "event.id") or "",
     }

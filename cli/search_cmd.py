@@ -76,6 +76,21 @@ def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--utc", is_flag=True, help="Show times in UTC (default: local time).")(fn)
 
 
+def resolve_names(client: Any, index: str, filters: s.Filters) -> None:
+    """Turn --app names into ids; an ambiguous name lists its candidates and exits 2."""
+    if not filters.apps:
+        return
+    try:
+        filters.apps = call("search", lambda: s.resolve_apps(client, index, filters.apps))
+    except s.AmbiguousName as exc:
+        click.echo(
+            f"logto-shipper: application name {exc.name!r} is ambiguous; use one of these ids:", err=True
+        )
+        for app_id, name in exc.candidates:
+            click.echo(f"  {app_id}  {name}", err=True)
+        sys.exit(2)
+
+
 def make_filters(kw: dict[str, Any]) -> s.Filters:
     return s.Filters(
         users=list(kw["users"]),
@@ -96,6 +111,7 @@ def _index(ctx: Context) -> tuple[Any, str]:
 
 def _run_search(ctx: Context, filters: s.Filters, limit: int, sort: str, fmt: str | None, utc: bool) -> None:
     client, index = _index(ctx)
+    resolve_names(client, index, filters)
     _, notes = filters.query()
     for n in notes:
         click.echo(f"note: {n}", err=True)
@@ -204,7 +220,9 @@ SPARK = "▁▂▃▄▅▆▇█"
 def top_cmd(ctx: Context, /, what: str, size: int, by: str | None, fmt: str | None, **kw: Any) -> None:
     """Most frequent IPs, users, events, apps or countries, e.g. top ips --result failure."""
     client, index = _index(ctx)
-    resp = call("top", lambda: s.top(client, index, make_filters(kw), what, size, by))
+    filters = make_filters(kw)
+    resolve_names(client, index, filters)
+    resp = call("top", lambda: s.top(client, index, filters, what, size, by))
     buckets = resp["aggregations"]["top"]["buckets"]
     rows = []
     for b in buckets:

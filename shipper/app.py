@@ -14,10 +14,12 @@ from shipper.config import (
     ElasticsearchOutputConfig,
     FileInputConfig,
     FileOutputConfig,
+    PostgresInputConfig,
     ShipperConfig,
     parse_duration,
 )
 from shipper.deadletter import DeadLetterFile
+from shipper.enrich import DatabaseNames, Enricher, NameSource
 from shipper.errors import StateError
 from shipper.normalize import Normalizer
 from shipper.pipeline.checkpoint import CheckpointStore
@@ -91,10 +93,21 @@ def build_runner(cfg: ShipperConfig) -> Runner:
         limits = BatchLimits(o.batch_max_docs, o.batch_max_bytes, o.batch_max_wait)
         drain = o.drain_timeout
     deadletter = DeadLetterFile(cfg.state.dir / "dead-letter" / "records.jsonl")
-    normalizer = Normalizer(
-        cfg.mask.rules(),
-        max(i.max_line_bytes for i in cfg.inputs if isinstance(i, FileInputConfig))
-        if any(isinstance(i, FileInputConfig) for i in cfg.inputs)
-        else 1 << 20,
-    )
-    return Runner(build_sources(cfg, store, wake), sink, normalizer, store, deadletter, limits, drain, wake)
+    line_limits = [i.max_line_bytes for i in cfg.inputs if isinstance(i, FileInputConfig)]
+    normalizer = Normalizer(cfg.mask.rules(), max(line_limits, default=1 << 20))
+    runner = Runner(build_sources(cfg, store, wake), sink, normalizer, store, deadletter, limits, drain, wake)
+    runner.enricher = build_enricher(cfg)
+    return runner
+
+
+def build_enricher(cfg: ShipperConfig) -> Enricher | None:
+    e = cfg.enrich
+    if not e.enabled:
+        return None
+    dsn = e.dsn or next((i.dsn for i in cfg.inputs if isinstance(i, PostgresInputConfig) and i.dsn), None)
+    sources: list[NameSource] = [DatabaseNames(dsn.get_secret_value())] if dsn else []
+    if not sources and not e.applications:
+        return None  # nothing to enrich from: documents keep ids only
+    enricher = Enricher(sources, e.applications, e.include_email, parse_duration(e.ttl), e.max_entries)
+    enricher.start()
+    return enricher

@@ -146,6 +146,18 @@ class MaskConfig(_Model):
         )
 
 
+class EnrichConfig(_Model):
+    """Names for application and user ids (see README "Names")."""
+
+    enabled: bool = True
+    dsn: SecretStr | None = None  # Logto's database; default: the postgres input's dsn
+    dsn_file: Path | None = None
+    include_email: bool = False  # personal data: off unless asked for
+    ttl: Duration = "10m"
+    max_entries: int = Field(100_000, ge=100)
+    applications: dict[str, str] = {}  # static id -> name, for file-only setups
+
+
 class MetricsConfig(_Model):
     listen: str | None = Field(
         None,
@@ -157,6 +169,7 @@ class MetricsConfig(_Model):
 class ShipperConfig(_Model):
     state: StateConfig = StateConfig()
     metrics: MetricsConfig = MetricsConfig()
+    enrich: EnrichConfig = EnrichConfig()
     inputs: list[InputConfig] = Field(min_length=1)
     output: OutputConfig = ConsoleOutputConfig(type="console")
     index: IndexConfig = IndexConfig()
@@ -224,7 +237,7 @@ def parse_config(data: dict[str, Any], source: str, env: dict[str, str] | None =
     """Validate an already-parsed TOML document; ``source`` names it in error messages."""
     try:
         data = substitute_env(data, dict(os.environ) if env is None else env)
-        for section, where in [(data.get("output"), ("output",))] + [
+        for section, where in [(data.get("output"), ("output",)), (data.get("enrich"), ("enrich",))] + [
             (inp, ("inputs", i)) for i, inp in enumerate(data.get("inputs") or [])
         ]:
             if isinstance(section, dict):

@@ -103,13 +103,16 @@ class Filters:
         """The bool query and notes for the operator (e.g. documentation aliases)."""
         clauses: list[Any] = []
         notes: list[str] = []
-        for fld, values in (
-            ("user.id", self.users),
-            ("logto.application_id", self.apps),
-            ("logto.session_id", self.sessions),
-        ):
+        for fld, values in (("logto.application_id", self.apps), ("logto.session_id", self.sessions)):
             if values:
                 clauses.append(Q("terms", **{fld: values}))
+        if self.users:
+            # An id, a username, or (when indexed) an email; names compare case-insensitively.
+            who = [Q("terms", **{"user.id": self.users})]
+            for u in self.users:
+                for fld in ("user.name", "user.email"):
+                    who.append(Q("term", **{fld: {"value": u, "case_insensitive": True}}))
+            clauses.append(Q("bool", should=who, minimum_should_match=1))
         if self.ips:
             clauses.append(
                 Q(
@@ -132,6 +135,40 @@ class Filters:
         if rng:
             clauses.append(Q("range", **{"@timestamp": rng}))
         return Q("bool", filter=clauses), notes
+
+
+class AmbiguousName(ValueError):
+    def __init__(self, name: str, candidates: list[tuple[str, str]]) -> None:
+        super().__init__(name)
+        self.name, self.candidates = name, candidates
+
+
+def resolve_apps(client: Any, index: str, values: list[str]) -> list[str]:
+    """Application ids for ``--app`` values that are ids or names (exact, case-insensitive)."""
+    out = []
+    for v in values:
+        body = {"size": 0, "query": {"term": {"logto.application_id": v}}}
+        if client.search(index=index, body=body, ignore_unavailable=True, allow_no_indices=True)["hits"][
+            "total"
+        ]["value"]:
+            out.append(v)
+            continue
+        body = {
+            "size": 0,
+            "query": {"term": {"logto.application_name": {"value": v, "case_insensitive": True}}},
+            "aggs": {
+                "ids": {
+                    "terms": {"field": "logto.application_id", "size": 20},
+                    "aggs": {"name": {"terms": {"field": "logto.application_name", "size": 1}}},
+                }
+            },
+        }
+        resp = client.search(index=index, body=body, ignore_unavailable=True, allow_no_indices=True)
+        buckets = resp.get("aggregations", {}).get("ids", {}).get("buckets", [])
+        if len(buckets) > 1:
+            raise AmbiguousName(v, [(b["key"], b["name"]["buckets"][0]["key"]) for b in buckets])
+        out.append(buckets[0]["key"] if buckets else v)
+    return out
 
 
 def sort_spec(order: str) -> list[dict[str, str]]:

@@ -64,6 +64,7 @@ class Runner:
         self.stop = threading.Event()
         self.reload = threading.Event()  # run() returns so the daemon can swap the config
         self.tick: Any = None  # called every iteration (systemd watchdog, status)
+        self.enricher: Any = None  # shipper.enrich.Enricher: names next to ids
         self.wake = wake or threading.Event()  # set by sources (inotify) and by request_stop
 
     def request_stop(self) -> None:
@@ -93,6 +94,8 @@ class Runner:
                 continue
             result = line(f.raw)
             if type(result) is Document:
+                if self.enricher is not None:
+                    self.enricher.apply(result.body)
                 docs.append(result)
                 self._batch_bytes += f.length
             else:
@@ -101,6 +104,8 @@ class Runner:
         for rec in chunk.records:
             result = self.normalizer.record(rec)
             if isinstance(result, Document):
+                if self.enricher is not None:
+                    self.enricher.apply(result.body)
                 docs.append(result)
             else:
                 raw = orjson.dumps(rec, default=str)
@@ -217,6 +222,8 @@ class Runner:
         self.sink.close()
         for src in self.sources:
             src.close()
+        if self.enricher is not None:
+            self.enricher.stop()
         self.deadletter.close()
         if not drained:
             log.error(

@@ -288,3 +288,27 @@ def test_client_line_works_against_8_and_9(tmp_path, version):
         assert all("compatible-with=8" in r.headers.get("accept", "") for r in srv.requests)
     finally:
         srv.stop()
+
+
+def test_dead_letter_file_when_the_dead_letter_index_refuses(tmp_path, es_target):
+    es = es_target.client()
+    p = es_pipeline(tmp_path, es_target).start()
+    p.runner.sink._ensure_setup()
+    es.indices.create(
+        index=f"{es_target.prefix}-default-2025.08.21",
+        mappings={"properties": {"event": {"properties": {"outcome": {"type": "long"}}}}},
+    )
+    # The dead-letter index itself cannot take these entries either.
+    es.indices.create(
+        index=f"{es_target.prefix}-deadletter-default",
+        mappings={"properties": {"error": {"properties": {"type": {"type": "long"}}}}},
+    )
+    write_lines(p.logs / "a.jsonl", range(5))
+    dl_file = p.state / "dead-letter" / "elasticsearch.jsonl"
+    p.pump(until=lambda: dl_file.exists() and len(dl_file.read_bytes().splitlines()) >= 5, timeout=15)
+    entries = [orjson.loads(x) for x in dl_file.read_bytes().splitlines()]
+    assert {e["event"]["id"] for e in entries} == set(expected(range(5)))
+    assert all(e["http"]["response"]["status_code"] == 400 for e in entries)
+    # Dead-lettered is final: the checkpoint moves past those lines.
+    p.pump(until=lambda: any(e.get("offset", 0) > 0 for e in p.runner.store.streams.values()))
+    assert p.stop() == 0

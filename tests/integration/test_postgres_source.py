@@ -226,3 +226,36 @@ def test_prune_unreachable_cluster_deletes_nothing(tmp_path, pg):
     assert r.exit_code == 3
     with psycopg.connect(dsn) as c:
         assert c.execute("select count(*) from logs").fetchone()[0] == 10
+
+
+def test_row_level_security_limits_what_the_role_sees(tmp_path, es_target, pg):
+    """Logto enforces tenants with RLS: a role allowed only `default` ships only `default`."""
+    import uuid
+
+    srv, dsn = pg
+    role = f"shipper_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("alter table logs enable row level security")
+        c.execute("alter table logs force row level security")
+        c.execute(f"create role {role} login")
+        c.execute(f"grant select on logs to {role}")
+        c.execute(f"create policy tenant_only on logs for select to {role} using (tenant_id = 'default')")
+    try:
+        insert(dsn, rows(6, "default") + rows(4, "admin"))
+        role_dsn = dsn.replace("postgres@", f"{role}@", 1)
+        p = pg_pipeline(tmp_path, es_target, role_dsn, tenants=["default", "admin"]).start()
+        pattern = f"{es_target.prefix}-default-*"
+        es = es_target.client()
+        wait_count(es, pattern, 6, p)
+        p.pump(min_time=0.5, until=lambda: True)
+        es.indices.refresh(index=pattern)
+        assert es.count(index=pattern)["count"] == 6
+        assert p.stop() == 0
+    finally:
+        with psycopg.connect(srv.admin_dsn, autocommit=True) as c:
+            c.execute("select pg_terminate_backend(pid) from pg_stat_activity where usename = %s", (role,))
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute("drop policy tenant_only on logs")
+            c.execute(f"revoke all on logs from {role}")
+        with psycopg.connect(srv.admin_dsn, autocommit=True) as c:
+            c.execute(f"drop role {role}")

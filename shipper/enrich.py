@@ -1,0 +1,247 @@
+"""Names next to ids: ``logto.application_name``/``_type``, ``user.name`` (and opt-in ``user.email``).
+
+Lookups never slow the hot path: ``Enricher.apply`` only reads an in-memory cache and queues the
+ids it does not know; a background thread fetches them (Logto's ``applications``/``users``
+tables), refreshes entries older than the TTL, and learns names from webhook-delivery records,
+which carry them. A missing or unreachable source leaves documents with ids only (counted,
+logged once), never blocks or drops a record. A renamed application keeps, in documents already
+indexed, the name valid when they were indexed.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from shipper.metrics import METRICS
+
+log = logging.getLogger(__name__)
+
+AppInfo = tuple[str, str | None]  # (name, type)
+UserInfo = tuple[str | None, str | None]  # (display name, email)
+
+
+class NameSource(Protocol):
+    def applications(self, tenant: str) -> dict[str, AppInfo]: ...
+
+    def users(self, tenant: str, ids: list[str]) -> dict[str, UserInfo]: ...
+
+
+class TtlCache:
+    """Bounded LRU with a freshness time per entry; stale entries are still served."""
+
+    def __init__(self, ttl: float, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl, self.max_entries, self.clock = ttl, max_entries, clock
+        self._data: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
+
+    def get(self, key: Any) -> tuple[Any, bool] | None:
+        """(value, fresh) or None when unknown."""
+        item = self._data.get(key)
+        if item is None:
+            return None
+        self._data.move_to_end(key)
+        return item[1], self.clock() - item[0] < self.ttl
+
+    def put(self, key: Any, value: Any) -> None:
+        self._data[key] = (self.clock(), value)
+        self._data.move_to_end(key)
+        while len(self._data) > self.max_entries:
+            self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class DatabaseNames:
+    """Logto's ``applications`` and ``users`` tables."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._conn: Any = None
+
+    def _cursor(self) -> Any:
+        import psycopg
+
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(
+                self.dsn,
+                autocommit=True,
+                connect_timeout=5,
+                options="-c statement_timeout=5000 -c default_transaction_read_only=on",
+            )
+        return self._conn.cursor()
+
+    def applications(self, tenant: str) -> dict[str, AppInfo]:
+        with self._cursor() as cur:
+            cur.execute("select id, name, type from applications where tenant_id = %s", (tenant,))
+            return {r[0]: (r[1], r[2]) for r in cur.fetchall()}
+
+    def users(self, tenant: str, ids: list[str]) -> dict[str, UserInfo]:
+        with self._cursor() as cur:
+            cur.execute(
+                "select id, username, name, primary_email from users where tenant_id = %s and id = any(%s)",
+                (tenant, ids),
+            )
+            return {r[0]: (r[1] or r[2], r[3]) for r in cur.fetchall()}
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+
+class Enricher:
+    """Adds names to documents from a cache filled in the background."""
+
+    def __init__(
+        self,
+        sources: list[NameSource],
+        static_apps: dict[str, str] | None = None,
+        include_email: bool = False,
+        ttl: float = 600,
+        max_entries: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sources = sources
+        self.static_apps = static_apps or {}
+        self.include_email = include_email
+        self.apps = TtlCache(ttl, max_entries, clock)
+        self.users = TtlCache(ttl, max_entries, clock)
+        self._misses: queue.Queue[tuple[str, str, str]] = queue.Queue(maxsize=100_000)
+        self._app_tenants: dict[str, float] = {}  # tenant -> when its applications were loaded
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._down_logged = False
+        self.clock = clock
+        self.ttl = ttl
+
+    # -- hot path ------------------------------------------------------------------------
+
+    def apply(self, body: dict[str, Any]) -> None:
+        logto = body.get("logto")
+        if logto is None:
+            return
+        tenant = logto.get("tenant_id") or "default"
+        if logto.get("family") == "webhook_delivery":
+            self.learn_from_hook(tenant, logto.get("payload") or {})
+        app_id = logto.get("application_id")
+        if app_id:
+            static = self.static_apps.get(app_id)
+            if static is not None:
+                logto["application_name"] = static
+            else:
+                hit = self.apps.get((tenant, app_id))
+                if hit is not None:
+                    logto["application_name"], app_type = hit[0]
+                    if app_type:
+                        logto["application_type"] = app_type
+                if hit is None or not hit[1]:
+                    self._miss("app", tenant, app_id)
+        user = body.get("user")
+        if user and user.get("id"):
+            hit = self.users.get((tenant, user["id"]))
+            if hit is not None:
+                name, email = hit[0]
+                if name:
+                    user["name"] = name
+                if email and self.include_email:
+                    user["email"] = email
+            if hit is None or not hit[1]:
+                self._miss("user", tenant, user["id"])
+
+    def _miss(self, kind: str, tenant: str, key: str) -> None:
+        try:
+            self._misses.put_nowait((kind, tenant, key))
+        except queue.Full:
+            METRICS.inc("enrich_queue_full_total")
+
+    def learn_from_hook(self, tenant: str, payload: dict[str, Any]) -> None:
+        """Webhook deliveries carry the application's and the user's names: remember them."""
+        body = ((payload.get("hookRequest") or {}).get("body")) if isinstance(payload, dict) else None
+        if not isinstance(body, dict):
+            return
+        app = body.get("application")
+        if isinstance(app, dict) and app.get("id") and app.get("name"):
+            self.apps.put((tenant, app["id"]), (app["name"], app.get("type")))
+        user = body.get("user")
+        if isinstance(user, dict) and user.get("id"):
+            name = user.get("username") or user.get("name")
+            if name:
+                self.users.put((tenant, user["id"]), (name, user.get("primaryEmail")))
+
+    # -- background ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.sources and self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="enrich", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        for src in self.sources:
+            close = getattr(src, "close", None)
+            if close:
+                close()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.refresh(wait=0.5)
+
+    def refresh(self, wait: float = 0.0) -> None:
+        """Resolve queued misses (at most a few hundred per call). Tests call it directly."""
+        batch: dict[tuple[str, str], set[str]] = {}
+        try:
+            item = self._misses.get(timeout=wait) if wait else self._misses.get_nowait()
+            while True:
+                kind, tenant, key = item
+                batch.setdefault((kind, tenant), set()).add(key)
+                if sum(len(v) for v in batch.values()) >= 500:
+                    break
+                item = self._misses.get_nowait()
+        except queue.Empty:
+            pass
+        for (kind, tenant), keys in batch.items():
+            try:
+                if kind == "app":
+                    self._load_apps(tenant, keys)
+                else:
+                    self._load_users(tenant, sorted(keys))
+                if self._down_logged:
+                    log.info("name source available again")
+                    self._down_logged = False
+            except Exception as exc:
+                METRICS.inc("enrich_source_errors_total")
+                if not self._down_logged:
+                    log.warning(
+                        "name source unavailable (%s); documents keep ids only",
+                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                    )
+                    self._down_logged = True
+
+    def _load_apps(self, tenant: str, wanted: set[str]) -> None:
+        loaded = self._app_tenants.get(tenant)
+        if (
+            loaded is not None
+            and self.clock() - loaded < min(self.ttl, 30.0)
+            and all(self.apps.get((tenant, a)) for a in wanted)
+        ):
+            return
+        for src in self.sources:
+            for app_id, info in src.applications(tenant).items():
+                self.apps.put((tenant, app_id), info)
+        self._app_tenants[tenant] = self.clock()
+
+    def _load_users(self, tenant: str, ids: list[str]) -> None:
+        for src in self.sources:
+            found = src.users(tenant, ids)
+            for uid, info in found.items():
+                self.users.put((tenant, uid), info)
+            ids = [i for i in ids if i not in found]
+            if not ids:
+                return

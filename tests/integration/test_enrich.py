@@ -1,0 +1,182 @@
+"""Names next to ids: from Logto's tables, a static mapping and webhook records; search by name."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+from shipper.enrich import DatabaseNames, Enricher, TtlCache
+from shipper.metrics import METRICS
+from shipper.normalize import Normalizer
+
+# The columns of Logto's tables that names come from (plus a few neighbours), as Logto defines them.
+NAME_TABLES = """
+create table applications (
+  tenant_id varchar(21) not null, id varchar(21) not null primary key, name varchar(256) not null,
+  secret varchar(64) not null default '', description text, type varchar(64) not null,
+  created_at timestamptz not null default now());
+create table users (
+  tenant_id varchar(21) not null, id varchar(12) not null primary key, username varchar(128),
+  primary_email varchar(128), primary_phone varchar(128), name varchar(128), avatar varchar(2048),
+  created_at timestamptz not null default now());
+"""
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+@pytest.fixture
+def names_db(pg):
+    srv, dsn = pg
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute(NAME_TABLES)
+        c.execute("insert into applications (tenant_id, id, name, type) values "
+                  "('default', 'app-web', 'Web App', 'SPA'), ('default', 'app-ios', 'iOS', 'Native'),"
+                  "('default', 'app-dup1', 'Admin tool', 'Traditional'), ('default', 'app-dup2', 'admin tool', 'M2M')")
+        c.execute("insert into users (tenant_id, id, username, primary_email, name) values "
+                  "('default', 'u-alice', 'alice', 'alice@example.com', 'Alice A'),"
+                  "('default', 'u-bob', null, 'bob@example.com', 'Bob B')")
+    return dsn
+
+
+def doc(app="app-web", user="u-alice", key="Interaction.SignIn.Submit", log_id="l1", **payload):
+    rec = {"tenantId": "default", "id": log_id, "key": key, "createdAt": 1755763200000,
+           "payload": {"result": "Success", "applicationId": app, "userId": user, **payload}}
+    d = Normalizer().record(rec)
+    return d.body
+
+
+def test_ttl_cache_expiry_and_bound():
+    clock = Clock()
+    c = TtlCache(ttl=10, max_entries=2, clock=clock)
+    c.put("a", 1)
+    assert c.get("a") == (1, True)
+    clock.t += 11
+    assert c.get("a") == (1, False)  # stale: still served, refreshed in the background
+    c.put("b", 2)
+    c.put("c", 3)
+    assert c.get("a") is None and len(c) == 2
+
+
+def test_names_from_database_cold_then_warm(names_db):
+    e = Enricher([DatabaseNames(names_db)])
+    body = doc()
+    e.apply(body)
+    assert "application_name" not in body["logto"] and "name" not in body["user"]  # never blocks
+    e.refresh()
+    body = doc()
+    e.apply(body)
+    assert body["logto"]["application_name"] == "Web App" and body["logto"]["application_type"] == "SPA"
+    assert body["user"]["name"] == "alice" and "email" not in body["user"]  # email is opt-in
+    e2 = Enricher([DatabaseNames(names_db)], include_email=True)
+    e2.apply(doc(user="u-bob"))
+    e2.refresh()
+    body = doc(user="u-bob")
+    e2.apply(body)
+    assert body["user"] == {"id": "u-bob", "name": "Bob B", "email": "bob@example.com"}
+    e.stop()
+    e2.stop()
+
+
+def test_expired_names_are_refreshed_after_a_rename(names_db):
+    clock = Clock()
+    e = Enricher([DatabaseNames(names_db)], ttl=60, clock=clock)
+    e.apply(doc())
+    e.refresh()
+    first = doc()
+    e.apply(first)
+    with psycopg.connect(names_db, autocommit=True) as c:
+        c.execute("update applications set name = 'Web App v2' where id = 'app-web'")
+    clock.t += 61
+    stale = doc()
+    e.apply(stale)  # served stale, refresh queued
+    e.refresh()
+    fresh = doc()
+    e.apply(fresh)
+    assert first["logto"]["application_name"] == "Web App"  # documents keep the name of their time
+    assert stale["logto"]["application_name"] == "Web App"
+    assert fresh["logto"]["application_name"] == "Web App v2"
+    e.stop()
+
+
+def test_unreachable_source_degrades_to_ids(caplog):
+    caplog.set_level(logging.WARNING)
+    e = Enricher([DatabaseNames("postgresql://nobody@127.0.0.1:1/none")])
+    before = METRICS.get("enrich_source_errors_total")
+    for i in range(3):
+        body = doc(log_id=f"x{i}")
+        e.apply(body)
+        e.refresh()
+        assert "application_name" not in body["logto"]
+    assert METRICS.get("enrich_source_errors_total") > before
+    assert caplog.text.count("name source unavailable") == 1  # logged once
+
+
+def test_names_learned_from_webhook_records():
+    e = Enricher([])
+    hook = doc(key="TriggerHook.PostSignIn", hookId="h1", hookRequest={"body": {
+        "application": {"id": "app-x", "name": "Partner portal", "type": "SPA"},
+        "user": {"id": "u-x", "username": "xavier", "primaryEmail": "x@example.com"}}})
+    e.apply(hook)
+    body = doc(app="app-x", user="u-x")
+    e.apply(body)
+    assert body["logto"]["application_name"] == "Partner portal" and body["user"]["name"] == "xavier"
+
+
+def test_static_mapping():
+    e = Enricher([], static_apps={"app-web": "Website"})
+    body = doc()
+    e.apply(body)
+    assert body["logto"]["application_name"] == "Website"
+
+
+def test_search_by_name_end_to_end(tmp_path, es_target, names_db):
+    from tests.integration.harness import Pipeline
+    from tests.integration.test_es_delivery import wait_count
+    from tests.pg import insert
+
+    rows = []
+    for i, (app, user) in enumerate([("app-web", "u-alice"), ("app-ios", "u-bob"), ("app-dup1", "u-alice"),
+                                     ("app-dup2", "u-bob"), ("app-web", "u-bob")]):
+        rows.append(("default", f"log{i}", "Interaction.SignIn.Submit",
+                     json.dumps({"result": "Success", "applicationId": app, "userId": user}),
+                     __import__("datetime").datetime.now(__import__("datetime").UTC)))
+    spec = {"type": "postgres", "dsn": names_db, "poll_interval": 0.05}
+    output = {"type": "elasticsearch", "hosts": [es_target.url], "retry_initial_backoff": 0.02}
+    p = Pipeline(tmp_path, inputs=[spec], output=output, index={"prefix": es_target.prefix, "replicas": 0})
+    p.cfg = p.cfg.model_copy(update={"enrich": p.cfg.enrich.model_copy(update={"applications": {}})})
+    p.start()
+    # Warm the cache first, as a running daemon would have; then ship.
+    for r in rows:
+        p.runner.enricher.apply(doc(app=json.loads(r[3])["applicationId"], user=json.loads(r[3])["userId"]))
+    p.runner.enricher.refresh()
+    p.runner.enricher.refresh()
+    insert(names_db, rows)
+    wait_count(es_target.client(), f"{es_target.prefix}-default-*", 5, p)
+    assert p.stop() == 0
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(f"[[inputs]]\ntype='file'\npaths=['x']\n[output]\ntype='elasticsearch'\nhosts=['{es_target.url}']\n"
+                   f"[index]\nprefix='{es_target.prefix}'\n")
+
+    def run(*args):
+        return CliRunner().invoke(cli, ["--config", str(cfg), *args])
+
+    r = run("search", "--app", "web app", "--format", "ndjson")  # name, case-insensitive
+    assert r.exit_code == 0, r.output
+    assert sorted(json.loads(x)["event"]["id"] for x in r.stdout.splitlines()) == ["log0", "log4"]
+    r = run("search", "--app", "Admin Tool")
+    assert r.exit_code == 2 and "ambiguous" in r.stderr and "app-dup1" in r.stderr and "app-dup2" in r.stderr
+    r = run("search", "--user", "alice", "--format", "ndjson")  # a username
+    assert sorted(json.loads(x)["event"]["id"] for x in r.stdout.splitlines()) == ["log0", "log2"]
+    r = run("search", "--app", "app-ios", "--format", "table")
+    assert "iOS (app-ios)" in r.stdout and "Bob B (u-bob)" in r.stdout
