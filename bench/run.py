@@ -77,12 +77,13 @@ class Sink:
                 time.sleep(0.05)
 
     def stats(self) -> dict[str, Any]:
-        return dict(json.loads(urllib.request.urlopen(self.url + "/_stats_sink", timeout=5).read()))
+        with urllib.request.urlopen(self.url + "/_stats_sink", timeout=5) as resp:
+            return dict(json.loads(resp.read()))
 
     def reset(self) -> None:
-        urllib.request.urlopen(
-            urllib.request.Request(self.url + "/_sink_reset", method="POST"), timeout=5
-        ).read()
+        req = urllib.request.Request(self.url + "/_sink_reset", method="POST")
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            resp.read()
 
     def close(self) -> None:
         self.proc.terminate()
@@ -178,6 +179,7 @@ def sink_capacity(sink: Sink, n: int) -> dict[str, Any]:
         conn.request("POST", "/_bulk", body=body, headers={"Content-Type": "application/x-ndjson"})
         conn.getresponse().read()
     el = time.perf_counter() - t0
+    conn.close()
     docs = sink.stats()["docs"]
     return {
         "status": "ok",

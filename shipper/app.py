@@ -19,7 +19,7 @@ from shipper.config import (
     parse_duration,
 )
 from shipper.deadletter import DeadLetterFile
-from shipper.enrich import DatabaseNames, Enricher, NameSource
+from shipper.enrich import DatabaseNames, Enricher, ManagementApiNames, NameSource
 from shipper.errors import StateError
 from shipper.normalize import Normalizer
 from shipper.pipeline.checkpoint import CheckpointStore
@@ -106,6 +106,11 @@ def build_enricher(cfg: ShipperConfig) -> Enricher | None:
         return None
     dsn = e.dsn or next((i.dsn for i in cfg.inputs if isinstance(i, PostgresInputConfig) and i.dsn), None)
     sources: list[NameSource] = [DatabaseNames(dsn.get_secret_value())] if dsn else []
+    api = e.management_api
+    if api is not None and api.app_secret is not None:
+        sources.append(
+            ManagementApiNames(api.endpoint, api.app_id, api.app_secret.get_secret_value(), api.resource)
+        )
     if not sources and not e.applications:
         return None  # nothing to enrich from: documents keep ids only
     enricher = Enricher(sources, e.applications, e.include_email, parse_duration(e.ttl), e.max_entries)

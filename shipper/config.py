@@ -146,6 +146,14 @@ class MaskConfig(_Model):
         )
 
 
+class ManagementApiConfig(_Model):
+    endpoint: str = Field(pattern=r"^https?://")
+    app_id: str
+    app_secret: SecretStr | None = None
+    app_secret_file: Path | None = None
+    resource: str = "https://default.logto.app/api"
+
+
 class EnrichConfig(_Model):
     """Names for application and user ids (see README "Names")."""
 
@@ -156,6 +164,7 @@ class EnrichConfig(_Model):
     ttl: Duration = "10m"
     max_entries: int = Field(100_000, ge=100)
     applications: dict[str, str] = {}  # static id -> name, for file-only setups
+    management_api: ManagementApiConfig | None = None
 
 
 class MetricsConfig(_Model):
@@ -222,7 +231,7 @@ def _read_secret_files(data: dict[str, Any], where: tuple[Any, ...]) -> None:
     """``foo_file = PATH`` fills ``foo`` from the file (trailing newline stripped)."""
     for key in [k for k in data if k.endswith("_file") and k[: -len("_file")]]:
         target = key[: -len("_file")]
-        if target not in {"api_key", "password", "dsn"}:
+        if target not in {"api_key", "password", "dsn", "app_secret"}:
             continue
         if data.get(target) is not None:
             raise ConfigError(f"{_loc((*where, key))}: set either {target} or {key}, not both")
@@ -242,6 +251,9 @@ def parse_config(data: dict[str, Any], source: str, env: dict[str, str] | None =
         ]:
             if isinstance(section, dict):
                 _read_secret_files(section, where)
+        enrich = data.get("enrich")
+        if isinstance(enrich, dict) and isinstance(enrich.get("management_api"), dict):
+            _read_secret_files(enrich["management_api"], ("enrich", "management_api"))
         return ShipperConfig.model_validate(data)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None

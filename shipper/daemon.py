@@ -61,6 +61,10 @@ class Daemon:
         self.runner: Runner | None = None
         self._last_status = 0.0
         self._stop_requested = False
+        # As early as possible: a SIGTERM during startup must still mean "stop cleanly".
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_hup)
 
     # -- signals ---------------------------------------------------------------------------
 
@@ -114,9 +118,6 @@ class Daemon:
 
     def run(self) -> int:
         lock = lock_state_dir(self.cfg.state.dir)
-        signal.signal(signal.SIGTERM, self._on_stop)
-        signal.signal(signal.SIGINT, self._on_stop)
-        signal.signal(signal.SIGHUP, self._on_hup)
         try:
             self.runner = self._start_runner(self.cfg)
             if self.cfg.metrics.listen:

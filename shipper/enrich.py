@@ -94,6 +94,104 @@ class DatabaseNames:
             self._conn.close()
 
 
+class ManagementApiNames:
+    """Logto's Management API (Logto Cloud, or hosts without database access).
+
+    A machine-to-machine app's client-credentials token from ``<endpoint>/oidc/token`` for the
+    Management API resource, cached until shortly before it expires; ``GET /api/applications``
+    (paginated, ``Total-Number``) and ``GET /api/users/{id}``; at most one request per
+    ``min_interval`` seconds.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        app_id: str,
+        app_secret: str,
+        resource: str = "https://default.logto.app/api",
+        min_interval: float = 0.05,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        import requests
+
+        self.endpoint = endpoint.rstrip("/")
+        self.app_id, self._secret, self.resource = app_id, app_secret, resource
+        self.min_interval, self.clock = min_interval, clock
+        self._session = requests.Session()
+        self._token: str | None = None
+        self._expires = 0.0
+        self._last_call = 0.0
+        self.token_requests = 0
+
+    def _pace(self) -> None:
+        wait = self._last_call + self.min_interval - self.clock()
+        if wait > 0:
+            time.sleep(wait)
+        self._last_call = self.clock()
+
+    def _bearer(self) -> str:
+        if self._token is None or self.clock() >= self._expires:
+            self._pace()
+            resp = self._session.post(
+                f"{self.endpoint}/oidc/token",
+                auth=(self.app_id, self._secret),
+                timeout=10,
+                data={"grant_type": "client_credentials", "resource": self.resource, "scope": "all"},
+            )
+            if resp.status_code != 200:
+                raise RuntimeError(f"Logto token endpoint answered HTTP {resp.status_code}")
+            body = resp.json()
+            self.token_requests += 1
+            self._token = str(body["access_token"])
+            self._expires = self.clock() + max(0.0, float(body.get("expires_in", 3600)) - 30)
+        return self._token
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        for attempt in (1, 2):
+            self._pace()
+            resp = self._session.get(
+                f"{self.endpoint}{path}",
+                params=params,
+                timeout=10,
+                headers={"Authorization": f"Bearer {self._bearer()}"},
+            )
+            if resp.status_code == 401 and attempt == 1:
+                self._token = None  # revoked or expired early: one fresh token, then give up
+                continue
+            return resp
+        return resp
+
+    def applications(self, tenant: str) -> dict[str, AppInfo]:
+        out: dict[str, AppInfo] = {}
+        page = 1
+        while True:
+            resp = self._get("/api/applications", {"page": page, "page_size": 100})
+            if resp.status_code != 200:
+                raise RuntimeError(f"GET /api/applications answered HTTP {resp.status_code}")
+            items = resp.json()
+            for a in items:
+                out[a["id"]] = (a["name"], a.get("type"))
+            total = int(resp.headers.get("Total-Number", len(out)))
+            if not items or len(out) >= total:
+                return out
+            page += 1
+
+    def users(self, tenant: str, ids: list[str]) -> dict[str, UserInfo]:
+        out: dict[str, UserInfo] = {}
+        for uid in ids:
+            resp = self._get(f"/api/users/{uid}")
+            if resp.status_code == 404:
+                continue
+            if resp.status_code != 200:
+                raise RuntimeError(f"GET /api/users answered HTTP {resp.status_code}")
+            u = resp.json()
+            out[uid] = (u.get("username") or u.get("name"), u.get("primaryEmail"))
+        return out
+
+    def close(self) -> None:
+        self._session.close()
+
+
 class Enricher:
     """Adds names to documents from a cache filled in the background."""
 

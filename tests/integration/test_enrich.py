@@ -37,21 +37,30 @@ class Clock:
 
 @pytest.fixture
 def names_db(pg):
-    srv, dsn = pg
+    _srv, dsn = pg
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute(NAME_TABLES)
-        c.execute("insert into applications (tenant_id, id, name, type) values "
-                  "('default', 'app-web', 'Web App', 'SPA'), ('default', 'app-ios', 'iOS', 'Native'),"
-                  "('default', 'app-dup1', 'Admin tool', 'Traditional'), ('default', 'app-dup2', 'admin tool', 'M2M')")
-        c.execute("insert into users (tenant_id, id, username, primary_email, name) values "
-                  "('default', 'u-alice', 'alice', 'alice@example.com', 'Alice A'),"
-                  "('default', 'u-bob', null, 'bob@example.com', 'Bob B')")
+        c.execute(
+            "insert into applications (tenant_id, id, name, type) values "
+            "('default', 'app-web', 'Web App', 'SPA'), ('default', 'app-ios', 'iOS', 'Native'),"
+            "('default', 'app-dup1', 'Admin tool', 'Traditional'), ('default', 'app-dup2', 'admin tool', 'M2M')"
+        )
+        c.execute(
+            "insert into users (tenant_id, id, username, primary_email, name) values "
+            "('default', 'u-alice', 'alice', 'alice@example.com', 'Alice A'),"
+            "('default', 'u-bob', null, 'bob@example.com', 'Bob B')"
+        )
     return dsn
 
 
 def doc(app="app-web", user="u-alice", key="Interaction.SignIn.Submit", log_id="l1", **payload):
-    rec = {"tenantId": "default", "id": log_id, "key": key, "createdAt": 1755763200000,
-           "payload": {"result": "Success", "applicationId": app, "userId": user, **payload}}
+    rec = {
+        "tenantId": "default",
+        "id": log_id,
+        "key": key,
+        "createdAt": 1755763200000,
+        "payload": {"result": "Success", "applicationId": app, "userId": user, **payload},
+    }
     d = Normalizer().record(rec)
     return d.body
 
@@ -124,9 +133,16 @@ def test_unreachable_source_degrades_to_ids(caplog):
 
 def test_names_learned_from_webhook_records():
     e = Enricher([])
-    hook = doc(key="TriggerHook.PostSignIn", hookId="h1", hookRequest={"body": {
-        "application": {"id": "app-x", "name": "Partner portal", "type": "SPA"},
-        "user": {"id": "u-x", "username": "xavier", "primaryEmail": "x@example.com"}}})
+    hook = doc(
+        key="TriggerHook.PostSignIn",
+        hookId="h1",
+        hookRequest={
+            "body": {
+                "application": {"id": "app-x", "name": "Partner portal", "type": "SPA"},
+                "user": {"id": "u-x", "username": "xavier", "primaryEmail": "x@example.com"},
+            }
+        },
+    )
     e.apply(hook)
     body = doc(app="app-x", user="u-x")
     e.apply(body)
@@ -146,11 +162,24 @@ def test_search_by_name_end_to_end(tmp_path, es_target, names_db):
     from tests.pg import insert
 
     rows = []
-    for i, (app, user) in enumerate([("app-web", "u-alice"), ("app-ios", "u-bob"), ("app-dup1", "u-alice"),
-                                     ("app-dup2", "u-bob"), ("app-web", "u-bob")]):
-        rows.append(("default", f"log{i}", "Interaction.SignIn.Submit",
-                     json.dumps({"result": "Success", "applicationId": app, "userId": user}),
-                     __import__("datetime").datetime.now(__import__("datetime").UTC)))
+    for i, (app, user) in enumerate(
+        [
+            ("app-web", "u-alice"),
+            ("app-ios", "u-bob"),
+            ("app-dup1", "u-alice"),
+            ("app-dup2", "u-bob"),
+            ("app-web", "u-bob"),
+        ]
+    ):
+        rows.append(
+            (
+                "default",
+                f"log{i}",
+                "Interaction.SignIn.Submit",
+                json.dumps({"result": "Success", "applicationId": app, "userId": user}),
+                __import__("datetime").datetime.now(__import__("datetime").UTC),
+            )
+        )
     spec = {"type": "postgres", "dsn": names_db, "poll_interval": 0.05}
     output = {"type": "elasticsearch", "hosts": [es_target.url], "retry_initial_backoff": 0.02}
     p = Pipeline(tmp_path, inputs=[spec], output=output, index={"prefix": es_target.prefix, "replicas": 0})
@@ -165,8 +194,10 @@ def test_search_by_name_end_to_end(tmp_path, es_target, names_db):
     wait_count(es_target.client(), f"{es_target.prefix}-default-*", 5, p)
     assert p.stop() == 0
     cfg = tmp_path / "s.toml"
-    cfg.write_text(f"[[inputs]]\ntype='file'\npaths=['x']\n[output]\ntype='elasticsearch'\nhosts=['{es_target.url}']\n"
-                   f"[index]\nprefix='{es_target.prefix}'\n")
+    cfg.write_text(
+        f"[[inputs]]\ntype='file'\npaths=['x']\n[output]\ntype='elasticsearch'\nhosts=['{es_target.url}']\n"
+        f"[index]\nprefix='{es_target.prefix}'\n"
+    )
 
     def run(*args):
         return CliRunner().invoke(cli, ["--config", str(cfg), *args])
@@ -180,3 +211,122 @@ def test_search_by_name_end_to_end(tmp_path, es_target, names_db):
     assert sorted(json.loads(x)["event"]["id"] for x in r.stdout.splitlines()) == ["log0", "log2"]
     r = run("search", "--app", "app-ios", "--format", "table")
     assert "iOS (app-ios)" in r.stdout and "Bob B (u-bob)" in r.stdout
+
+
+@pytest.fixture
+def logto_api():
+    """A local server answering like Logto: /oidc/token, paginated /api/applications, /api/users/{id}."""
+    import base64
+    import threading
+    import urllib.parse
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    apps = [{"id": f"app{i:02d}", "name": f"App {i}", "type": "SPA"} for i in range(23)]
+    users = {
+        "u-alice": {"id": "u-alice", "username": "alice", "name": "Alice", "primaryEmail": "a@example.com"}
+    }
+    state = {"tokens": [], "requests": [], "expires_in": 3600}
+
+    class H(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def reply(self, status, obj, headers=None):
+            data = json.dumps(obj).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self):
+            body = urllib.parse.parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
+            basic = "Basic " + base64.b64encode(b"m2m-id:m2m-secret").decode()
+            if self.path != "/oidc/token" or self.headers.get("Authorization") != basic:
+                return self.reply(401, {"error": "invalid_client"})
+            if body.get("grant_type") != ["client_credentials"] or body.get("resource") != [
+                "https://default.logto.app/api"
+            ]:
+                return self.reply(400, {"error": "invalid_request"})
+            token = f"tok{len(state['tokens'])}"
+            state["tokens"].append(token)
+            self.reply(
+                200,
+                {
+                    "access_token": token,
+                    "expires_in": state["expires_in"],
+                    "token_type": "Bearer",
+                    "scope": "all",
+                },
+            )
+
+        def do_GET(self):
+            state["requests"].append(self.path)
+            if (
+                self.headers.get("Authorization")
+                != f"Bearer {state['tokens'][-1] if state['tokens'] else ''}"
+            ):
+                return self.reply(401, {"code": "auth.unauthorized"})
+            url = urllib.parse.urlparse(self.path)
+            q = urllib.parse.parse_qs(url.query)
+            if url.path == "/api/applications":
+                page, size = int(q.get("page", ["1"])[0]), min(10, int(q.get("page_size", ["20"])[0]))
+                chunk = apps[(page - 1) * size : page * size]
+                link = (
+                    f'</api/applications?page={page + 1}&page_size={size}>; rel="next"'
+                    if page * size < len(apps)
+                    else ""
+                )
+                return self.reply(
+                    200, chunk, {"Total-Number": str(len(apps)), **({"Link": link} if link else {})}
+                )
+            if url.path.startswith("/api/users/"):
+                u = users.get(url.path.rsplit("/", 1)[1])
+                return self.reply(200, u) if u else self.reply(404, {"code": "entity.not_exists_with_id"})
+            self.reply(404, {"code": "route.not_found"})
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    state["url"] = f"http://127.0.0.1:{srv.server_address[1]}"
+    yield state
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_management_api_source_pagination_token_cache_and_expiry(logto_api):
+    from shipper.enrich import ManagementApiNames
+
+    clock = Clock()
+    api = ManagementApiNames(logto_api["url"], "m2m-id", "m2m-secret", min_interval=0, clock=clock)
+    apps = api.applications("default")
+    assert len(apps) == 23 and apps["app22"] == ("App 22", "SPA")
+    assert sum(r.startswith("/api/applications") for r in logto_api["requests"]) == 3  # followed the pages
+    assert api.users("default", ["u-alice", "u-ghost"]) == {"u-alice": ("alice", "a@example.com")}
+    assert api.token_requests == 1  # cached across calls
+    clock.t += 3600  # past expires_in: a new token
+    api.users("default", ["u-alice"])
+    assert api.token_requests == 2
+    e = Enricher([api])
+    body = doc(app="app07")
+    e.apply(body)
+    e.refresh()
+    body = doc(app="app07")
+    e.apply(body)
+    assert body["logto"]["application_name"] == "App 7"
+    api.close()
+
+
+def test_management_api_wrong_secret_degrades(logto_api, caplog):
+    from shipper.enrich import ManagementApiNames
+
+    api = ManagementApiNames(logto_api["url"], "m2m-id", "wrong", min_interval=0)
+    e = Enricher([api])
+    body = doc()
+    e.apply(body)
+    e.refresh()
+    e.apply(body)
+    assert "application_name" not in body["logto"]
+    assert "name source unavailable" in caplog.text and "wrong" not in caplog.text
+    api.close()

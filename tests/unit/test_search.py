@@ -67,7 +67,9 @@ def test_hostile_input_stays_a_value():
     hostile = 'x" OR event.outcome:success OR "'
     q, _ = Filters(users=[hostile], events=[hostile], since=None).query()
     d = q.to_dict()
-    assert d["bool"]["filter"][0] == {"terms": {"user.id": [hostile]}}
+    who = d["bool"]["filter"][0]["bool"]["should"]
+    assert who[0] == {"terms": {"user.id": [hostile]}}
+    assert who[1] == {"term": {"user.name": {"value": hostile, "case_insensitive": True}}}
     assert d["bool"]["filter"][1]["bool"]["should"][0] == {"term": {"event.action": hostile}}
     assert "query_string" not in repr(d)
 
