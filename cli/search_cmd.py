@@ -67,6 +67,12 @@ def filter_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option(
+        "--resolve-names",
+        "resolve",
+        is_flag=True,
+        help="Show current application/user names instead of those indexed.",
+    )(fn)
+    fn = click.option(
         "--format",
         "fmt",
         type=click.Choice(["table", "json", "ndjson", "csv"]),
@@ -109,7 +115,26 @@ def _index(ctx: Context) -> tuple[Any, str]:
     return es_client(out), IndexNamer(idx.prefix, idx.namespace).pattern
 
 
-def _run_search(ctx: Context, filters: s.Filters, limit: int, sort: str, fmt: str | None, utc: bool) -> None:
+def show_current_names(ctx: Context, docs: list[dict[str, Any]]) -> None:
+    """--resolve-names: display today's names (documents keep those valid when indexed)."""
+    from shipper.app import build_enricher
+    from shipper.enrich import current_names
+
+    enricher = build_enricher(ctx.config(), start=False)
+    if enricher is None or not enricher.sources:
+        click.echo("note: --resolve-names needs a name source ([enrich] dsn or the postgres input)", err=True)
+        return
+    try:
+        current_names(enricher.sources, docs)
+    except Exception as exc:
+        click.echo(f"note: names not re-resolved ({type(exc).__name__}); showing indexed names", err=True)
+    finally:
+        enricher.stop()
+
+
+def _run_search(
+    ctx: Context, filters: s.Filters, limit: int, sort: str, fmt: str | None, utc: bool, resolve: bool = False
+) -> None:
     client, index = _index(ctx)
     resolve_names(client, index, filters)
     _, notes = filters.query()
@@ -121,6 +146,8 @@ def _run_search(ctx: Context, filters: s.Filters, limit: int, sort: str, fmt: st
     for page in call("search", lambda: list(s.search(client, index, filters, limit, sort))):
         docs += [h["_source"] for h in page.hits]
         total, relation = page.total, page.total_relation
+    if resolve:
+        show_current_names(ctx, docs)
     render.emit_docs(docs, fmt or render.default_format(), utc)
     ms = int((time.monotonic() - started) * 1000)
     click.echo(f"{len(docs)} of {total}{'+' if relation == 'gte' else ''} hits, {ms} ms", err=True)
@@ -136,7 +163,8 @@ def _run_search(ctx: Context, filters: s.Filters, limit: int, sort: str, fmt: st
 @pass_ctx
 def search_cmd(ctx: Context, /, limit: int, sort: str, fmt: str | None, utc: bool, **kw: Any) -> None:
     """Audit-log events matching the filters (default: the last 7 days)."""
-    _run_search(ctx, make_filters(kw), limit, sort, fmt, utc)
+    resolve = kw.pop("resolve")
+    _run_search(ctx, make_filters(kw), limit, sort, fmt, utc, resolve)
 
 
 @click.command("user")
@@ -151,7 +179,8 @@ def user_cmd(
 ) -> None:
     """One user's events (the console's per-user view)."""
     kw["users"] = (*kw["users"], user_id)
-    _run_search(ctx, make_filters(kw), limit, sort, fmt, utc)
+    resolve = kw.pop("resolve")
+    _run_search(ctx, make_filters(kw), limit, sort, fmt, utc, resolve)
 
 
 DETAIL_FIELDS = [
@@ -286,6 +315,7 @@ def tail_cmd(
     **kw: Any,
 ) -> None:
     """Follow new events as they are indexed, until Ctrl-C."""
+    kw.pop("resolve")  # tail shows names as indexed
     client, index = _index(ctx)
     filters = make_filters(kw)
     if kw["since"] == "now-7d":

@@ -100,7 +100,7 @@ def build_runner(cfg: ShipperConfig) -> Runner:
     return runner
 
 
-def build_enricher(cfg: ShipperConfig) -> Enricher | None:
+def build_enricher(cfg: ShipperConfig, start: bool = True) -> Enricher | None:
     e = cfg.enrich
     if not e.enabled:
         return None
@@ -114,5 +114,6 @@ def build_enricher(cfg: ShipperConfig) -> Enricher | None:
     if not sources and not e.applications:
         return None  # nothing to enrich from: documents keep ids only
     enricher = Enricher(sources, e.applications, e.include_email, parse_duration(e.ttl), e.max_entries)
-    enricher.start()
+    if start:
+        enricher.start()
     return enricher

@@ -343,3 +343,38 @@ class Enricher:
             ids = [i for i in ids if i not in found]
             if not ids:
                 return
+
+
+def current_names(sources: list[NameSource], docs: list[dict[str, Any]]) -> int:
+    """Replace the names in ``docs`` (for display) with what the sources say now; returns how many."""
+    wanted: dict[str, tuple[set[str], set[str]]] = {}
+    for d in docs:
+        logto = d.get("logto") or {}
+        tenant = logto.get("tenant_id") or "default"
+        apps, users = wanted.setdefault(tenant, (set(), set()))
+        if logto.get("application_id"):
+            apps.add(logto["application_id"])
+        if (d.get("user") or {}).get("id"):
+            users.add(d["user"]["id"])
+    app_names: dict[tuple[str, str], AppInfo] = {}
+    user_names: dict[tuple[str, str], UserInfo] = {}
+    for tenant, (apps, users) in wanted.items():
+        for src in sources:
+            if apps:
+                app_names.update({(tenant, k): v for k, v in src.applications(tenant).items() if k in apps})
+            if users:
+                user_names.update({(tenant, k): v for k, v in src.users(tenant, sorted(users)).items()})
+    changed = 0
+    for d in docs:
+        logto = d.get("logto") or {}
+        tenant = logto.get("tenant_id") or "default"
+        app = app_names.get((tenant, logto.get("application_id", "")))
+        if app is not None:
+            logto["application_name"] = app[0]
+            changed += 1
+        user = d.get("user") or {}
+        info = user_names.get((tenant, user.get("id", "")))
+        if info is not None and info[0]:
+            user["name"] = info[0]
+            changed += 1
+    return changed

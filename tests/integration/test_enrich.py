@@ -330,3 +330,38 @@ def test_management_api_wrong_secret_degrades(logto_api, caplog):
     assert "application_name" not in body["logto"]
     assert "name source unavailable" in caplog.text and "wrong" not in caplog.text
     api.close()
+
+
+def test_resolve_names_shows_current_names(tmp_path, es_target, names_db):
+    """Documents keep the name of their time; --resolve-names displays today's."""
+    from tests.integration.test_es_delivery import wait_count
+
+    es = es_target.client()
+    from shipper import es_setup
+    from shipper.config import IndexConfig
+
+    es_setup.setup(es, IndexConfig(prefix=es_target.prefix, replicas=0))
+    body = doc(app="app-web", user="u-alice", log_id="old1")
+    body["logto"]["application_name"] = "Old name"
+    body["@timestamp"] = __import__("datetime").datetime.now(__import__("datetime").UTC).isoformat()
+    es.index(
+        index=IndexNamer(es_target.prefix, "default")(0)
+        if False
+        else f"{es_target.prefix}-default-2030.01.01",
+        id="old1",
+        document=body,
+        refresh=True,
+    )
+    wait_count(es, f"{es_target.prefix}-default-*", 1)
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(
+        f"[[inputs]]\ntype='file'\npaths=['x']\n[output]\ntype='elasticsearch'\nhosts=['{es_target.url}']\n"
+        f"[index]\nprefix='{es_target.prefix}'\n[enrich]\ndsn='{names_db}'\n"
+    )
+    r = CliRunner().invoke(cli, ["--config", str(cfg), "search", "--since", "30d", "--format", "table"])
+    assert "Old name (app-web)" in r.stdout
+    r = CliRunner().invoke(
+        cli, ["--config", str(cfg), "search", "--since", "30d", "--format", "table", "--resolve-names"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "Web App (app-web)" in r.stdout and "alice (u-alice)" in r.stdout
