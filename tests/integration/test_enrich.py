@@ -343,11 +343,11 @@ def test_resolve_names_shows_current_names(tmp_path, es_target, names_db):
     es_setup.setup(es, IndexConfig(prefix=es_target.prefix, replicas=0))
     body = doc(app="app-web", user="u-alice", log_id="old1")
     body["logto"]["application_name"] = "Old name"
-    body["@timestamp"] = __import__("datetime").datetime.now(__import__("datetime").UTC).isoformat()
+    from datetime import UTC, datetime
+
+    body["@timestamp"] = datetime.now(UTC).isoformat()
     es.index(
-        index=IndexNamer(es_target.prefix, "default")(0)
-        if False
-        else f"{es_target.prefix}-default-2030.01.01",
+        index=f"{es_target.prefix}-default-2030.01.01",
         id="old1",
         document=body,
         refresh=True,
