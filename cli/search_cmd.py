@@ -97,6 +97,13 @@ def resolve_names(client: Any, index: str, filters: s.Filters) -> None:
         sys.exit(2)
 
 
+def listing_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--sort", type=click.Choice(["newest", "oldest"]), default="newest", show_default=True)(
+        fn
+    )
+    return click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)(fn)
+
+
 def make_filters(kw: dict[str, Any]) -> s.Filters:
     return s.Filters(
         users=list(kw["users"]),
@@ -157,8 +164,7 @@ def _run_search(
 
 @click.command("search")
 @filter_options
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--sort", type=click.Choice(["newest", "oldest"]), default="newest", show_default=True)
+@listing_options
 @output_options
 @pass_ctx
 def search_cmd(ctx: Context, /, limit: int, sort: str, fmt: str | None, utc: bool, **kw: Any) -> None:
@@ -170,8 +176,7 @@ def search_cmd(ctx: Context, /, limit: int, sort: str, fmt: str | None, utc: boo
 @click.command("user")
 @click.argument("user_id")
 @filter_options
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--sort", type=click.Choice(["newest", "oldest"]), default="newest", show_default=True)
+@listing_options
 @output_options
 @pass_ctx
 def user_cmd(

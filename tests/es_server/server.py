@@ -29,6 +29,10 @@ from tests.es_server.errors import EsError, bad_request, index_not_found, resour
 from tests.es_server.query import search
 from tests.es_server.store import Clock, Cluster, Index, nest_settings, normalize_settings
 
+# Options of most index-reading APIs (multi-target syntax, local/master reads).
+INDEX_READ_OPTS = frozenset(
+    {"ignore_unavailable", "allow_no_indices", "expand_wildcards", "local", "master_timeout"}
+)
 COMMON_PARAMS = {
     "pretty",
     "human",
@@ -511,25 +515,13 @@ class EsTestServer:
                 "GET",
                 r"(?:/" + IX + ")?/_alias(?:/(?P<name>[^/]+))?",
                 self.h_get_alias,
-                {
-                    "ignore_unavailable",
-                    "allow_no_indices",
-                    "expand_wildcards",
-                    "local",
-                    "master_timeout",
-                },
+                INDEX_READ_OPTS,
             ),
             (
                 "HEAD",
                 r"(?:/" + IX + ")?/_alias/(?P<name>[^/]+)",
                 self.h_exists_alias,
-                {
-                    "ignore_unavailable",
-                    "allow_no_indices",
-                    "expand_wildcards",
-                    "local",
-                    "master_timeout",
-                },
+                INDEX_READ_OPTS,
             ),
             (
                 "PUT POST",
@@ -548,13 +540,7 @@ class EsTestServer:
                 "GET",
                 r"(?:/" + IX + ")?/_mapping",
                 self.h_get_mapping,
-                {
-                    "ignore_unavailable",
-                    "allow_no_indices",
-                    "expand_wildcards",
-                    "local",
-                    "master_timeout",
-                },
+                INDEX_READ_OPTS,
             ),
             (
                 "PUT POST",
