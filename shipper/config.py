@@ -101,6 +101,9 @@ class ElasticsearchOutputConfig(_Model):
     batch_max_wait: float = Field(1.0, gt=0)
     max_in_flight: int = Field(2, ge=1, le=64)
     gzip: bool = True
+    gzip_level: int = Field(
+        1, ge=1, le=9, description="1 costs a quarter of the CPU of 9 for ~1.5x the bytes"
+    )
     setup_on_start: bool = True
     retry_initial_backoff: float = Field(0.1, gt=0)
     retry_max_backoff: float = Field(30.0, gt=0)

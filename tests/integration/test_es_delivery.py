@@ -69,6 +69,10 @@ def test_end_to_end_daily_indices_and_mappings(tmp_path, es_target):
     pattern = f"{es_target.prefix}-default-*"
     wait_count(es, pattern, 300, p)
     assert p.stop() == 0
+    if es_target.server is not None:  # bulks went out gzip-compressed (the server decodes them)
+        bulks = [r for r in es_target.server.requests if r.path.endswith("/_bulk")]
+        assert bulks and all(r.headers.get("content-encoding") == "gzip" for r in bulks)
+        assert all(r.body.startswith(b'{"create"') for r in bulks)
     indices = sorted(es.indices.get(index=pattern))
     assert indices == [f"{es_target.prefix}-default-2025.08.{d}" for d in (20, 21, 22)]
     assert sorted(all_ids(es, f"{es_target.prefix}-default")) == sorted(

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from elastic_transport import ConnectionError as TransportConnectionError
-from elastic_transport import ConnectionTimeout, TransportError
+from elastic_transport import ConnectionTimeout, NdjsonSerializer, TransportError
 from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch
 
 from shipper.config import ElasticsearchOutputConfig
@@ -40,6 +40,24 @@ def _proxied(hosts: list[str]) -> bool:
         if parts.scheme in proxies and not urllib.request.proxy_bypass(parts.hostname or ""):
             return True
     return False
+
+
+class RawNdjsonSerializer(NdjsonSerializer):
+    """NDJSON that passes bytes through untouched.
+
+    The stock serializer appends a newline to bytes not ending with one, which corrupts a body
+    the sink has already gzip-compressed; our bodies are always complete.
+    """
+
+    def dumps(self, data: Any) -> bytes:
+        if isinstance(data, bytes):
+            return data
+        return super().dumps(data)
+
+
+RAW_NDJSON = {
+    m: RawNdjsonSerializer() for m in ("application/x-ndjson", "application/vnd.elasticsearch+x-ndjson")
+}
 
 
 def make_client(cfg: ElasticsearchOutputConfig, **overrides: Any) -> Elasticsearch:
