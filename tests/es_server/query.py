@@ -979,6 +979,36 @@ def _cal_next(ms: int, unit: str) -> int:
     return date_math(dt.strftime("%Y-%m-%dT%H:%M:%S.000Z"), 0)
 
 
+def filled_keys(
+    groups: dict[Any, Any],
+    min_doc_count: int,
+    bounds: Any,
+    floor_bound: Callable[[Any], Any],
+    step: Callable[[Any], Any],
+) -> list[Any]:
+    """Bucket keys in order; with min_doc_count 0, every key between the first and last
+    (widened to ``extended_bounds``), empty ones included, as both histograms do."""
+    keys = sorted(groups)
+    if min_doc_count != 0 or not (keys or bounds):
+        return keys
+    lo = keys[0] if keys else None
+    hi = keys[-1] if keys else None
+    if bounds:
+        if bounds.get("min") is not None:
+            m = floor_bound(bounds["min"])
+            lo = m if lo is None else min(lo, m)
+        if bounds.get("max") is not None:
+            m = floor_bound(bounds["max"])
+            hi = m if hi is None else max(hi, m)
+    full = []
+    k = lo
+    while k is not None and hi is not None and k <= hi + 1e-9:
+        full.append(k)
+        _check_buckets(len(full))
+        k = step(k)
+    return full
+
+
 def agg_date_histogram(
     body: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster: Cluster, subs: Any
 ) -> dict[str, Any]:
@@ -996,25 +1026,9 @@ def agg_date_histogram(
     for h in hits:
         for v in dict.fromkeys(floor(int(x)) for x in values(h[1], field)):
             groups.setdefault(v, []).append(h)
-    keys = sorted(groups)
-    eb = body.get("extended_bounds")
-    if min_doc_count == 0 and (keys or eb):
-        lo = keys[0] if keys else None
-        hi = keys[-1] if keys else None
-        if eb:
-            if eb.get("min") is not None:
-                m = floor(date_math(eb["min"], now))
-                lo = m if lo is None else min(lo, m)
-            if eb.get("max") is not None:
-                m = floor(date_math(eb["max"], now))
-                hi = m if hi is None else max(hi, m)
-        full = []
-        k = lo
-        while k is not None and hi is not None and k <= hi:
-            full.append(k)
-            _check_buckets(len(full))
-            k = nxt(k)
-        keys = full
+    keys = filled_keys(
+        groups, min_doc_count, body.get("extended_bounds"), lambda v: floor(date_math(v, now)), nxt
+    )
     fmt = body.get("format")
     buckets = [
         _bucket(
@@ -1062,24 +1076,13 @@ def agg_histogram(
             math.floor((float(x) - offset) / interval) * interval + offset for x in values(h[1], field)
         ):
             groups.setdefault(v, []).append(h)
-    keys = sorted(groups)
-    eb = body.get("extended_bounds")
-    if min_doc_count == 0 and (keys or eb):
-        lo = keys[0] if keys else None
-        hi = keys[-1] if keys else None
-        if eb:
-            if eb.get("min") is not None:
-                m = math.floor((float(eb["min"]) - offset) / interval) * interval + offset
-                lo = m if lo is None else min(lo, m)
-            if eb.get("max") is not None:
-                m = math.floor((float(eb["max"]) - offset) / interval) * interval + offset
-                hi = m if hi is None else max(hi, m)
-        keys = []
-        k = lo
-        while k is not None and hi is not None and k <= hi + 1e-9:
-            keys.append(k)
-            _check_buckets(len(keys))
-            k += interval
+    keys = filled_keys(
+        groups,
+        min_doc_count,
+        body.get("extended_bounds"),
+        lambda v: math.floor((float(v) - offset) / interval) * interval + offset,
+        lambda k: k + interval,
+    )
     t = _check_aggregatable(hits, field)
     buckets = []
     for k in keys:

@@ -1303,19 +1303,14 @@ class EsTestServer:
             out += matched
         return sorted(set(out))
 
+    def _get_templates(self, r: Request, store: dict[str, Any], kind: str, key: str) -> tuple[int, Any]:
+        names = self._template_names(store, r.vars.get("name"), kind)
+        item = key.removesuffix("s")
+        flat = r.flag("flat_settings")
+        return 200, {key: [{"name": n, item: self._tpl_view(store[n], flat)} for n in names]}
+
     def h_get_index_template(self, r: Request) -> tuple[int, Any]:
-        names = self._template_names(self.cluster.index_templates, r.vars.get("name"), "index template")
-        return 200, {
-            "index_templates": [
-                {
-                    "name": n,
-                    "index_template": self._tpl_view(
-                        self.cluster.index_templates[n], r.flag("flat_settings")
-                    ),
-                }
-                for n in names
-            ]
-        }
+        return self._get_templates(r, self.cluster.index_templates, "index template", "index_templates")
 
     def _tpl_view(self, t: dict[str, Any], flat: bool) -> dict[str, Any]:
         out = dict(t)
@@ -1353,20 +1348,9 @@ class EsTestServer:
         return 200, {"acknowledged": True}
 
     def h_get_component_template(self, r: Request) -> tuple[int, Any]:
-        names = self._template_names(
-            self.cluster.component_templates, r.vars.get("name"), "component template"
+        return self._get_templates(
+            r, self.cluster.component_templates, "component template", "component_templates"
         )
-        return 200, {
-            "component_templates": [
-                {
-                    "name": n,
-                    "component_template": self._tpl_view(
-                        self.cluster.component_templates[n], r.flag("flat_settings")
-                    ),
-                }
-                for n in names
-            ]
-        }
 
     def h_exists_component_template(self, r: Request) -> tuple[int, Any]:
         return (200 if r.vars["name"] in self.cluster.component_templates else 404), None
