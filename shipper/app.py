@@ -22,6 +22,7 @@ from shipper.deadletter import DeadLetterFile
 from shipper.enrich import DatabaseNames, Enricher, ManagementApiNames, NameSource
 from shipper.errors import StateError
 from shipper.normalize import Normalizer
+from shipper.normalize.pool import NormalizerPool, default_workers
 from shipper.pipeline.checkpoint import CheckpointStore
 from shipper.pipeline.runner import BatchLimits, Runner
 from shipper.sinks.base import Sink
@@ -94,9 +95,24 @@ def build_runner(cfg: ShipperConfig) -> Runner:
         drain = o.drain_timeout
     deadletter = DeadLetterFile(cfg.state.dir / "dead-letter" / "records.jsonl")
     line_limits = [i.max_line_bytes for i in cfg.inputs if isinstance(i, FileInputConfig)]
-    normalizer = Normalizer(cfg.mask.rules(), max(line_limits, default=1 << 20))
-    runner = Runner(build_sources(cfg, store, wake), sink, normalizer, store, deadletter, limits, drain, wake)
-    runner.enricher = build_enricher(cfg)
+    rules, max_line = cfg.mask.rules(), max(line_limits, default=1 << 20)
+    enricher = build_enricher(cfg)
+    workers = cfg.pipeline.workers
+    if workers == "auto":
+        workers = default_workers()
+    pool = NormalizerPool(workers, rules, max_line) if workers and enricher is None else None
+    runner = Runner(
+        build_sources(cfg, store, wake),
+        sink,
+        Normalizer(rules, max_line),
+        store,
+        deadletter,
+        limits,
+        drain,
+        wake,
+        pool,
+    )
+    runner.enricher = enricher
     return runner
 
 

@@ -9,6 +9,7 @@ line is lost or repeated across the swap.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import time
@@ -22,6 +23,7 @@ from shipper.metrics import METRICS
 from shipper.pipeline.runner import RELOAD, Runner
 from shipper.sdnotify import Notifier
 
+GC_THRESHOLD = 50_000
 log = logging.getLogger(__name__)
 STATUS_EVERY = 5.0
 
@@ -51,6 +53,19 @@ def source_lag(runner: Runner) -> list[tuple[str, str, float]]:
             for tenant, secs in src.lag_seconds().items():
                 out.append((f"{src.prefix}:{tenant}", "seconds", secs))
     return out
+
+
+def tune_gc() -> None:
+    """Fewer, cheaper garbage collections for a loop that allocates millions of short-lived dicts.
+
+    Normalized documents hold no reference cycles, yet at the default thresholds the collector
+    ran every 700 allocations and re-scanned every long-lived object (modules, config, caches);
+    that cost ~40% of the per-record CPU (bench/). Objects alive now are frozen out of
+    collection; cycles still get collected, only less often.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 50, 100)
 
 
 class Daemon:
@@ -117,6 +132,7 @@ class Daemon:
         return new
 
     def run(self) -> int:
+        tune_gc()
         lock = lock_state_dir(self.cfg.state.dir)
         try:
             self.runner = self._start_runner(self.cfg)

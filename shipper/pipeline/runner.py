@@ -10,17 +10,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from shipper.deadletter import DeadLetterFile, entry
+from shipper.framing import Frame
 from shipper.metrics import METRICS
-from shipper.normalize import Document, Normalizer, Rejection
+from shipper.normalize import Document, Normalizer
+from shipper.normalize.pool import NormalizerPool, Ticket
+from shipper.normalize.worker import Result, normalize_lines
 from shipper.pipeline.acks import AckTracker
 from shipper.pipeline.checkpoint import CheckpointStore
-from shipper.sinks.base import Batch, Sink
+from shipper.sinks.base import Batch, Encoded, Sink
 from shipper.sources import Chunk, Source
 
 log = logging.getLogger(__name__)
@@ -32,6 +36,16 @@ class BatchLimits:
     max_docs: int = 1000
     max_bytes: int = 5 << 20
     max_wait: float = 1.0
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A chunk whose lines are being normalized by the pool."""
+
+    chunk: Chunk
+    ticket: Ticket | None
+    sent: list[Frame]  # the frames in the request, to place rejections (offset, raw bytes)
+    dead: list[dict[str, Any]]  # lines refused before normalizing (too long)
 
 
 class Runner:
@@ -47,6 +61,7 @@ class Runner:
         limits: BatchLimits = BatchLimits(),
         drain_timeout: float = 30.0,
         wake: threading.Event | None = None,
+        pool: NormalizerPool | None = None,
     ) -> None:
         self.sources = sources
         self.sink = sink
@@ -56,6 +71,8 @@ class Runner:
         self.limits = limits
         self.drain_timeout = drain_timeout
         self.acks = AckTracker()
+        self.pool = pool  # None: normalize on this thread
+        self._pending: deque[_Pending] = deque()
         self._source_of: dict[str, Source] = {}
         self._seq = 0
         self._batch = Batch(0)
@@ -74,9 +91,9 @@ class Runner:
 
     # -- stages ----------------------------------------------------------------------------
 
-    def _normalize(self, chunk: Chunk, dead: list[dict[str, Any]]) -> None:
-        docs = self._batch.docs
-        line = self.normalizer.line
+    def _screen(self, chunk: Chunk, dead: list[dict[str, Any]]) -> list[Frame]:
+        """The frames worth normalizing; over-long lines go to ``dead``, blank ones nowhere."""
+        keep = []
         for f in chunk.frames:
             if f.too_long:
                 dead.append(
@@ -89,28 +106,44 @@ class Runner:
                         f.length,
                     )
                 )
-                continue
-            if not f.raw or f.raw.isspace():
-                continue
-            result = line(f.raw)
-            if type(result) is Document:
-                if self.enricher is not None:
-                    self.enricher.apply(result.body)
-                docs.append(result)
-                self._batch_bytes += f.length
-            else:
-                assert isinstance(result, Rejection)
-                dead.append(entry(chunk.name, f.start, result.reason, result.detail, result.raw))
+            elif f.raw and not f.raw.isspace():
+                keep.append(f)
+        return keep
+
+    def _normalize(self, chunk: Chunk, dead: list[dict[str, Any]]) -> None:
+        """In this thread: no pool, or pre-decoded records (postgres)."""
+        mark = len(dead)
+        sent = self._screen(chunk, dead)
+        enrich = self.enricher.apply if self.enricher is not None else None
+        if sent:
+            results = normalize_lines(self.normalizer, [f.raw for f in sent], enrich)
+            self._place(chunk, sent, results, dead, mark)
+        docs, dumps = self._batch.docs, orjson.dumps
         for rec in chunk.records:
             result = self.normalizer.record(rec)
             if isinstance(result, Document):
-                if self.enricher is not None:
-                    self.enricher.apply(result.body)
-                docs.append(result)
+                if enrich is not None:
+                    enrich(result.body)
+                docs.append(Encoded(result.id, result.epoch_ms, dumps(result.body)))
             else:
                 raw = orjson.dumps(rec, default=str)
                 dead.append(entry(chunk.name, None, result.reason, result.detail, raw))
         self._batch.positions[chunk.stream] = chunk.position
+
+    def _place(
+        self, chunk: Chunk, sent: list[Frame], results: list[Result], dead: list[dict[str, Any]], mark: int
+    ) -> None:
+        """Documents into the batch; rejections into ``dead[mark:]``, this chunk's, in file order."""
+        docs, size, screened = self._batch.docs, 0, len(dead) > mark
+        for f, r in zip(sent, results, strict=True):
+            if len(r) == 3:
+                docs.append(Encoded(*r))
+                size += f.length
+            else:
+                dead.append(entry(chunk.name, f.start, r[0], r[1], f.raw))
+        self._batch_bytes += size
+        if screened:  # over-long lines were set aside before these
+            dead[mark:] = sorted(dead[mark:], key=lambda d: d["offset"])
 
     def _ingest(self, chunks: list[Chunk], source: Source) -> None:
         dead: list[dict[str, Any]] = []
@@ -118,7 +151,46 @@ class Runner:
             self._source_of[chunk.stream] = source
             if self._batch_started is None:
                 self._batch_started = time.monotonic()
-            self._normalize(chunk, dead)
+            if self.pool is not None and not chunk.records:
+                own: list[dict[str, Any]] = []
+                sent = self._screen(chunk, own)
+                ticket = self.pool.submit([f.raw for f in sent]) if sent else None
+                self._pending.append(_Pending(chunk, ticket, sent, own))
+            else:
+                self._normalize(chunk, dead)
+        self._dead_letter(dead)
+
+    def _merge(self, p: _Pending) -> None:
+        """Put a chunk's pool results into the batch, in line order, and its position after them."""
+        chunk, dead = p.chunk, p.dead
+        if p.ticket is not None:
+            assert self.pool is not None
+            self._place(chunk, p.sent, self.pool.result(), dead, 0)
+        self._dead_letter(dead)
+        self._batch.positions[chunk.stream] = chunk.position
+        if self._batch_started is None:
+            self._batch_started = time.monotonic()
+
+    def _drain_pool(self, block: bool) -> bool:
+        """Merge answered chunks while the batch has room; True when any was merged."""
+        merged = False
+        while self._pending:
+            p = self._pending[0]
+            if p.ticket is not None and not block and not self.pool.ready():  # type: ignore[union-attr]
+                break
+            count = p.ticket.count if p.ticket is not None else 0
+            if self._batch.docs and len(self._batch.docs) + count > self.limits.max_docs:
+                if self.acks.in_flight >= self.sink.max_in_flight:
+                    break  # the output is full: leave answers in the pipe (backpressure)
+                self._submit()
+            self._merge(self._pending.popleft())
+            merged = True
+            block = False  # waited once; take the rest only as far as they are ready
+            if self._batch_due(time.monotonic()) and self.acks.in_flight < self.sink.max_in_flight:
+                self._submit()
+        return merged
+
+    def _dead_letter(self, dead: list[dict[str, Any]]) -> None:
         if dead:
             # Durable before the positions covering these lines can be acknowledged.
             self.deadletter.write(dead)
@@ -170,16 +242,25 @@ class Runner:
     def step(self) -> bool:
         """One iteration; True when it made progress (read lines or finished batches)."""
         read = False
+        pool = self.pool
         if self.acks.in_flight < self.sink.max_in_flight:
-            room = self.limits.max_docs - len(self._batch.docs)
-            for src in self.sources:
+            if pool is None:
+                room = self.limits.max_docs - len(self._batch.docs)
+            else:
+                read = self._drain_pool(block=False)
+                # Half-batch requests, at most two queued per worker: workers never wait for
+                # this thread, and a merged request never overfills a batch by much.
+                room = max(1, self.limits.max_docs // 2) if len(pool) < 2 * pool.size else 0
+            for src in self.sources if room or pool is None else ():
                 chunks = src.poll(max(room, 1))
                 if chunks:
                     read = True
                     self._ingest(chunks, src)
-                    if self._batch_due(time.monotonic()):
+                    if self._batch_due(time.monotonic()) or (pool and len(pool) >= 2 * pool.size):
                         break
-            if self._batch_due(time.monotonic()):
+            if pool is not None and self._drain_pool(block=not read and bool(self._pending)):
+                read = True
+            if self._batch_due(time.monotonic()) and self.acks.in_flight < self.sink.max_in_flight:
                 self._submit()
             self._settle()
         elif self._settle(timeout=0.2):  # backpressure: wait for the output, read nothing
@@ -210,6 +291,9 @@ class Runner:
 
     def shutdown(self) -> int:
         """Stop reading, deliver what was read, write the final checkpoint."""
+        while self._pending:
+            if not self._drain_pool(block=True):
+                self._settle(timeout=0.2)  # the output is full: wait for a free slot
         if self._batch.positions:
             while self.acks.in_flight >= self.sink.max_in_flight:
                 self._settle(timeout=0.2)
@@ -225,6 +309,8 @@ class Runner:
         if self.enricher is not None:
             self.enricher.stop()
         self.deadletter.close()
+        if self.pool is not None:
+            self.pool.close()
         if not drained:
             log.error(
                 "drain timeout: %d batches undelivered; they will be re-read on restart",
@@ -244,5 +330,6 @@ class Runner:
                     self._settle(timeout=0.2)
                 self._submit()
                 self._settle()
-            idle = 0 if read or self.acks.in_flight or self._batch.positions else idle + 1
+            busy = read or self.acks.in_flight or self._batch.positions or self._pending
+            idle = 0 if busy else idle + 1
         return self.shutdown()

@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from shipper.normalize import Document
+
+@dataclass(slots=True)
+class Encoded:
+    """A normalized document as outputs receive it: serialized once, by the normalize stage
+    (possibly in a worker process), so sinks only frame bytes."""
+
+    id: str
+    epoch_ms: int
+    source: bytes  # the JSON body, exactly what is indexed under ``_id = id``
 
 
 @dataclass(slots=True)
@@ -13,7 +21,7 @@ class Batch:
     """Documents sent together; ``positions`` is, per stream, where to resume once it is final."""
 
     seq: int
-    docs: list[Document] = field(default_factory=list)
+    docs: list[Encoded] = field(default_factory=list)
     positions: dict[str, Any] = field(default_factory=dict)
 
 

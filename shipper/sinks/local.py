@@ -8,15 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import orjson
-
 from shipper.sinks.base import Batch
 
 log = logging.getLogger(__name__)
 
 
 def ndjson(batch: Batch) -> bytes:
-    return b"".join(orjson.dumps(d.body) + b"\n" for d in batch.docs)
+    return b"".join(d.source + b"\n" for d in batch.docs)
 
 
 class _SyncSink:

@@ -61,6 +61,7 @@ class Pipeline:
         output: dict[str, Any] | None = None,
         index: dict[str, Any] | None = None,
         inputs: list[dict[str, Any]] | None = None,
+        workers: int = 2,  # explicit, so one-CPU machines exercise the worker pool too
         **input_opts: Any,
     ) -> None:
         self.tmp = tmp
@@ -76,6 +77,7 @@ class Pipeline:
                 or [{"type": "file", "paths": paths or [str(self.logs / "*.jsonl")], **opts}],
                 "output": output or {"type": "file", "path": str(self.out)},
                 "index": index or {},
+                "pipeline": {"workers": workers},
             },
             "test",
             env={},

@@ -6,6 +6,8 @@ import logging
 import os
 import shutil
 
+import pytest
+
 from shipper.metrics import METRICS
 from tests.integration.harness import (
     Pipeline,
@@ -150,8 +152,9 @@ def test_start_at_end_skips_existing_lines_only_at_first_start(tmp_path):
     assert_exactly_once(p.ids(), expected(range(20, 25)))
 
 
-def test_bad_and_long_lines_dead_lettered_and_reading_continues(tmp_path):
-    p = Pipeline(tmp_path, max_line_bytes=1024).start()
+@pytest.mark.parametrize("workers", [0, 2])
+def test_bad_and_long_lines_dead_lettered_and_reading_continues(tmp_path, workers):
+    p = Pipeline(tmp_path, max_line_bytes=1024, workers=workers).start()
     log = p.logs / "app.jsonl"
     long_line = b'{"id":"' + b"x" * 5000 + b'"}'
     log.write_bytes(record(0) + b"\n{oops\n" + long_line + b"\n\xff\xfe\n" + record(1) + b"\n")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass
 
 import orjson
+from isal import igzip, isal_zlib
 
 from shipper.indexing import IndexNamer
-from shipper.normalize import Document
+from shipper.sinks.base import Encoded
 
 _CREATE = b'{"create":{"_index":"'
 
@@ -23,16 +25,27 @@ class Item:
         return len(self.lines)
 
 
-def encode(docs: list[Document], namer: IndexNamer) -> list[Item]:
+def encode(docs: list[Encoded], namer: IndexNamer) -> list[Item]:
     out = []
     dumps = orjson.dumps
     for d in docs:
         index = namer(d.epoch_ms)
         # op_type create + _id = event.id: a replay is answered 409, never indexed twice.
         action = _CREATE + index.encode() + b'","_id":' + dumps(d.id) + b"}}\n"
-        out.append(Item(d.id, index, action + dumps(d.body) + b"\n"))
+        out.append(Item(d.id, index, action + d.source + b"\n"))
     return out
 
 
 def body(items: list[Item]) -> bytes:
     return b"".join(i.lines for i in items)
+
+
+def compress(payload: bytes, level: int) -> bytes:
+    """gzip member for ``Content-Encoding: gzip``.
+
+    Levels 1-3 use ISA-L (``isal``): ~4x less CPU than zlib's level 1 with a slightly better ratio
+    on bulk bodies, measured in bench/; 4-9 use zlib for those who trade CPU for bytes.
+    """
+    if level <= isal_zlib.ISAL_BEST_COMPRESSION:
+        return igzip.compress(payload, level)
+    return gzip.compress(payload, compresslevel=level, mtime=0)

@@ -10,7 +10,6 @@ while running; ``close`` abandons them (the batch is then not acknowledged and i
 
 from __future__ import annotations
 
-import gzip
 import logging
 import queue
 import threading
@@ -36,7 +35,7 @@ from shipper.sinks.elasticsearch.client import (
     describe,
     make_client,
 )
-from shipper.sinks.elasticsearch.encode import Item, body, encode
+from shipper.sinks.elasticsearch.encode import Item, body, compress, encode
 from shipper.sinks.elasticsearch.retry import Backoff, Outcome, classify
 
 log = logging.getLogger(__name__)
@@ -162,10 +161,8 @@ class ElasticsearchSink:
         try:
             payload = body(items)
             if self.gzip_level:
-                # zlib releases the GIL: compression overlaps normalization on the main thread.
                 resp = self._gzip_client.bulk(
-                    operations=gzip.compress(payload, compresslevel=self.gzip_level, mtime=0),
-                    filter_path=FILTER,
+                    operations=compress(payload, self.gzip_level), filter_path=FILTER
                 )
             else:
                 resp = self.client.bulk(operations=payload, filter_path=FILTER)

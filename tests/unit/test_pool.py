@@ -1,0 +1,101 @@
+"""The normalizer worker pool: same answers as in-process, in order, through worker deaths."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench.generate import lines as generated_lines
+from shipper.metrics import METRICS
+from shipper.normalize import Normalizer
+from shipper.normalize.mask import DEFAULT_RULES
+from shipper.normalize.pool import NormalizerPool
+from shipper.normalize.worker import normalize_lines
+
+RULES = DEFAULT_RULES.extended(contain=["ssn"])  # extra rules must reach the workers
+LOCAL = Normalizer(RULES, 4096)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    p = NormalizerPool(2, RULES, 4096)
+    yield p
+    p.close()
+
+
+def mixed_lines(n: int) -> list[bytes]:
+    good = [ln.rstrip(b"\n") for ln in generated_lines(n, seed=7)]
+    bad = [b"{oops", b"\xff\xfe", b"[]", b'{"id":"x","key":"K","createdAt":"never"}', b"x" * 5000]
+    secret = orjson.dumps(
+        {"id": "s1", "key": "Interaction.Create", "createdAt": 1, "payload": {"ssn": "123-45-6789"}}
+    )
+    out = good + bad + [secret]
+    return out[::2] + out[1::2]  # interleave good and bad
+
+
+def test_same_answers_as_in_process_and_in_order(pool):
+    lines = mixed_lines(300)
+    chunks = [lines[i : i + 37] for i in range(0, len(lines), 37)]
+    for c in chunks:
+        pool.submit(c)
+    assert len(pool) == len(chunks) and pool.pending_lines == len(lines)
+    got = [pool.result() for _ in chunks]
+    assert got == [normalize_lines(LOCAL, c) for c in chunks]
+    assert len(pool) == 0 and pool.pending_lines == 0
+    flat = [r for part in got for r in part]
+    assert b"123-45-6789" not in b"".join(r[2] for r in flat if len(r) == 3)
+    assert {r[0] for r in flat if len(r) == 2} >= {"invalid_json", "invalid_utf8", "not_an_object"}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.binary(max_size=60).filter(lambda b: b"\n" not in b), max_size=8), max_size=6))
+def test_any_bytes_answered_like_in_process(pool, requests):
+    for r in requests:
+        pool.submit(r)
+    assert [pool.result() for _ in requests] == [normalize_lines(LOCAL, r) for r in requests]
+
+
+def test_killed_worker_is_restarted_and_its_requests_answered():
+    p = NormalizerPool(2, RULES, 4096)
+    try:
+        lines = mixed_lines(200)
+        chunks = [lines[i : i + 20] for i in range(0, len(lines), 20)]
+        before = METRICS.get("worker_restarts_total")
+        victim = p._workers[0].proc
+        os.kill(victim.pid, signal.SIGSTOP)  # cannot answer anything sent to it
+        for c in chunks:
+            p.submit(c)
+        os.kill(victim.pid, signal.SIGKILL)
+        got = [p.result() for _ in chunks]
+        assert got == [normalize_lines(LOCAL, c) for c in chunks]
+        assert METRICS.get("worker_restarts_total") - before == 1
+        assert p._workers[0].proc.pid != victim.pid and p._workers[0].proc.poll() is None
+    finally:
+        p.close()
+
+
+def test_requests_that_keep_killing_workers_fall_back_in_process():
+    # Workers that die at once: every request is retried, then normalized in-process.
+    p = NormalizerPool(1, RULES, 4096, command=[sys.executable, "-c", "import os; os._exit(3)"])
+    try:
+        lines = mixed_lines(50)
+        p.submit(lines[:10])
+        p.submit(lines[10:])
+        assert p.result() == normalize_lines(LOCAL, lines[:10])
+        assert p.result() == normalize_lines(LOCAL, lines[10:])
+    finally:
+        p.close()
+
+
+def test_close_stops_every_worker():
+    p = NormalizerPool(2, RULES, 4096)
+    procs = [w.proc for w in p._workers]
+    p.submit([b"{}"])
+    p.close()
+    assert all(pr.poll() is not None for pr in procs)
