@@ -100,7 +100,7 @@ def build_runner(cfg: ShipperConfig) -> Runner:
     workers = cfg.pipeline.workers
     if workers == "auto":
         workers = default_workers()
-    pool = NormalizerPool(workers, rules, max_line) if workers and enricher is None else None
+    pool = NormalizerPool(workers, rules, max_line, sink.framer) if workers and enricher is None else None
     runner = Runner(
         build_sources(cfg, store, wake),
         sink,

@@ -23,7 +23,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Document:
     """A normalized record: ``body`` is exactly what gets indexed under ``_id = id``."""
 
@@ -33,7 +33,7 @@ class Document:
     body: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Rejection:
     """A record that cannot be indexed; it goes to the dead-letter store with its raw bytes."""
 
@@ -42,21 +42,20 @@ class Rejection:
     raw: bytes
 
 
-_day_cache: dict[int, str] = {}
+_minute_cache: dict[int, str] = {}
 
 
 def format_ms(ms: int) -> str:
-    """ISO-8601 UTC with milliseconds; the date part is cached per day."""
-    day, rem = divmod(ms, 86_400_000)
-    prefix = _day_cache.get(day)
+    """ISO-8601 UTC with milliseconds; everything up to the minute is cached (records come in
+    time order, so nearly every call is a hit)."""
+    minute, rem = divmod(ms, 60_000)
+    prefix = _minute_cache.get(minute)
     if prefix is None:
-        if len(_day_cache) > 4096:
-            _day_cache.clear()
-        prefix = _day_cache[day] = (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%dT")
+        if len(_minute_cache) > 4096:
+            _minute_cache.clear()
+        prefix = _minute_cache[minute] = (_EPOCH + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:")
     sec, milli = divmod(rem, 1000)
-    hours, sec = divmod(sec, 3600)
-    minutes, sec = divmod(sec, 60)
-    return f"{prefix}{hours:02d}:{minutes:02d}:{sec:02d}.{milli:03d}Z"
+    return f"{prefix}{sec:02d}.{milli:03d}Z"
 
 
 def parse_time(value: Any) -> int | None:
@@ -205,6 +204,8 @@ class Normalizer:
     def __init__(self, rules: MaskRules = DEFAULT_RULES, max_line_bytes: int = 1 << 20) -> None:
         self.masker = Masker(rules)
         self.max_line_bytes = max_line_bytes
+        self._events: dict[tuple[str, str], tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
+        self._ips: dict[str, str | None] = {}
 
     def line(self, raw: bytes) -> Document | Rejection:
         """Normalize one line (without its trailing newline)."""
@@ -251,10 +252,21 @@ class Normalizer:
         tenant = obj.get("tenantId", obj.get("tenant_id"))
         return self._build(log_id, key, ms, payload, tenant if isinstance(tenant, str) else None)
 
+    def _event_parts(self, key: str, outcome: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+        """(family, categories, types) of a key and outcome, cached: keys repeat endlessly."""
+        parts = self._events.get((key, outcome))
+        if parts is None:
+            category, type_ = categorize(key, outcome)
+            parts = (family(key), category, type_)
+            if len(self._events) < 20_000:  # keys may be made up by callers: stay bounded
+                self._events[(key, outcome)] = parts
+        return parts
+
     def _build(self, log_id: str, key: str, ms: int, payload: dict[str, Any], tenant: str | None) -> Document:
-        result = payload.get("result")
+        get = payload.get
+        result = get("result")
         outcome = "success" if result == "Success" else "failure" if result == "Error" else "unknown"
-        category, type_ = categorize(key, outcome)
+        fam, category, type_ = self._event_parts(key, outcome)
         ts = format_ms(ms)
         event: dict[str, Any] = {
             "id": log_id,
@@ -263,50 +275,68 @@ class Normalizer:
             "kind": "event",
             "module": "logto",
             "dataset": "logto.audit",
-            "type": list(type_),
+            "type": [*type_],
         }
         if category:
-            event["category"] = list(category)
+            event["category"] = [*category]
         doc: dict[str, Any] = {"@timestamp": ts, "event": event}
-        logto: dict[str, Any] = {"family": family(key)}
-        tags: list[str] = []
+        logto: dict[str, Any] = {"family": fam}
+        tags: list[str] | None = None
 
         if "error" in payload:
             decoded, err = _error_fields(payload["error"])
             if decoded is not payload["error"]:
                 payload = {**payload, "error": decoded}
+                get = payload.get
             if err:
                 doc["error"] = err
-        masked, _ = self.masker.mask(payload)
+        masked = self.masker.mask(payload)[0]
 
         if tenant:
             doc["organization"] = {"id": tenant}
             logto["tenant_id"] = tenant
-        if user_id := _str(payload.get("userId")):
+        user_id = get("userId")
+        if type(user_id) is str and user_id:
             doc["user"] = {"id": user_id}
-        raw_ip = payload.get("ip")
-        if isinstance(raw_ip, str) and raw_ip:
-            ip = normalize_ip(raw_ip)
+        raw_ip = get("ip")
+        if type(raw_ip) is str and raw_ip:
+            ip = self._ip(raw_ip)
             if ip is None:
                 logto["ip"] = raw_ip
-                tags.append("logto_invalid_ip")
+                tags = ["logto_invalid_ip"]
             else:
                 doc["source"] = {"ip": ip}
                 doc["client"] = {"ip": ip}
-        if geo := _geo(payload.get("signInContext")):
+        ctx = get("signInContext")
+        if ctx is not None and (geo := _geo(ctx)):
             doc.setdefault("source", {})["geo"] = geo
-        if ua := _user_agent(payload):
+        if ("userAgent" in payload or "userAgentParsed" in payload) and (ua := _user_agent(payload)):
             doc["user_agent"] = ua
-        for src, dst in (
-            ("applicationId", "application_id"),
-            ("sessionId", "session_id"),
-            ("interactionEvent", "interaction_event"),
-            ("hookId", "hook_id"),
-        ):
-            if v := _str(payload.get(src)):
+        for src, dst in _LOGTO_IDS:
+            v = get(src)
+            if type(v) is str and v:
                 logto[dst] = v
         logto["payload"] = masked
         doc["logto"] = logto
         if tags:
             doc["tags"] = tags
         return Document(log_id, ts, ms, doc)
+
+    def _ip(self, raw: str) -> str | None:
+        """``normalize_ip``, cached: clients come back (bounded, since the text is the client's)."""
+        cache = self._ips
+        if raw in cache:
+            return cache[raw]
+        ip = normalize_ip(raw)
+        if len(cache) >= 50_000:
+            cache.clear()
+        cache[raw] = ip
+        return ip
+
+
+_LOGTO_IDS = (
+    ("applicationId", "application_id"),
+    ("sessionId", "session_id"),
+    ("interactionEvent", "interaction_event"),
+    ("hookId", "hook_id"),
+)

@@ -112,25 +112,28 @@ class Masker:
         n = 0
         verdicts = self._verdicts
         for k, v in value.items():
+            if v is None or v is True or v is False:
+                continue  # booleans and nulls reveal nothing
             verdict = verdicts.get(k)
             if verdict is None:
                 verdict = self._verdict(k)
-            new = v
-            if v is None or v is True or v is False:
-                pass  # booleans and nulls reveal nothing
-            elif verdict == _SECRET or (in_params and self._params_secret(k)):
-                new = MASK
+            if verdict == _SECRET or (in_params and self._params_secret(k)):
+                new: Any = MASK
                 n += 1
-            elif type(v) is dict:
-                new, m = self._mask_dict(v, verdict == _CONTAINER)
+            else:
+                t = type(v)
+                if t is dict:
+                    new, m = self._mask_dict(v, verdict == _CONTAINER)
+                elif t is list:
+                    new, m = self._mask_list(v, verdict == _CONTAINER)
+                else:
+                    continue
+                if new is v:
+                    continue
                 n += m
-            elif type(v) is list:
-                new, m = self._mask_list(v, verdict == _CONTAINER)
-                n += m
-            if new is not v:
-                if out is None:
-                    out = dict(value)
-                out[k] = new
+            if out is None:
+                out = dict(value)
+            out[k] = new
         return (value if out is None else out), n
 
     def _mask_list(self, value: list[Any], in_params: bool) -> tuple[list[Any], int]:

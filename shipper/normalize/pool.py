@@ -9,7 +9,7 @@ does the message framing.
 Order: requests go round-robin and each worker answers its own in order, so the oldest ticket
 is always the next answer of its worker. A worker that dies is restarted and its unanswered
 requests are sent again; a request that has killed a worker twice is normalized in-process
-(it still gets an answer, and the same one: both paths run ``normalize_lines``).
+(it still gets an answer, and the same one: both paths run ``encode``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from multiprocessing.connection import Connection
 from shipper.metrics import METRICS
 from shipper.normalize.document import Normalizer
 from shipper.normalize.mask import MaskRules
-from shipper.normalize.worker import Result, normalize_lines
+from shipper.normalize.worker import Encoded, encode
+from shipper.sinks.base import Framer
 
 log = logging.getLogger(__name__)
 PIPE_SIZE = 1 << 20  # fewer wake-ups per ~1 MB request (Linux caps it at pipe-max-size)
@@ -48,7 +49,7 @@ class Ticket:
     payload: bytes
     count: int  # lines in the request
     attempts: int = 1
-    result: list[Result] | None = None
+    result: Encoded | None = None
 
 
 @dataclass(eq=False)
@@ -69,10 +70,16 @@ class NormalizerPool:
     """``submit`` lines, then ``ready``/``result`` answers in submission order."""
 
     def __init__(
-        self, workers: int, rules: MaskRules, max_line_bytes: int, command: list[str] | None = None
+        self,
+        workers: int,
+        rules: MaskRules,
+        max_line_bytes: int,
+        frame: Framer,
+        command: list[str] | None = None,
     ) -> None:
         self._command = command or [sys.executable, "-m", "shipper.normalize.worker"]
-        self._init = pickle.dumps((rules, max_line_bytes))
+        self._init = pickle.dumps((rules, max_line_bytes, frame))
+        self._frame = frame
         self._fallback = Normalizer(rules, max_line_bytes)
         self._workers = [self._start() for _ in range(workers)]
         # Also when a runner is dropped without shutdown (a crash in tests, an exception at start).
@@ -137,7 +144,7 @@ class NormalizerPool:
         except OSError:
             return True  # broken: ``result`` restarts the worker
 
-    def result(self) -> list[Result]:
+    def result(self) -> Encoded:
         """The oldest request's answer, waiting for it if needed."""
         t = self._tickets[0]
         while t.result is None:
@@ -163,7 +170,7 @@ class NormalizerPool:
             t.attempts += 1
             if t.attempts > MAX_ATTEMPTS:
                 log.error("a request of %d lines crashed workers twice; normalizing it in-process", t.count)
-                t.result = normalize_lines(self._fallback, t.payload.split(b"\n")[:-1])
+                t.result = encode(t.payload.split(b"\n")[:-1], self._fallback.line, self._frame)
             else:
                 self._send(t)
 

@@ -1,9 +1,9 @@
-"""A normalizer process: lines in, serialized documents or rejections out (``NormalizerPool``).
+"""A normalizer process: lines in, framed documents and rejections out (``NormalizerPool``).
 
 Started as ``python -m shipper.normalize.worker READ_FD WRITE_FD``; imports only what
 normalizing needs, so each worker costs ~20 MB. Requests are newline-terminated lines; each reply is
-a pickled list with one entry per line: ``(id, epoch_ms, json_bytes)`` for a document,
-``(reason, detail)`` for a rejection. A reader thread takes requests off the pipe as they come,
+a pickled ``Encoded``: the documents framed for the output in one block, where each one is,
+and the lines rejected. A reader thread takes requests off the pipe as they come,
 so the parent can queue the next request while this one is being answered (no pipe deadlock).
 """
 
@@ -15,37 +15,46 @@ import pickle
 import queue
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
 import orjson
 
-from shipper.normalize.document import Document, Normalizer
+from shipper.normalize.document import Document, Normalizer, Rejection
+from shipper.sinks.base import DocRef, Framer
 
-Result = tuple[str, int, bytes] | tuple[str, str]
+Reject = tuple[int, str, str]  # (index of the input, reason, detail)
+Encoded = tuple[bytes, list[DocRef], list[Reject]]  # a Segment's fields, and the rejects
 
 
-def normalize_lines(
-    normalizer: Normalizer, lines: list[bytes], enrich: Callable[[dict[str, Any]], None] | None = None
-) -> list[Result]:
-    """The per-line loop of workers and of the main process alike, so both give the same answers."""
-    out: list[Result] = []
-    line = normalizer.line
+def encode(
+    inputs: Sequence[Any],
+    normalize: Callable[[Any], Document | Rejection],
+    frame: Framer,
+    enrich: Callable[[dict[str, Any]], None] | None = None,
+) -> Encoded:
+    """Normalize, serialize and frame each input: the per-record loop, run by workers and by
+    the main process alike, so both give the same answers."""
+    parts: list[bytes] = []
+    docs: list[DocRef] = []
+    rejects: list[Reject] = []
     dumps = orjson.dumps
-    for raw in lines:
+    for i, x in enumerate(inputs):
         try:
-            r = line(raw)
-        except Exception as exc:  # a normalizer bug must cost one line, not the process
-            out.append(("internal_error", f"normalizer failed: {type(exc).__name__}"))
+            r = normalize(x)
+        except Exception as exc:  # a normalizer bug must cost one record, not the process
+            rejects.append((i, "internal_error", f"normalizer failed: {type(exc).__name__}"))
             continue
         if type(r) is Document:
             if enrich is not None:
                 enrich(r.body)
-            out.append((r.id, r.epoch_ms, dumps(r.body)))
+            b = frame(r.id, r.epoch_ms, dumps(r.body))
+            parts.append(b)
+            docs.append((r.id, r.epoch_ms, len(b)))
         else:
-            out.append((r.reason, r.detail))  # type: ignore[union-attr]
-    return out
+            rejects.append((i, r.reason, r.detail))  # type: ignore[union-attr]
+    return b"".join(parts), docs, rejects
 
 
 def _read_requests(conn: Connection, q: queue.SimpleQueue[bytes | None]) -> None:
@@ -58,7 +67,7 @@ def _read_requests(conn: Connection, q: queue.SimpleQueue[bytes | None]) -> None
 
 def serve(rfd: int, wfd: int) -> None:
     rx, tx = Connection(rfd, writable=False), Connection(wfd, readable=False)
-    rules, max_line_bytes = pickle.loads(rx.recv_bytes())
+    rules, max_line_bytes, frame = pickle.loads(rx.recv_bytes())
     normalizer = Normalizer(rules, max_line_bytes)
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)  # see shipper.daemon.tune_gc
@@ -66,7 +75,7 @@ def serve(rfd: int, wfd: int) -> None:
     threading.Thread(target=_read_requests, args=(rx, requests), daemon=True).start()
     while (req := requests.get()) is not None:
         lines = req.split(b"\n")[:-1]  # every line arrives newline-terminated
-        tx.send_bytes(pickle.dumps(normalize_lines(normalizer, lines), protocol=pickle.HIGHEST_PROTOCOL))
+        tx.send_bytes(pickle.dumps(encode(lines, normalizer.line, frame), protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def main(argv: list[str]) -> Any:

@@ -19,12 +19,12 @@ import orjson
 from shipper.deadletter import DeadLetterFile, entry
 from shipper.framing import Frame
 from shipper.metrics import METRICS
-from shipper.normalize import Document, Normalizer
+from shipper.normalize import Normalizer
 from shipper.normalize.pool import NormalizerPool, Ticket
-from shipper.normalize.worker import Result, normalize_lines
+from shipper.normalize.worker import Encoded, encode
 from shipper.pipeline.acks import AckTracker
 from shipper.pipeline.checkpoint import CheckpointStore
-from shipper.sinks.base import Batch, Encoded, Sink
+from shipper.sinks.base import Batch, Segment, Sink
 from shipper.sources import Chunk, Source
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,6 @@ class Runner:
         self._source_of: dict[str, Source] = {}
         self._seq = 0
         self._batch = Batch(0)
-        self._batch_bytes = 0
         self._batch_started: float | None = None
         self.stop = threading.Event()
         self.reload = threading.Event()  # run() returns so the daemon can swap the config
@@ -115,34 +114,30 @@ class Runner:
         mark = len(dead)
         sent = self._screen(chunk, dead)
         enrich = self.enricher.apply if self.enricher is not None else None
+        frame = self.sink.framer
         if sent:
-            results = normalize_lines(self.normalizer, [f.raw for f in sent], enrich)
-            self._place(chunk, sent, results, dead, mark)
-        docs, dumps = self._batch.docs, orjson.dumps
-        for rec in chunk.records:
-            result = self.normalizer.record(rec)
-            if isinstance(result, Document):
-                if enrich is not None:
-                    enrich(result.body)
-                docs.append(Encoded(result.id, result.epoch_ms, dumps(result.body)))
-            else:
-                raw = orjson.dumps(rec, default=str)
-                dead.append(entry(chunk.name, None, result.reason, result.detail, raw))
+            encoded = encode([f.raw for f in sent], self.normalizer.line, frame, enrich)
+            self._place(chunk, sent, encoded, dead, mark)
+        if chunk.records:
+            data, docs, rejects = encode(chunk.records, self.normalizer.record, frame, enrich)
+            if docs:
+                self._batch.add(Segment(data, docs))
+            for i, reason, detail in rejects:
+                raw = orjson.dumps(chunk.records[i], default=str)
+                dead.append(entry(chunk.name, None, reason, detail, raw))
         self._batch.positions[chunk.stream] = chunk.position
 
     def _place(
-        self, chunk: Chunk, sent: list[Frame], results: list[Result], dead: list[dict[str, Any]], mark: int
+        self, chunk: Chunk, sent: list[Frame], encoded: Encoded, dead: list[dict[str, Any]], mark: int
     ) -> None:
         """Documents into the batch; rejections into ``dead[mark:]``, this chunk's, in file order."""
-        docs, size, screened = self._batch.docs, 0, len(dead) > mark
-        for f, r in zip(sent, results, strict=True):
-            if len(r) == 3:
-                docs.append(Encoded(*r))
-                size += f.length
-            else:
-                dead.append(entry(chunk.name, f.start, r[0], r[1], f.raw))
-        self._batch_bytes += size
-        if screened:  # over-long lines were set aside before these
+        data, docs, rejects = encoded
+        if docs:
+            self._batch.add(Segment(data, docs))
+        for i, reason, detail in rejects:
+            f = sent[i]
+            dead.append(entry(chunk.name, f.start, reason, detail, f.raw))
+        if rejects and len(dead) > mark + len(rejects):  # over-long lines were set aside first
             dead[mark:] = sorted(dead[mark:], key=lambda d: d["offset"])
 
     def _ingest(self, chunks: list[Chunk], source: Source) -> None:
@@ -179,7 +174,7 @@ class Runner:
             if p.ticket is not None and not block and not self.pool.ready():  # type: ignore[union-attr]
                 break
             count = p.ticket.count if p.ticket is not None else 0
-            if self._batch.docs and len(self._batch.docs) + count > self.limits.max_docs:
+            if self._batch.count and self._batch.count + count > self.limits.max_docs:
                 if self.acks.in_flight >= self.sink.max_in_flight:
                     break  # the output is full: leave answers in the pipe (backpressure)
                 self._submit()
@@ -208,19 +203,18 @@ class Runner:
         if not b.positions:
             return False
         return (
-            len(b.docs) >= self.limits.max_docs
-            or self._batch_bytes >= self.limits.max_bytes
+            b.count >= self.limits.max_docs
+            or b.size >= self.limits.max_bytes
             or (self._batch_started is not None and now - self._batch_started >= self.limits.max_wait)
         )
 
     def _submit(self) -> None:
         batch = self._batch
         self.acks.register(batch.seq, batch.positions)
-        METRICS.inc("records_normalized_total", len(batch.docs))
+        METRICS.inc("records_normalized_total", batch.count)
         self.sink.submit(batch)
         self._seq += 1
         self._batch = Batch(self._seq)
-        self._batch_bytes = 0
         self._batch_started = None
 
     def _settle(self, timeout: float = 0.0) -> int:
@@ -245,7 +239,7 @@ class Runner:
         pool = self.pool
         if self.acks.in_flight < self.sink.max_in_flight:
             if pool is None:
-                room = self.limits.max_docs - len(self._batch.docs)
+                room = self.limits.max_docs - self._batch.count
             else:
                 read = self._drain_pool(block=False)
                 # Half-batch requests, at most two queued per worker: workers never wait for

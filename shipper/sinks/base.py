@@ -5,15 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+DocRef = tuple[str, int, int]  # (id, epoch_ms, length of its framed bytes)
+
 
 @dataclass(slots=True)
-class Encoded:
-    """A normalized document as outputs receive it: serialized once, by the normalize stage
-    (possibly in a worker process), so sinks only frame bytes."""
+class Segment:
+    """Documents framed for the output, back to back in one block.
 
-    id: str
-    epoch_ms: int
-    source: bytes  # the JSON body, exactly what is indexed under ``_id = id``
+    Outputs send blocks as they are; ``docs`` finds one document again (id, time, where) only
+    when it alone is refused or must be retried. Built by the normalize stage, possibly in a
+    worker process, so the main process never touches documents one by one.
+    """
+
+    data: bytes
+    docs: list[DocRef]
+
+
+class Framer(Protocol):
+    """How an output wants one document framed (picklable: workers get a copy)."""
+
+    def __call__(self, doc_id: str, epoch_ms: int, source: bytes) -> bytes: ...
 
 
 @dataclass(slots=True)
@@ -21,12 +32,26 @@ class Batch:
     """Documents sent together; ``positions`` is, per stream, where to resume once it is final."""
 
     seq: int
-    docs: list[Encoded] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
+    count: int = 0  # documents
+    size: int = 0  # framed bytes
     positions: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, seg: Segment) -> None:
+        self.segments.append(seg)
+        self.count += len(seg.docs)
+        self.size += len(seg.data)
+
+    def data(self) -> bytes:
+        return b"".join([s.data for s in self.segments])
 
 
 class Sink(Protocol):
     max_in_flight: int
+
+    @property
+    def framer(self) -> Framer:
+        """How this output wants documents framed (the normalize stage applies it)."""
 
     def submit(self, batch: Batch) -> None:
         """Start delivering ``batch``. Callers keep at most ``max_in_flight`` batches pending."""

@@ -9,18 +9,16 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from shipper.sinks.base import Batch
+from shipper.sinks.framers import NdjsonFramer
 
 log = logging.getLogger(__name__)
-
-
-def ndjson(batch: Batch) -> bytes:
-    return b"".join(d.source + b"\n" for d in batch.docs)
 
 
 class _SyncSink:
     """Delivers inside ``submit``; completions are reported on the next ``completed`` call."""
 
     max_in_flight = 1
+    framer = NdjsonFramer()
 
     def __init__(self) -> None:
         self._done: list[int] = []
@@ -29,8 +27,8 @@ class _SyncSink:
         raise NotImplementedError
 
     def submit(self, batch: Batch) -> None:
-        if batch.docs:
-            self._deliver(ndjson(batch))
+        if batch.count:
+            self._deliver(batch.data())
         self._done.append(batch.seq)
 
     def completed(self, timeout: float = 0.0) -> list[int]:

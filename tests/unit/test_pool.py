@@ -12,19 +12,26 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.generate import lines as generated_lines
+from shipper.indexing import IndexNamer
 from shipper.metrics import METRICS
 from shipper.normalize import Normalizer
 from shipper.normalize.mask import DEFAULT_RULES
 from shipper.normalize.pool import NormalizerPool
-from shipper.normalize.worker import normalize_lines
+from shipper.normalize.worker import encode
+from shipper.sinks.framers import BulkFramer
 
 RULES = DEFAULT_RULES.extended(contain=["ssn"])  # extra rules must reach the workers
 LOCAL = Normalizer(RULES, 4096)
+FRAME = BulkFramer(IndexNamer("logto-audit", "default"))
+
+
+def local(lines):
+    return encode(lines, LOCAL.line, FRAME)
 
 
 @pytest.fixture(scope="module")
 def pool():
-    p = NormalizerPool(2, RULES, 4096)
+    p = NormalizerPool(2, RULES, 4096, FRAME)
     yield p
     p.close()
 
@@ -46,11 +53,12 @@ def test_same_answers_as_in_process_and_in_order(pool):
         pool.submit(c)
     assert len(pool) == len(chunks) and pool.pending_lines == len(lines)
     got = [pool.result() for _ in chunks]
-    assert got == [normalize_lines(LOCAL, c) for c in chunks]
+    assert got == [local(c) for c in chunks]
     assert len(pool) == 0 and pool.pending_lines == 0
-    flat = [r for part in got for r in part]
-    assert b"123-45-6789" not in b"".join(r[2] for r in flat if len(r) == 3)
-    assert {r[0] for r in flat if len(r) == 2} >= {"invalid_json", "invalid_utf8", "not_an_object"}
+    data = b"".join(g[0] for g in got)
+    assert b"123-45-6789" not in data and data.count(b'{"create":') == sum(len(g[1]) for g in got)
+    assert sum(len(g[1]) + len(g[2]) for g in got) == len(lines)
+    assert {r[1] for g in got for r in g[2]} >= {"invalid_json", "invalid_utf8", "not_an_object"}
 
 
 @settings(max_examples=40, deadline=None)
@@ -58,11 +66,11 @@ def test_same_answers_as_in_process_and_in_order(pool):
 def test_any_bytes_answered_like_in_process(pool, requests):
     for r in requests:
         pool.submit(r)
-    assert [pool.result() for _ in requests] == [normalize_lines(LOCAL, r) for r in requests]
+    assert [pool.result() for _ in requests] == [local(r) for r in requests]
 
 
 def test_killed_worker_is_restarted_and_its_requests_answered():
-    p = NormalizerPool(2, RULES, 4096)
+    p = NormalizerPool(2, RULES, 4096, FRAME)
     try:
         lines = mixed_lines(200)
         chunks = [lines[i : i + 20] for i in range(0, len(lines), 20)]
@@ -73,7 +81,7 @@ def test_killed_worker_is_restarted_and_its_requests_answered():
             p.submit(c)
         os.kill(victim.pid, signal.SIGKILL)
         got = [p.result() for _ in chunks]
-        assert got == [normalize_lines(LOCAL, c) for c in chunks]
+        assert got == [local(c) for c in chunks]
         assert METRICS.get("worker_restarts_total") - before == 1
         assert p._workers[0].proc.pid != victim.pid and p._workers[0].proc.poll() is None
     finally:
@@ -82,19 +90,19 @@ def test_killed_worker_is_restarted_and_its_requests_answered():
 
 def test_requests_that_keep_killing_workers_fall_back_in_process():
     # Workers that die at once: every request is retried, then normalized in-process.
-    p = NormalizerPool(1, RULES, 4096, command=[sys.executable, "-c", "import os; os._exit(3)"])
+    p = NormalizerPool(1, RULES, 4096, FRAME, command=[sys.executable, "-c", "import os; os._exit(3)"])
     try:
         lines = mixed_lines(50)
         p.submit(lines[:10])
         p.submit(lines[10:])
-        assert p.result() == normalize_lines(LOCAL, lines[:10])
-        assert p.result() == normalize_lines(LOCAL, lines[10:])
+        assert p.result() == local(lines[:10])
+        assert p.result() == local(lines[10:])
     finally:
         p.close()
 
 
 def test_close_stops_every_worker():
-    p = NormalizerPool(2, RULES, 4096)
+    p = NormalizerPool(2, RULES, 4096, FRAME)
     procs = [w.proc for w in p._workers]
     p.submit([b"{}"])
     p.close()

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from elastic_transport import ConnectionError as TransportConnectionError
-from elastic_transport import ConnectionTimeout, NdjsonSerializer, TransportError
+from elastic_transport import ConnectionTimeout, NdjsonSerializer, OrjsonSerializer, TransportError
 from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch
 
 from shipper.config import ElasticsearchOutputConfig
@@ -55,9 +55,11 @@ class RawNdjsonSerializer(NdjsonSerializer):
         return super().dumps(data)
 
 
-RAW_NDJSON = {
+RAW_NDJSON: dict[str, Any] = {
     m: RawNdjsonSerializer() for m in ("application/x-ndjson", "application/vnd.elasticsearch+x-ndjson")
 }
+# Bulk answers carry one status per document: orjson parses them ~5x faster than json.
+RAW_NDJSON |= {m: OrjsonSerializer() for m in ("application/json", "application/vnd.elasticsearch+json")}
 
 
 def make_client(cfg: ElasticsearchOutputConfig, **overrides: Any) -> Elasticsearch:

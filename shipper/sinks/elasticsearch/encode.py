@@ -5,13 +5,10 @@ from __future__ import annotations
 import gzip
 from dataclasses import dataclass
 
-import orjson
 from isal import igzip, isal_zlib
 
 from shipper.indexing import IndexNamer
-from shipper.sinks.base import Encoded
-
-_CREATE = b'{"create":{"_index":"'
+from shipper.sinks.base import Segment
 
 
 @dataclass(slots=True)
@@ -25,14 +22,14 @@ class Item:
         return len(self.lines)
 
 
-def encode(docs: list[Encoded], namer: IndexNamer) -> list[Item]:
+def items(segments: list[Segment], namer: IndexNamer) -> list[Item]:
+    """The documents of framed blocks one by one (only needed when some were refused)."""
     out = []
-    dumps = orjson.dumps
-    for d in docs:
-        index = namer(d.epoch_ms)
-        # op_type create + _id = event.id: a replay is answered 409, never indexed twice.
-        action = _CREATE + index.encode() + b'","_id":' + dumps(d.id) + b"}}\n"
-        out.append(Item(d.id, index, action + d.source + b"\n"))
+    for seg in segments:
+        data, off = seg.data, 0
+        for doc_id, epoch_ms, n in seg.docs:
+            out.append(Item(doc_id, namer(epoch_ms), data[off : off + n]))
+            off += n
     return out
 
 

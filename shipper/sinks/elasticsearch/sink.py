@@ -25,7 +25,7 @@ from shipper.deadletter import DeadLetterFile
 from shipper.es_setup import setup
 from shipper.indexing import IndexNamer
 from shipper.metrics import METRICS
-from shipper.sinks.base import Batch
+from shipper.sinks.base import Batch, Segment
 from shipper.sinks.elasticsearch.client import (
     RAW_NDJSON,
     ApiError,
@@ -35,11 +35,15 @@ from shipper.sinks.elasticsearch.client import (
     describe,
     make_client,
 )
-from shipper.sinks.elasticsearch.encode import Item, body, compress, encode
+from shipper.sinks.elasticsearch.encode import Item, body, compress, items
 from shipper.sinks.elasticsearch.retry import Backoff, Outcome, classify
+from shipper.sinks.framers import BulkFramer
 
 log = logging.getLogger(__name__)
 FILTER = "errors,items.*.status,items.*.error.type,items.*.error.reason"
+
+
+ALL_DELIVERED: list[dict[str, Any]] = []  # ``_bulk``: every item 2xx (compared by identity)
 
 
 class Abandoned(Exception):
@@ -61,6 +65,7 @@ class ElasticsearchSink:
         self.index_cfg = index
         self.max_in_flight = out.max_in_flight
         self.namer = IndexNamer(index.prefix, index.namespace, index.granularity)
+        self.framer = BulkFramer(self.namer)
         self.dl_index = f"{index.prefix}-deadletter-{index.namespace}"
         self.backoff = Backoff(out.retry_initial_backoff, out.retry_max_backoff)
         self.gzip_level = out.gzip_level if out.gzip else 0
@@ -92,8 +97,7 @@ class ElasticsearchSink:
     # -- Sink protocol ---------------------------------------------------------------------
 
     def submit(self, batch: Batch) -> None:
-        items = encode(batch.docs, self.namer)
-        self._pool.submit(self._run, batch.seq, items)
+        self._pool.submit(self._run, batch.seq, batch.segments, batch.count)
 
     def completed(self, timeout: float = 0.0) -> list[int]:
         out = []
@@ -116,11 +120,11 @@ class ElasticsearchSink:
 
     # -- delivery --------------------------------------------------------------------------
 
-    def _run(self, seq: int, items: list[Item]) -> None:
+    def _run(self, seq: int, segments: list[Segment], count: int) -> None:
         try:
-            if items:
+            if count:
                 self._ensure_setup()
-                self._deliver(items)
+                self._deliver_blocks(segments, count)
             self._done.put(seq)
         except Abandoned:
             log.info("batch %d abandoned at shutdown; it will be read again", seq)
@@ -154,12 +158,12 @@ class ElasticsearchSink:
             self._sleep(attempt)
             attempt += 1
 
-    def _bulk(self, items: list[Item]) -> list[dict[str, Any]] | None:
-        """One request; per-item results, or None when the whole request must be retried."""
+    def _bulk(self, payload: bytes, count: int) -> list[dict[str, Any]] | None:
+        """One request of ``count`` documents; per-item results, ``ALL_DELIVERED``, or None when
+        the whole request must be retried."""
         started = time.monotonic()
         METRICS.inc("bulk_requests_total")
         try:
-            payload = body(items)
             if self.gzip_level:
                 resp = self._gzip_client.bulk(
                     operations=compress(payload, self.gzip_level), filter_path=FILTER
@@ -167,7 +171,7 @@ class ElasticsearchSink:
             else:
                 resp = self.client.bulk(operations=payload, filter_path=FILTER)
         except ApiError as exc:
-            if exc.meta.status == 413 and len(items) > 1:
+            if exc.meta.status == 413 and count > 1:
                 raise _TooLarge from None
             if classify(exc.meta.status) is Outcome.REJECTED and exc.meta.status not in (401, 403):
                 # The request itself was refused (not retryable): every item is dead-lettered.
@@ -176,7 +180,7 @@ class ElasticsearchSink:
                         "status": exc.meta.status,
                         "error": {"type": str(exc.error), "reason": describe(exc)},
                     }
-                    for _ in items
+                    for _ in range(count)
                 ]
             self._note_error(describe(exc))
             METRICS.inc("bulk_request_failures_total")
@@ -187,45 +191,76 @@ class ElasticsearchSink:
             return None
         finally:
             METRICS.observe("bulk_latency_seconds", time.monotonic() - started)
-        results = [next(iter(i.values())) for i in resp.get("items", [])]
-        if len(results) != len(items):
-            self._note_error(f"bulk answered {len(results)} items for {len(items)} sent")
+        answered = resp.get("items", [])
+        if len(answered) != count:
+            self._note_error(f"bulk answered {len(answered)} items for {count} sent")
             return None
         if self._last_error is not None:
             log.info("Elasticsearch: delivering again")
             self._last_error = None
         METRICS.set("last_delivery_timestamp_seconds", time.time())
-        return results
+        if resp.get("errors") is False:  # every item 2xx: no need to look at each
+            return ALL_DELIVERED
+        return [next(iter(i.values())) for i in answered]
 
-    def _deliver(self, items: list[Item]) -> None:
-        pending = items
+    def _deliver_blocks(self, segments: list[Segment], count: int) -> None:
+        """The batch as framed, in one request; one by one only what was refused or retried."""
+        payload = b"".join([seg.data for seg in segments])
         attempt = 0
-        while pending:
+        while True:
             if self._closing.is_set():
                 raise Abandoned
             try:
-                results = self._bulk(pending)
+                results = self._bulk(payload, count)
             except _TooLarge:
-                half = len(pending) // 2
-                log.info("bulk request too large (413); splitting %d items", len(pending))
-                self._deliver(pending[:half])
-                pending = pending[half:]
-                continue
+                self._deliver(items(segments, self.namer))  # splits until the halves fit
+                return
             if results is None:
                 self._sleep(attempt)
                 attempt += 1
                 continue
+            if results is ALL_DELIVERED:
+                METRICS.inc("docs_indexed_total", count)
+            else:
+                self._deliver(items(segments, self.namer), results)
+            return
+
+    def _deliver(self, pending: list[Item], results: list[dict[str, Any]] | None = None) -> None:
+        """Until every item is final; ``results`` answers a first request already made."""
+        attempt = 0
+        while pending:
+            if results is None:
+                if self._closing.is_set():
+                    raise Abandoned
+                try:
+                    results = self._bulk(body(pending), len(pending))
+                except _TooLarge:
+                    half = len(pending) // 2
+                    log.info("bulk request too large (413); splitting %d items", len(pending))
+                    self._deliver(pending[:half])
+                    pending = pending[half:]
+                    continue
+                if results is None:
+                    self._sleep(attempt)
+                    attempt += 1
+                    continue
+            if results is ALL_DELIVERED:
+                METRICS.inc("docs_indexed_total", len(pending))
+                return
             retry, rejected = [], []
+            indexed = duplicate = 0
             for item, res in zip(pending, results, strict=True):
                 outcome = classify(int(res.get("status", 500)))
                 if outcome is Outcome.DELIVERED:
-                    METRICS.inc("docs_indexed_total")
+                    indexed += 1
                 elif outcome is Outcome.DUPLICATE:
-                    METRICS.inc("docs_duplicate_total")
+                    duplicate += 1
                 elif outcome is Outcome.RETRY:
                     retry.append(item)
                 else:
                     rejected.append((item, res))
+            METRICS.inc("docs_indexed_total", indexed)  # once per request: the lock is not free
+            METRICS.inc("docs_duplicate_total", duplicate)
             if rejected:
                 self._dead_letter(rejected)
             if retry:
@@ -239,6 +274,7 @@ class ElasticsearchSink:
                 attempt += 1
             else:
                 pending = []
+            results = None
 
     def _dead_letter(self, rejected: list[tuple[Item, dict[str, Any]]]) -> None:
         """Keep refused documents whole; only after they are safe do they count as done."""
