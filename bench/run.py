@@ -6,7 +6,8 @@ Measures (median of --runs, with min-max): the raw limit (read + parse + seriali
 the sink's own capacity, the hand-written Python baseline (json and orjson), logto-shipper,
 and, with --peers, rsyslog and syslog-ng via ../shared/bench/peers (when installed).
 Every shipper is timed the same way: from process start to the last document at the sink;
-CPU is user+system of the process and its children; memory is its peak RSS.
+CPU is user+system of the process and all its descendants (normalizer workers included);
+memory is the sum of their peak RSS.
 """
 
 from __future__ import annotations
@@ -90,16 +91,44 @@ class Sink:
         self.proc.wait()
 
 
-def proc_cpu_rss(pid: int) -> tuple[float, float]:
+def _stat(pid: int) -> tuple[int, float]:
+    """(parent pid, CPU seconds incl. waited-for children) of one process."""
     with open(f"/proc/{pid}/stat") as f:
         st = f.read()
     fields = st[st.rindex(")") + 2 :].split()
-    cpu = sum(int(x) for x in fields[11:15]) / TCK
-    rss = 0.0
+    return int(fields[1]), sum(int(x) for x in fields[11:15]) / TCK
+
+
+def _hwm_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmHWM:"):
-                rss = int(line.split()[1]) / 1024
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def tree_cpu_rss(pid: int) -> tuple[float, float]:
+    """CPU seconds and peak RSS (MB) of a process and all its descendants (worker processes
+    included while they run). RSS is the sum of each process's peak: an upper bound, since
+    pages shared between them are counted once per process."""
+    tree, frontier = [pid], [pid]
+    while frontier:  # /proc/PID/task/TID/children: no scan of every process on the machine
+        p = frontier.pop()
+        try:
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{tid}/children") as f:
+                    kids = [int(k) for k in f.read().split()]
+                tree += kids
+                frontier += kids
+        except OSError:
+            continue
+    cpu = rss = 0.0
+    for p in tree:
+        try:
+            cpu += _stat(p)[1]
+            rss += _hwm_mb(p)
+        except (OSError, ValueError, IndexError):
+            continue
     return cpu, rss
 
 
@@ -113,11 +142,13 @@ def measure(
     )
     cpu = rss = 0.0
     status = "ok"
+    polls = 0
     while True:
         time.sleep(0.05)
         st = sink.stats()
-        if p.poll() is None:
-            cpu, rss = proc_cpu_rss(p.pid)
+        polls += 1
+        if p.poll() is None and (polls % 10 == 0 or st["docs"] >= expect):
+            cpu, rss = tree_cpu_rss(p.pid)  # every 0.5 s: the measuring must not cost much CPU
         if st["docs"] >= expect:
             break
         if p.poll() is not None:
@@ -127,7 +158,7 @@ def measure(
             status = "timeout"
             break
     if p.poll() is None:
-        cpu, rss = proc_cpu_rss(p.pid)
+        cpu, rss = tree_cpu_rss(p.pid)
         p.send_signal(signal.SIGTERM)
         try:
             p.wait(60)
@@ -208,6 +239,83 @@ gzip = true
     return cfg
 
 
+SHIPPER = "logto-shipper run (normalize + mask + gzip + create/_id)"
+
+
+def outage_memory(sink: Sink, exe: str, out: Path, backlog: int) -> dict[str, Any]:
+    """Output down (every ``_bulk`` answered 503) while ``backlog`` bytes are appended to the input;
+    peak RSS of the shipper's processes sampled throughout; then the output comes back and every
+    line must arrive."""
+    src = out / f"outage-{backlog >> 20}mb.jsonl"
+    if not src.exists():
+        print(f"generating {backlog >> 20} MB of records -> {src}", file=sys.stderr)
+        n, per = 0, 843
+        while True:  # generate in steps until big enough (record sizes vary with the mix)
+            n = max(n * 2, backlog // per + 1000)
+            generate(src, n)
+            if src.stat().st_size >= backlog:
+                break
+    with open(src, "rb") as fh:
+        lines = sum(1 for _ in fh)
+    sink.reset()
+    urllib.request.urlopen(urllib.request.Request(sink.url + "/_sink_down", method="POST"), timeout=5).read()
+    samples: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        log_path = Path(tmp) / "backlog.jsonl"
+        log_path.touch()
+        cfg = shipper_config(Path(tmp), log_path, sink.url)
+        p = subprocess.Popen(
+            [exe, "--config", str(cfg), "--log-level", "warning", "run"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        t0 = time.time()
+        try:
+            with open(src, "rb") as fin, open(log_path, "ab") as fout:
+                while block := fin.read(8 << 20):  # ~8 MB at a time, as a busy Logto would
+                    fout.write(block)
+                    fout.flush()
+                    samples.append(tree_cpu_rss(p.pid)[1])
+                    time.sleep(0.05)
+            for _ in range(40):  # the backlog is all there; the output is still down
+                time.sleep(0.1)
+                samples.append(tree_cpu_rss(p.pid)[1])
+            during = max(samples)
+            written = time.time() - t0
+            urllib.request.urlopen(
+                urllib.request.Request(sink.url + "/_sink_up", method="POST"), timeout=5
+            ).read()
+            t1 = time.time()
+            while sink.stats()["docs"] < lines and time.time() - t1 < 900:
+                time.sleep(0.2)
+                samples.append(tree_cpu_rss(p.pid)[1])
+            drained = time.time() - t1
+        finally:
+            p.send_signal(signal.SIGTERM)
+            p.wait(120)
+    return {
+        "backlog_mb": src.stat().st_size / (1 << 20),
+        "lines": lines,
+        "delivered": sink.stats()["docs"],
+        "outage_s": written,
+        "rss_during_mb": during,
+        "rss_peak_mb": max(samples),
+        "drain_s": drained,
+    }
+
+
+def outage_report(o: dict[str, Any], normal: float | None) -> str:
+    ratio = f"{o['rss_peak_mb'] / normal:.2f}x" if normal else "n/a (no normal run in this invocation)"
+    return (
+        f"Output down while a {o['backlog_mb']:,.0f} MB backlog ({o['lines']:,} records) was written over "
+        f"{o['outage_s']:.0f} s: peak RSS {o['rss_during_mb']:.0f} MB during the outage, "
+        f"{o['rss_peak_mb']:.0f} MB including the catch-up; {ratio} the normal run's peak. "
+        f"After the output came back, {o['delivered']:,} of {o['lines']:,} records arrived in "
+        f"{o['drain_s']:.0f} s."
+    )
+
+
 def peers(path: Path, runs: int) -> list[dict[str, Any]]:
     script = PEERS / "run-peers.sh"
     if not script.exists() or not Path("/usr/sbin/rsyslogd").exists():
@@ -280,7 +388,20 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--write-results", action="store_true", help="write bench/RESULTS.md")
     ap.add_argument("--out", type=Path, default=HERE / "out")
+    ap.add_argument(
+        "--only",
+        choices=["shipper", "outage"],
+        help="just logto-shipper (quick iterations), or just the outage-memory run; no RESULTS.md",
+    )
+    ap.add_argument(
+        "--outage-mb",
+        type=int,
+        default=0,
+        help="also measure memory while the output is down and this much backlog builds up (1024 = 1 GB)",
+    )
     a = ap.parse_args(argv)
+    if a.only and a.write_results:
+        ap.error("--only measures a part; RESULTS.md is written from full runs")
     a.out.mkdir(parents=True, exist_ok=True)
     data = a.out / f"records-{a.records}.jsonl"
     if not data.exists():
@@ -290,37 +411,44 @@ def main(argv: list[str] | None = None) -> None:
     sink = Sink()
     results: list[dict[str, Any]] = []
     exe = shutil.which("logto-shipper") or str(Path(sys.executable).parent / "logto-shipper")
+    outage: dict[str, Any] | None = None
     try:
-        results.append(
-            summarize(
-                "sink capacity (pre-built bulks)", [sink_capacity(sink, a.records) for _ in range(a.runs)]
+        if not a.only:
+            results.append(
+                summarize(
+                    "sink capacity (pre-built bulks)", [sink_capacity(sink, a.records) for _ in range(a.runs)]
+                )
             )
-        )
-        results.append(
-            summarize("raw limit: read+parse+serialize, no network", [raw_limit(data) for _ in range(a.runs)])
-        )
-        for label, extra in (
-            ("python baseline: json + streaming_bulk", []),
-            ("python baseline: orjson + streaming_bulk", ["--orjson"]),
-        ):
-            runs = [
-                measure(
-                    sink, [sys.executable, "-m", "bench.baseline", str(data), sink.url, *extra], a.records
+            results.append(
+                summarize(
+                    "raw limit: read+parse+serialize, no network", [raw_limit(data) for _ in range(a.runs)]
                 )
-                for _ in range(a.runs)
-            ]
-            results.append(summarize(label, runs))
-        runs = []
-        for _ in range(a.runs):
-            with tempfile.TemporaryDirectory() as tmp:
-                cfg = shipper_config(Path(tmp), data, sink.url)
-                runs.append(
-                    measure(sink, [exe, "--config", str(cfg), "--log-level", "warning", "run"], a.records)
-                )
-        results.append(summarize("logto-shipper run (normalize + mask + gzip + create/_id)", runs))
+            )
+            for label, extra in (
+                ("python baseline: json + streaming_bulk", []),
+                ("python baseline: orjson + streaming_bulk", ["--orjson"]),
+            ):
+                runs = [
+                    measure(
+                        sink, [sys.executable, "-m", "bench.baseline", str(data), sink.url, *extra], a.records
+                    )
+                    for _ in range(a.runs)
+                ]
+                results.append(summarize(label, runs))
+        if a.only != "outage":
+            runs = []
+            for _ in range(a.runs):
+                with tempfile.TemporaryDirectory() as tmp:
+                    cfg = shipper_config(Path(tmp), data, sink.url)
+                    runs.append(
+                        measure(sink, [exe, "--config", str(cfg), "--log-level", "warning", "run"], a.records)
+                    )
+            results.append(summarize(SHIPPER, runs))
+        if a.outage_mb or a.only == "outage":
+            outage = outage_memory(sink, exe, a.out, (a.outage_mb or 1024) << 20)
     finally:
         sink.close()
-    if a.peers:
+    if a.peers and not a.only:
         by: dict[str, list[dict[str, Any]]] = {}
         for r in peers(data, a.runs):
             name = r["label"].split(" run=")[0]
@@ -338,7 +466,10 @@ def main(argv: list[str] | None = None) -> None:
         for r in results
         if r["label"].startswith(("python baseline: orjson", "rsyslog", "syslog-ng"))
     }
-    report = table(results, ref)
+    report = table(results, ref) if results else ""
+    if outage is not None:
+        normal = next((r["rss_mb"] for r in results if r["label"] == SHIPPER), None)
+        report += "\n\n" + outage_report(outage, normal)
     print(report)
     if a.write_results:
         cmd = "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -349,7 +480,8 @@ def main(argv: list[str] | None = None) -> None:
             f"local `_bulk` sink (`bench/sink.py`, or the peers' own sink from ../shared/bench/peers for "
             f"rsyslog/syslog-ng). Medians of {a.runs} runs; ratios are events/s and CPU-seconds per million "
             f"relative to each reference, in this same invocation.\n\n"
-            f"{report}\n\nPeak RSS is not measured for the peers (their harness does not report it).\n"
+            f"{report}\n\nPeak RSS is the sum over a tool's processes (logto-shipper's normalizer workers "
+            f"included); it is not measured for the peers (their harness does not report it).\n"
         )
 
 

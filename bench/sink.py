@@ -3,7 +3,8 @@
 asyncio protocol, HTTP/1.1 keep-alive, Content-Length and chunked bodies, gzip. Answers
 ``GET /`` (8.15.0 info, ``X-Elastic-Product``), ``POST /_bulk`` (one item per action, status
 201), anything else ``{"acknowledged":true}``; ``GET /_stats_sink`` reports documents received
-and ``POST /_sink_reset`` zeroes the counters.
+``POST /_sink_reset`` zeroes the counters, ``POST /_sink_down`` / ``/_sink_up`` start and end an
+outage (``_bulk`` answered 503 meanwhile).
 
     python -m bench.sink --port 19200
 """
@@ -28,6 +29,11 @@ INFO = json.dumps(
     }
 ).encode()
 STATS: dict[str, Any] = {"docs": 0, "bulk_requests": 0, "bytes": 0, "t_first": None, "t_last": None}
+DOWN = {"on": False}  # POST /_sink_down: every _bulk answered 503 (an outage), /_sink_up ends it
+UNAVAILABLE = (
+    b'{"error":{"root_cause":[{"type":"cluster_block_exception","reason":"blocked"}],'
+    b'"type":"cluster_block_exception","reason":"blocked"},"status":503}'
+)
 
 
 def cpu() -> float:
@@ -100,8 +106,14 @@ class Http(asyncio.Protocol):
 
     def respond(self, method: str, path: str, body: bytes) -> None:
         ctype = b"application/json"
-        if path.endswith("/_bulk"):
+        status = b"200 OK"
+        if path.endswith("/_bulk") and DOWN["on"]:
+            status, out = b"503 Service Unavailable", UNAVAILABLE
+        elif path.endswith("/_bulk"):
             out = bulk_response(body)
+        elif path in ("/_sink_down", "/_sink_up"):
+            DOWN["on"] = path == "/_sink_down"
+            out = b"{}"
         elif path == "/_stats_sink":
             out = json.dumps({**STATS, "cpu": cpu()}).encode()
         elif path == "/_sink_reset":
@@ -112,7 +124,9 @@ class Http(asyncio.Protocol):
         else:
             out = b'{"acknowledged":true}'
         head = (
-            b"HTTP/1.1 200 OK\r\nX-Elastic-Product: Elasticsearch\r\nContent-Type: "
+            b"HTTP/1.1 "
+            + status
+            + b"\r\nX-Elastic-Product: Elasticsearch\r\nContent-Type: "
             + ctype
             + b"\r\nContent-Length: "
             + str(len(out)).encode()

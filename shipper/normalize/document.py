@@ -43,11 +43,13 @@ class Rejection:
 
 
 _minute_cache: dict[int, str] = {}
+_SECONDS = tuple(f"{i:02d}." for i in range(60))
+_MILLIS = tuple(f"{i:03d}Z" for i in range(1000))
 
 
 def format_ms(ms: int) -> str:
-    """ISO-8601 UTC with milliseconds; everything up to the minute is cached (records come in
-    time order, so nearly every call is a hit)."""
+    """ISO-8601 UTC with milliseconds. Everything up to the minute is cached (records come in
+    time order), the rest is looked up: no formatting per record."""
     minute, rem = divmod(ms, 60_000)
     prefix = _minute_cache.get(minute)
     if prefix is None:
@@ -55,7 +57,7 @@ def format_ms(ms: int) -> str:
             _minute_cache.clear()
         prefix = _minute_cache[minute] = (_EPOCH + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:")
     sec, milli = divmod(rem, 1000)
-    return f"{prefix}{sec:02d}.{milli:03d}Z"
+    return prefix + _SECONDS[sec] + _MILLIS[milli]
 
 
 def parse_time(value: Any) -> int | None:
@@ -112,7 +114,7 @@ def normalize_ip(raw: str) -> str | None:
 
 
 def _str(v: Any) -> str | None:
-    return v if isinstance(v, str) and v else None
+    return v if type(v) is str and v else None
 
 
 def _error_fields(err: Any) -> tuple[Any, dict[str, Any] | None]:
@@ -148,23 +150,29 @@ def _error_fields(err: Any) -> tuple[Any, dict[str, Any] | None]:
 
 def _user_agent(payload: dict[str, Any]) -> dict[str, Any] | None:
     ua: dict[str, Any] = {}
-    original = _str(payload.get("userAgent"))
+    original = payload.get("userAgent")
+    if type(original) is not str or not original:
+        original = None
     parsed = payload.get("userAgentParsed")
-    if isinstance(parsed, dict):
+    if type(parsed) is dict:
         original = original or _str(parsed.get("ua"))
         browser = parsed.get("browser")
-        if isinstance(browser, dict):
+        if type(browser) is dict:
             if name := _str(browser.get("name")):
                 ua["name"] = name
             if version := _str(browser.get("version")):
                 ua["version"] = version
         os_ = parsed.get("os")
-        if isinstance(os_, dict):
-            os_out = {k: v for k in ("name", "version") if (v := _str(os_.get(k)))}
+        if type(os_) is dict:
+            os_out = {}
+            if name := _str(os_.get("name")):
+                os_out["name"] = name
+            if version := _str(os_.get("version")):
+                os_out["version"] = version
             if os_out:
                 ua["os"] = os_out
         device = parsed.get("device")
-        if isinstance(device, dict) and (model := _str(device.get("model"))):
+        if type(device) is dict and (model := _str(device.get("model"))):
             ua["device"] = {"name": model}
     if original:
         ua["original"] = original
@@ -205,7 +213,6 @@ class Normalizer:
         self.masker = Masker(rules)
         self.max_line_bytes = max_line_bytes
         self._events: dict[tuple[str, str], tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
-        self._ips: dict[str, str | None] = {}
 
     def line(self, raw: bytes) -> Document | Rejection:
         """Normalize one line (without its trailing newline)."""
@@ -300,7 +307,7 @@ class Normalizer:
             doc["user"] = {"id": user_id}
         raw_ip = get("ip")
         if type(raw_ip) is str and raw_ip:
-            ip = self._ip(raw_ip)
+            ip = normalize_ip(raw_ip)
             if ip is None:
                 logto["ip"] = raw_ip
                 tags = ["logto_invalid_ip"]
@@ -321,17 +328,6 @@ class Normalizer:
         if tags:
             doc["tags"] = tags
         return Document(log_id, ts, ms, doc)
-
-    def _ip(self, raw: str) -> str | None:
-        """``normalize_ip``, cached: clients come back (bounded, since the text is the client's)."""
-        cache = self._ips
-        if raw in cache:
-            return cache[raw]
-        ip = normalize_ip(raw)
-        if len(cache) >= 50_000:
-            cache.clear()
-        cache[raw] = ip
-        return ip
 
 
 _LOGTO_IDS = (
