@@ -71,7 +71,7 @@ def parse_time(value: Any) -> int | None:
         ms = int(value)
     elif isinstance(value, str):
         s = value.strip()
-        if s.isdigit():
+        if s.isascii() and s.isdigit():  # str.isdigit() also accepts "²", which int() refuses
             ms = int(s)
         else:
             try:

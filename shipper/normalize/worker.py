@@ -25,7 +25,9 @@ from shipper.normalize.document import Document, Normalizer, Rejection
 from shipper.sinks.base import DocRef, Framer
 
 Reject = tuple[int, str, str]  # (index of the input, reason, detail)
-Encoded = tuple[bytes, list[DocRef], list[Reject]]  # a Segment's fields, and the rejects
+# (block or its deflate fragment, crc32 or None, block size, documents, rejects): a Segment's
+# fields, and the rejected inputs.
+Encoded = tuple[bytes, int | None, int, list[DocRef], list[Reject]]
 
 
 def encode(
@@ -54,7 +56,9 @@ def encode(
             docs.append((r.id, r.epoch_ms, len(b)))
         else:
             rejects.append((i, r.reason, r.detail))  # type: ignore[union-attr]
-    return b"".join(parts), docs, rejects
+    block = b"".join(parts)
+    data, crc = frame.seal(block) if docs else (b"", None)
+    return data, crc, len(block), docs, rejects
 
 
 def _read_requests(conn: Connection, q: queue.SimpleQueue[bytes | None]) -> None:

@@ -119,9 +119,9 @@ class Runner:
             encoded = encode([f.raw for f in sent], self.normalizer.line, frame, enrich)
             self._place(chunk, sent, encoded, dead, mark)
         if chunk.records:
-            data, docs, rejects = encode(chunk.records, self.normalizer.record, frame, enrich)
+            data, crc, size, docs, rejects = encode(chunk.records, self.normalizer.record, frame, enrich)
             if docs:
-                self._batch.add(Segment(data, docs))
+                self._batch.add(Segment(data, docs, size, crc))
             for i, reason, detail in rejects:
                 raw = orjson.dumps(chunk.records[i], default=str)
                 dead.append(entry(chunk.name, None, reason, detail, raw))
@@ -131,9 +131,9 @@ class Runner:
         self, chunk: Chunk, sent: list[Frame], encoded: Encoded, dead: list[dict[str, Any]], mark: int
     ) -> None:
         """Documents into the batch; rejections into ``dead[mark:]``, this chunk's, in file order."""
-        data, docs, rejects = encoded
+        data, crc, size, docs, rejects = encoded
         if docs:
-            self._batch.add(Segment(data, docs))
+            self._batch.add(Segment(data, docs, size, crc))
         for i, reason, detail in rejects:
             f = sent[i]
             dead.append(entry(chunk.name, f.start, reason, detail, f.raw))

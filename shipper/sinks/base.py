@@ -14,17 +14,25 @@ class Segment:
 
     Outputs send blocks as they are; ``docs`` finds one document again (id, time, where) only
     when it alone is refused or must be retried. Built by the normalize stage, possibly in a
-    worker process, so the main process never touches documents one by one.
+    worker process, so the main process never touches documents one by one. With ``crc`` set,
+    ``data`` is a raw-deflate fragment of the block (see ``shipper.sinks.framers.deflate``).
     """
 
     data: bytes
     docs: list[DocRef]
+    size: int  # bytes of the framed block, before any compression
+    crc: int | None = None  # CRC-32 of the framed block when ``data`` is its deflate fragment
 
 
 class Framer(Protocol):
-    """How an output wants one document framed (picklable: workers get a copy)."""
+    """How an output wants documents framed (picklable: workers get a copy)."""
 
-    def __call__(self, doc_id: str, epoch_ms: int, source: bytes) -> bytes: ...
+    def __call__(self, doc_id: str, epoch_ms: int, source: bytes) -> bytes:
+        """One document, framed."""
+
+    def seal(self, block: bytes) -> tuple[bytes, int | None]:
+        """A block of framed documents as it travels: ``(block, None)``, or compressed
+        ``(fragment, crc32)``."""
 
 
 @dataclass(slots=True)
@@ -40,10 +48,7 @@ class Batch:
     def add(self, seg: Segment) -> None:
         self.segments.append(seg)
         self.count += len(seg.docs)
-        self.size += len(seg.data)
-
-    def data(self) -> bytes:
-        return b"".join([s.data for s in self.segments])
+        self.size += seg.size
 
 
 class Sink(Protocol):

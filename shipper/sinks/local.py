@@ -28,7 +28,7 @@ class _SyncSink:
 
     def submit(self, batch: Batch) -> None:
         if batch.count:
-            self._deliver(batch.data())
+            self._deliver(b"".join([seg.data for seg in batch.segments]))  # NdjsonFramer: plain
         self._done.append(batch.seq)
 
     def completed(self, timeout: float = 0.0) -> list[int]:

@@ -123,6 +123,20 @@ class TestShapes:
     def test_format_ms(self):
         assert format_ms(0) == "1970-01-01T00:00:00.000Z"
         assert format_ms(1755763200005) == "2025-08-21T08:00:00.005Z"
+        assert format_ms(253402300799999) == "9999-12-31T23:59:59.999Z"
+
+    @given(st.integers(0, 253402300799999))
+    def test_format_ms_matches_datetime(self, ms):
+        from datetime import UTC, datetime, timedelta
+
+        when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+        want = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+        assert format_ms(ms) == want
+
+    def test_non_ascii_digits_are_not_a_time(self):
+        # "²".isdigit() is true; int("²") raises: found by the properties below
+        assert parse_time("²") is None
+        assert isinstance(N.line(orjson.dumps(api(createdAt="١٢٣"))), Rejection)
 
 
 class TestEcsFields:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
 from dataclasses import dataclass
-
-from isal import igzip, isal_zlib
 
 from shipper.indexing import IndexNamer
 from shipper.sinks.base import Segment
+from shipper.sinks.framers import inflate
 
 
 @dataclass(slots=True)
@@ -22,11 +20,15 @@ class Item:
         return len(self.lines)
 
 
+def plain_block(seg: Segment) -> bytes:
+    return seg.data if seg.crc is None else inflate(seg.data)
+
+
 def items(segments: list[Segment], namer: IndexNamer) -> list[Item]:
     """The documents of framed blocks one by one (only needed when some were refused)."""
     out = []
     for seg in segments:
-        data, off = seg.data, 0
+        data, off = plain_block(seg), 0
         for doc_id, epoch_ms, n in seg.docs:
             out.append(Item(doc_id, namer(epoch_ms), data[off : off + n]))
             off += n
@@ -35,14 +37,3 @@ def items(segments: list[Segment], namer: IndexNamer) -> list[Item]:
 
 def body(items: list[Item]) -> bytes:
     return b"".join(i.lines for i in items)
-
-
-def compress(payload: bytes, level: int) -> bytes:
-    """gzip member for ``Content-Encoding: gzip``.
-
-    Levels 1-3 use ISA-L (``isal``): ~4x less CPU than zlib's level 1 with a slightly better ratio
-    on bulk bodies, measured in bench/; 4-9 use zlib for those who trade CPU for bytes.
-    """
-    if level <= isal_zlib.ISAL_BEST_COMPRESSION:
-        return igzip.compress(payload, level)
-    return gzip.compress(payload, compresslevel=level, mtime=0)

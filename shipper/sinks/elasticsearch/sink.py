@@ -35,9 +35,9 @@ from shipper.sinks.elasticsearch.client import (
     describe,
     make_client,
 )
-from shipper.sinks.elasticsearch.encode import Item, body, compress, items
+from shipper.sinks.elasticsearch.encode import Item, body, items, plain_block
 from shipper.sinks.elasticsearch.retry import Backoff, Outcome, classify
-from shipper.sinks.framers import BulkFramer
+from shipper.sinks.framers import BulkFramer, gzip, gzip_join
 
 log = logging.getLogger(__name__)
 FILTER = "errors,items.*.status,items.*.error.type,items.*.error.reason"
@@ -65,7 +65,7 @@ class ElasticsearchSink:
         self.index_cfg = index
         self.max_in_flight = out.max_in_flight
         self.namer = IndexNamer(index.prefix, index.namespace, index.granularity)
-        self.framer = BulkFramer(self.namer)
+        self.framer = BulkFramer(self.namer, out.gzip_level if out.gzip else 0)
         self.dl_index = f"{index.prefix}-deadletter-{index.namespace}"
         self.backoff = Backoff(out.retry_initial_backoff, out.retry_max_backoff)
         self.gzip_level = out.gzip_level if out.gzip else 0
@@ -159,17 +159,13 @@ class ElasticsearchSink:
             attempt += 1
 
     def _bulk(self, payload: bytes, count: int) -> list[dict[str, Any]] | None:
-        """One request of ``count`` documents; per-item results, ``ALL_DELIVERED``, or None when
-        the whole request must be retried."""
+        """One request of ``count`` documents (``payload`` gzip'd when gzip is on); per-item
+        results, ``ALL_DELIVERED``, or None when the whole request must be retried."""
         started = time.monotonic()
         METRICS.inc("bulk_requests_total")
         try:
-            if self.gzip_level:
-                resp = self._gzip_client.bulk(
-                    operations=compress(payload, self.gzip_level), filter_path=FILTER
-                )
-            else:
-                resp = self.client.bulk(operations=payload, filter_path=FILTER)
+            client = self._gzip_client if self.gzip_level else self.client
+            resp = client.bulk(operations=payload, filter_path=FILTER)
         except ApiError as exc:
             if exc.meta.status == 413 and count > 1:
                 raise _TooLarge from None
@@ -203,9 +199,17 @@ class ElasticsearchSink:
             return ALL_DELIVERED
         return [next(iter(i.values())) for i in answered]
 
+    def _payload(self, segments: list[Segment]) -> bytes:
+        """The request body from framed blocks: deflate fragments stitched into one gzip member
+        (compressed by the workers), or plain blocks joined (compressed here if gzip is on)."""
+        if self.gzip_level and all(seg.crc is not None for seg in segments):
+            return gzip_join((seg.data, seg.crc or 0, seg.size) for seg in segments)
+        plain = b"".join([plain_block(seg) for seg in segments])
+        return gzip(plain, self.gzip_level) if self.gzip_level else plain
+
     def _deliver_blocks(self, segments: list[Segment], count: int) -> None:
         """The batch as framed, in one request; one by one only what was refused or retried."""
-        payload = b"".join([seg.data for seg in segments])
+        payload = self._payload(segments)
         attempt = 0
         while True:
             if self._closing.is_set():
@@ -233,7 +237,10 @@ class ElasticsearchSink:
                 if self._closing.is_set():
                     raise Abandoned
                 try:
-                    results = self._bulk(body(pending), len(pending))
+                    payload = body(pending)
+                    if self.gzip_level:
+                        payload = gzip(payload, self.gzip_level)
+                    results = self._bulk(payload, len(pending))
                 except _TooLarge:
                     half = len(pending) // 2
                     log.info("bulk request too large (413); splitting %d items", len(pending))
