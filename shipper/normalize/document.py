@@ -8,6 +8,7 @@ Accepted record shapes (see README, "Data contract"):
 
 from __future__ import annotations
 
+import re
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -88,6 +89,9 @@ def parse_time(value: Any) -> int | None:
 
 
 _IPV4_MAPPED = "::ffff:"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+# Dotted quads exactly as inet_ntop writes them, bare or IPv4-mapped in lower case.
+_CANONICAL_V4 = re.compile(rf"(?:::ffff:)?({_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET})", re.ASCII)
 
 
 def normalize_ip(raw: str) -> str | None:
@@ -97,6 +101,9 @@ def normalize_ip(raw: str) -> str | None:
     (RFC 5952 for IPv6), and the normalizer sees a different address on almost every record.
     """
     s = raw.strip()
+    m = _CANONICAL_V4.fullmatch(s)
+    if m is not None:  # the usual cases, already canonical: no socket calls
+        return m.group(1)
     try:
         if ":" not in s:
             return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, s))

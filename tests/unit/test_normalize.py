@@ -139,6 +139,38 @@ class TestShapes:
         assert isinstance(N.line(orjson.dumps(api(createdAt="١٢٣"))), Rejection)
 
 
+def _ip_reference(raw: str) -> str | None:
+    """The socket-only answer (what normalize_ip computed before its regex fast path)."""
+    import socket
+
+    s = raw.strip()
+    for fam in (socket.AF_INET, socket.AF_INET6):
+        try:
+            packed = socket.inet_pton(fam, s)
+        except (OSError, ValueError):
+            continue
+        if fam == socket.AF_INET6 and packed[:12] == b"\0" * 10 + b"\xff\xff":
+            return socket.inet_ntop(socket.AF_INET, packed[12:])
+        return socket.inet_ntop(fam, packed)
+    if s[:7].lower() == "::ffff:":
+        return _ip_reference(s[7:]) if "." in s and ":" not in s[7:] else None
+    return None
+
+
+@settings(max_examples=300)
+@given(
+    st.one_of(
+        st.tuples(*[st.integers(0, 300)] * 4).map(lambda t: ".".join(map(str, t))),
+        st.tuples(*[st.integers(0, 255)] * 4).map(lambda t: "::ffff:" + ".".join(map(str, t))),
+        st.tuples(*[st.integers(0, 255)] * 4).map(lambda t: "::FFFF:" + ".".join(f"{x:03d}" for x in t)),
+        st.ip_addresses().map(str),
+        st.text(alphabet="0123456789.:abcdefABCDEF ", max_size=24),
+    )
+)
+def test_normalize_ip_fast_path_agrees_with_sockets(raw):
+    assert normalize_ip(raw) == _ip_reference(raw)
+
+
 class TestEcsFields:
     def test_ipv4_mapped_ipv6_unwrapped(self):
         d = norm(api(payload={"result": "Success", "ip": "::ffff:203.0.113.7"}))
