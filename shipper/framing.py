@@ -79,6 +79,26 @@ class LineSplitter:
             pos = nl + 1
         return frames
 
+    def feed_block(self, data: bytes) -> tuple[bytes, int] | None:
+        """The complete lines ``data`` ends (a buffered start included) as one block, with its
+        offset, when none of them is over-long: the fast path, no frame per line. ``None``
+        (nothing consumed): use ``feed``."""
+        if self._dropped:
+            return None
+        last = data.rfind(b"\n")
+        if last < 0:
+            return None
+        region = bytes(self._buf) + data[: last + 1] if self._buf else data[: last + 1]
+        if len(region) > self.max_bytes and max(map(len, region.split(b"\n"))) > self.max_bytes:
+            return None
+        start = self._start
+        self._start = start + len(region)
+        self._buf.clear()
+        rest = data[last + 1 :]
+        if rest:
+            self.feed(rest)  # no newline in it: buffered (or skipped past max_bytes) as usual
+        return region, start
+
     def flush(self) -> Frame | None:
         """Return the unterminated final line, if any, as a frame ending at EOF."""
         if not self._buf and not self._dropped:
@@ -90,3 +110,14 @@ class LineSplitter:
         self._dropped = 0
         self._start = end
         return frame
+
+
+def frames_of(block: bytes, start: int) -> list[Frame]:
+    """The frames of a block of complete lines (from ``feed_block``) starting at ``start``."""
+    out = []
+    pos = start
+    for line in block.split(b"\n")[:-1]:
+        end = pos + len(line) + 1
+        out.append(Frame(line, pos, end, len(line)))
+        pos = end
+    return out

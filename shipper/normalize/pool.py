@@ -117,9 +117,13 @@ class NormalizerPool:
         return w
 
     def submit(self, lines: list[bytes]) -> Ticket:
+        return self.submit_block(b"".join([x + b"\n" for x in lines]), len(lines))
+
+    def submit_block(self, block: bytes, count: int) -> Ticket:
+        """``count`` newline-terminated lines; blank ones are skipped, rejects index the lines."""
         i = self._next
         self._next = (i + 1) % len(self._workers)
-        t = Ticket(i, b"".join([x + b"\n" for x in lines]), len(lines))
+        t = Ticket(i, block, count)
         self._tickets.append(t)
         self.pending_lines += t.count
         self._send(t)
@@ -170,7 +174,8 @@ class NormalizerPool:
             t.attempts += 1
             if t.attempts > MAX_ATTEMPTS:
                 log.error("a request of %d lines crashed workers twice; normalizing it in-process", t.count)
-                t.result = encode(t.payload.split(b"\n")[:-1], self._fallback.line, self._frame)
+                lines = t.payload.split(b"\n")[:-1]
+                t.result = encode(lines, self._fallback.line, self._frame, skip_blank=True)
             else:
                 self._send(t)
 

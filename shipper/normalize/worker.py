@@ -35,6 +35,7 @@ def encode(
     normalize: Callable[[Any], Document | Rejection],
     frame: Framer,
     enrich: Callable[[dict[str, Any]], None] | None = None,
+    skip_blank: bool = False,
 ) -> Encoded:
     """Normalize, serialize and frame each input: the per-record loop, run by workers and by
     the main process alike, so both give the same answers."""
@@ -43,6 +44,8 @@ def encode(
     rejects: list[Reject] = []
     dumps = orjson.dumps
     for i, x in enumerate(inputs):
+        if skip_blank and (not x or x.isspace()):
+            continue  # blank lines are no records (and no rejects either)
         try:
             r = normalize(x)
         except Exception as exc:  # a normalizer bug must cost one record, not the process
@@ -79,7 +82,11 @@ def serve(rfd: int, wfd: int) -> None:
     threading.Thread(target=_read_requests, args=(rx, requests), daemon=True).start()
     while (req := requests.get()) is not None:
         lines = req.split(b"\n")[:-1]  # every line arrives newline-terminated
-        tx.send_bytes(pickle.dumps(encode(lines, normalizer.line, frame), protocol=pickle.HIGHEST_PROTOCOL))
+        tx.send_bytes(
+            pickle.dumps(
+                encode(lines, normalizer.line, frame, skip_blank=True), protocol=pickle.HIGHEST_PROTOCOL
+            )
+        )
 
 
 def main(argv: list[str]) -> Any:

@@ -44,7 +44,7 @@ class _Pending:
 
     chunk: Chunk
     ticket: Ticket | None
-    sent: list[Frame]  # the frames in the request, to place rejections (offset, raw bytes)
+    sent: list[Frame] | None  # the frames in the request (None: the chunk's block, whole)
     dead: list[dict[str, Any]]  # lines refused before normalizing (too long)
 
 
@@ -112,6 +112,8 @@ class Runner:
     def _normalize(self, chunk: Chunk, dead: list[dict[str, Any]]) -> None:
         """In this thread: no pool, or pre-decoded records (postgres)."""
         mark = len(dead)
+        if chunk.block:
+            chunk.frames, chunk.block = chunk.lines(), b""
         sent = self._screen(chunk, dead)
         enrich = self.enricher.apply if self.enricher is not None else None
         frame = self.sink.framer
@@ -128,13 +130,21 @@ class Runner:
         self._batch.positions[chunk.stream] = chunk.position
 
     def _place(
-        self, chunk: Chunk, sent: list[Frame], encoded: Encoded, dead: list[dict[str, Any]], mark: int
+        self,
+        chunk: Chunk,
+        sent: list[Frame] | None,
+        encoded: Encoded,
+        dead: list[dict[str, Any]],
+        mark: int,
     ) -> None:
         """Documents into the batch; rejections into ``dead[mark:]``, this chunk's, in file order."""
         data, crc, size, docs, rejects = encoded
         if docs:
             self._batch.add(Segment(data, docs, size, crc))
+        if rejects and sent is None:
+            sent = chunk.lines()  # framed only now, for the offsets of the lines refused
         for i, reason, detail in rejects:
+            assert sent is not None
             f = sent[i]
             dead.append(entry(chunk.name, f.start, reason, detail, f.raw))
         if rejects and len(dead) > mark + len(rejects):  # over-long lines were set aside first
@@ -146,7 +156,10 @@ class Runner:
             self._source_of[chunk.stream] = source
             if self._batch_started is None:
                 self._batch_started = time.monotonic()
-            if self.pool is not None and not chunk.records:
+            if self.pool is not None and chunk.block:
+                block = self.pool.submit_block(chunk.block, chunk.count())
+                self._pending.append(_Pending(chunk, block, None, []))
+            elif self.pool is not None and not chunk.records:
                 own: list[dict[str, Any]] = []
                 sent = self._screen(chunk, own)
                 ticket = self.pool.submit([f.raw for f in sent]) if sent else None

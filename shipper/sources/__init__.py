@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from shipper.framing import Frame
+from shipper.framing import Frame, frames_of
 
 
 @dataclass(slots=True)
@@ -17,6 +17,18 @@ class Chunk:
     frames: list[Frame] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)  # pre-decoded (postgres)
     position: Any = None
+    # Or, instead of frames, complete lines in one block (``LineSplitter.feed_block``), starting
+    # at offset ``block_start``: what normalizer workers take as it is.
+    block: bytes = b""
+    block_start: int = 0
+    n: int = 0  # lines in the block
+
+    def count(self) -> int:
+        return self.n if self.block else len(self.frames) + len(self.records)
+
+    def lines(self) -> list[Frame]:
+        """The frames, made from the block when there is one (only when needed: it costs)."""
+        return frames_of(self.block, self.block_start) if self.block else self.frames
 
 
 class Source(Protocol):

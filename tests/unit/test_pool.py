@@ -26,7 +26,7 @@ FRAME = BulkFramer(IndexNamer("logto-audit", "default"), gzip_level=1)  # worker
 
 
 def local(lines):
-    return encode(lines, LOCAL.line, FRAME)
+    return encode(lines, LOCAL.line, FRAME, skip_blank=True)
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from shipper.sources.file.discovery import Discovery
 from shipper.sources.file.fingerprint import Fingerprint
 
 log = logging.getLogger(__name__)
-READ_SIZE = 1 << 20
+READ_SIZE = 1 << 18  # ~300 records: a block rarely needs cutting to the poll budget
 
 
 @dataclass(eq=False)
@@ -47,6 +47,8 @@ class TailedFile:
     at_path: bool = True  # still reachable at a path matching the globs
     deleted_at: float | None = None
     backlog: list[Frame] = field(default_factory=list)  # framed but over the poll budget
+    pending: bytes = b""  # complete lines read in block mode but over the poll budget
+    pending_start: int = 0
 
     @property
     def key(self) -> tuple[int, int]:
@@ -202,6 +204,7 @@ class FileSource:
         self.by_stream[tf.stream] = tf
         tf.splitter = LineSplitter(self.cfg.max_line_bytes, 0)
         tf.backlog = []
+        tf.pending = b""
         tf.read_pos = 0
         tf.fingerprint = Fingerprint.of(tf.fd, self.cfg.fingerprint_bytes)
         self._stage(tf, 0)
@@ -225,22 +228,26 @@ class FileSource:
         elif size > tf.read_pos and tf.fingerprint.length and not tf.fingerprint.matches(tf.fd):
             # Truncated and written past our offset since we last looked: size alone cannot tell.
             self._restart(tf, "its first bytes changed (copytruncate?)")
+        block, start = (b"", 0) if tf.backlog else self._take_block(tf, budget, size)
         frames, tf.backlog = tf.backlog, []
-        while len(frames) < budget and tf.read_pos < size:
-            data = os.pread(tf.fd, min(READ_SIZE, size - tf.read_pos), tf.read_pos)
+        while not block and len(frames) < budget and tf.read_pos < size:
+            data = self._pread(tf, size)
             if not data:
                 break
-            tf.read_pos += len(data)
-            METRICS.inc("bytes_read_total", len(data))
             frames.extend(tf.splitter.feed(data))
         if len(frames) > budget:
             # Batches stay within their limits; the rest (at most one read) waits for next poll.
             frames, tf.backlog = frames[:budget], frames[budget:]
         if tf.fingerprint.length < self.cfg.fingerprint_bytes and tf.fingerprint.length < size:
             tf.fingerprint = Fingerprint.of(tf.fd, self.cfg.fingerprint_bytes)
+        if block:
+            tf.last_data = now
+            n = block.count(b"\n")
+            METRICS.inc("lines_read_total", n)
+            return Chunk(tf.stream, tf.path, position=start + len(block), block=block, block_start=start, n=n)
         if frames:
             tf.last_data = now
-        elif tf.read_pos >= size and not tf.backlog:
+        elif tf.read_pos >= size and not tf.backlog and not tf.pending:
             idle = now - tf.last_data
             gone = not tf.at_path or tf.deleted_at is not None
             if gone and idle >= self._idle_eof:
@@ -253,6 +260,30 @@ class FileSource:
             return None
         METRICS.inc("lines_read_total", len(frames))
         return Chunk(tf.stream, tf.path, frames, position=frames[-1].end)
+
+    def _pread(self, tf: TailedFile, size: int) -> bytes:
+        data = os.pread(tf.fd, min(READ_SIZE, size - tf.read_pos), tf.read_pos)
+        tf.read_pos += len(data)
+        METRICS.inc("bytes_read_total", len(data))
+        return data
+
+    def _take_block(self, tf: TailedFile, budget: int, size: int) -> tuple[bytes, int]:
+        """Up to ``budget`` complete lines as one block (block mode), or ``(b"", 0)``: then any
+        lines read are in ``tf.backlog`` as frames (a line over ``max_line_bytes`` is near)."""
+        block, start = tf.pending, tf.pending_start
+        tf.pending = b""
+        if not block and tf.read_pos < size:
+            data = self._pread(tf, size)
+            got = tf.splitter.feed_block(data) if data else None
+            if got is None:
+                tf.backlog = tf.splitter.feed(data)
+                return b"", 0
+            block, start = got
+        if block and block.count(b"\n") > budget:  # keep the lines over the budget for later
+            cut = len(block) - len(block.split(b"\n", budget)[-1])
+            tf.pending, tf.pending_start = block[cut:], start + cut
+            block = block[:cut]
+        return block, start
 
     def housekeeping(self) -> None:
         """Close deleted files whose grace period is over, even while the output blocks us."""
@@ -288,7 +319,7 @@ class FileSource:
             chunk = self._read(tf, max_records, now)
             if chunk is not None:
                 chunks.append(chunk)
-                max_records -= len(chunk.frames)
+                max_records -= chunk.count()
         return chunks
 
     def acked(self, stream: str, position: Any) -> None:
