@@ -22,12 +22,12 @@ from typing import Any
 import orjson
 
 from shipper.normalize.document import Document, Normalizer, Rejection
-from shipper.sinks.base import DocRef, Framer
+from shipper.sinks.base import DocRefs, Framer
 
 Reject = tuple[int, str, str]  # (index of the input, reason, detail)
 # (block or its deflate fragment, crc32 or None, block size, documents, rejects): a Segment's
 # fields, and the rejected inputs.
-Encoded = tuple[bytes, int | None, int, list[DocRef], list[Reject]]
+Encoded = tuple[bytes, int | None, int, DocRefs, list[Reject]]
 
 
 def encode(
@@ -40,7 +40,9 @@ def encode(
     """Normalize, serialize and frame each input: the per-record loop, run by workers and by
     the main process alike, so both give the same answers."""
     parts: list[bytes] = []
-    docs: list[DocRef] = []
+    ids: list[str] = []
+    times: list[int] = []
+    sizes: list[int] = []
     rejects: list[Reject] = []
     dumps = orjson.dumps
     for i, x in enumerate(inputs):
@@ -56,12 +58,14 @@ def encode(
                 enrich(r.body)
             b = frame(r.id, r.epoch_ms, dumps(r.body))
             parts.append(b)
-            docs.append((r.id, r.epoch_ms, len(b)))
+            ids.append(r.id)
+            times.append(r.epoch_ms)
+            sizes.append(len(b))
         else:
             rejects.append((i, r.reason, r.detail))  # type: ignore[union-attr]
     block = b"".join(parts)
-    data, crc = frame.seal(block) if docs else (b"", None)
-    return data, crc, len(block), docs, rejects
+    data, crc = frame.seal(block) if parts else (b"", None)
+    return data, crc, len(block), DocRefs.pack(ids, times, sizes), rejects
 
 
 def _read_requests(conn: Connection, q: queue.SimpleQueue[bytes | None]) -> None:

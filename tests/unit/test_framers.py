@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shipper.indexing import IndexNamer
+from shipper.sinks.base import DocRefs
 from shipper.sinks.framers import BulkFramer, NdjsonFramer, deflate, gzip, gzip_join, inflate
 
 blocks = st.lists(st.binary(max_size=3000), max_size=6)
@@ -51,3 +52,14 @@ def test_seal_is_what_outputs_expect(framer):
         assert data == block
     else:
         assert inflate(data) == block and crc == zlib.crc32(block)
+
+
+@given(
+    st.lists(st.tuples(st.text(max_size=40), st.integers(0, 2**62), st.integers(0, 2**32 - 1)), max_size=50)
+)
+def test_doc_refs_pack_and_unpack(refs):
+    import pickle
+
+    packed = DocRefs.pack([r[0] for r in refs], [r[1] for r in refs], [r[2] for r in refs])
+    back = pickle.loads(pickle.dumps(packed))
+    assert len(back) == len(refs) and list(back) == refs
