@@ -64,3 +64,16 @@ def test_bench_harness_runs_small(tmp_path, capsys):
     ):
         assert label in report
     assert "exited" not in report and "timeout" not in report
+
+
+def test_bench_outage_mode_runs_small(tmp_path, capsys):
+    # The output answers 503 while a (here 2 MB) backlog is written; then every record arrives.
+    import re
+
+    from bench.run import main
+
+    main(["--records", "2000", "--runs", "1", "--out", str(tmp_path), "--only", "outage", "--outage-mb", "2"])
+    report = capsys.readouterr().out
+    m = re.search(r"([\d,]+) of ([\d,]+) records arrived", report)
+    assert m and m.group(1) == m.group(2) and int(m.group(2).replace(",", "")) > 1000
+    assert re.search(r"peak RSS (\d+) MB during the outage", report)
