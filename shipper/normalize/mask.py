@@ -76,27 +76,22 @@ class Masker:
 
     rules: MaskRules = DEFAULT_RULES
     _verdicts: dict[str, int] = field(default_factory=dict)
-    _params: dict[str, bool] = field(default_factory=dict)
+    _in_params: dict[str, int] = field(default_factory=dict)  # the same, inside ``params``
 
-    def _verdict(self, key: str) -> int:
-        v = self._verdicts.get(key)
+    def _verdict(self, key: str, in_params: bool = False) -> int:
+        """PLAIN, SECRET or CONTAINER for ``key``, inside ``params`` or not; cached per table."""
+        table = self._in_params if in_params else self._verdicts
+        v = table.get(key)
         if v is None:
-            if self.rules.is_secret(key):
+            k = canonical_key(key)
+            if self.rules.is_secret(key) or (in_params and k in self.rules.params_keys):
                 v = _SECRET
-            elif canonical_key(key) in self.rules.params_containers:
+            elif k in self.rules.params_containers:
                 v = _CONTAINER
             else:
                 v = _PLAIN
-            if len(self._verdicts) < 100_000:
-                self._verdicts[key] = v
-        return v
-
-    def _params_secret(self, key: str) -> bool:
-        v = self._params.get(key)
-        if v is None:
-            v = canonical_key(key) in self.rules.params_keys
-            if len(self._params) < 100_000:
-                self._params[key] = v
+            if len(table) < 100_000:
+                table[key] = v
         return v
 
     def mask(self, value: Any, in_params: bool = False) -> tuple[Any, int]:
@@ -108,29 +103,33 @@ class Masker:
         return value, 0
 
     def _mask_dict(self, value: dict[str, Any], in_params: bool) -> tuple[dict[str, Any], int]:
+        # The hot loop of the normalizer: verdicts come from one table lookup, literals stand for
+        # PLAIN (0), SECRET (1) and CONTAINER (2), and a plain scalar costs a lookup and a type test.
         out: dict[str, Any] | None = None
         n = 0
-        verdicts = self._verdicts
+        table = self._in_params if in_params else self._verdicts
         for k, v in value.items():
-            if v is None or v is True or v is False:
-                continue  # booleans and nulls reveal nothing
-            verdict = verdicts.get(k)
+            verdict = table.get(k)
             if verdict is None:
-                verdict = self._verdict(k)
-            if verdict == _SECRET or (in_params and self._params_secret(k)):
+                verdict = self._verdict(k, in_params)
+            t = type(v)
+            if verdict == 1:
+                if v is None or t is bool:
+                    continue  # booleans and nulls reveal nothing
                 new: Any = MASK
                 n += 1
-            else:
-                t = type(v)
-                if t is dict:
-                    new, m = self._mask_dict(v, verdict == _CONTAINER)
-                elif t is list:
-                    new, m = self._mask_list(v, verdict == _CONTAINER)
-                else:
-                    continue
+            elif t is dict:
+                new, m = self._mask_dict(v, verdict == 2)
                 if new is v:
                     continue
                 n += m
+            elif t is list:
+                new, m = self._mask_list(v, verdict == 2)
+                if new is v:
+                    continue
+                n += m
+            else:
+                continue
             if out is None:
                 out = dict(value)
             out[k] = new
