@@ -16,8 +16,9 @@ import asyncio
 import json
 import resource
 import time
-import zlib
 from typing import Any
+
+from isal import igzip
 
 INFO = json.dumps(
     {
@@ -42,18 +43,12 @@ def cpu() -> float:
 
 
 def bulk_response(body: bytes) -> bytes:
-    n = 0
-    op = b"index"
-    expect_action = True
-    for line in body.split(b"\n"):
-        if not line:
-            continue
-        if expect_action:
-            n += 1
-            op = line[2 : line.index(b'"', 2)]
-            expect_action = op == b"delete"
-        else:
-            expect_action = True
+    # Counted with C-level scans, not a Python loop per line: the sink must cost far less than
+    # what it measures. Every action has a source line except ``delete``.
+    lines = body.count(b"\n") + (0 if body.endswith(b"\n") or not body else 1)
+    deletes = body.count(b'\n{"delete"') + body.startswith(b'{"delete"')
+    n = (lines + deletes) // 2
+    op = body[2 : body.index(b'"', 2)] if n else b"index"
     now = time.time()
     STATS["docs"] += n
     STATS["bulk_requests"] += 1
@@ -101,7 +96,7 @@ class Http(asyncio.Protocol):
             del self.buf[:pos]
             raw = bytes(body)
             if hdr.get("content-encoding", "").lower() == "gzip" and raw:
-                raw = zlib.decompress(raw, 47)
+                raw = igzip.decompress(raw)  # ISA-L: ~3x cheaper than zlib for the sink
             self.respond(method, path.split("?", 1)[0], raw)
 
     def respond(self, method: str, path: str, body: bytes) -> None:
