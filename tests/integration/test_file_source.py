@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 
 import pytest
 
@@ -19,8 +20,9 @@ from tests.integration.harness import (
 )
 
 
-def test_rename_rotation_while_writing(tmp_path):
-    p = Pipeline(tmp_path, paths=[str(tmp_path / "logs" / "app.jsonl")]).start()
+@pytest.mark.parametrize("workers", [0, 2])
+def test_rename_rotation_while_writing(tmp_path, workers):
+    p = Pipeline(tmp_path, paths=[str(tmp_path / "logs" / "app.jsonl")], workers=workers).start()
     log = p.logs / "app.jsonl"
     n = 0
     for rot in range(5):
@@ -122,6 +124,28 @@ def test_partial_line_of_rotated_idle_file_is_emitted(tmp_path):
     log.rename(p.logs / "app.jsonl.1")
     p.pump_until_count(2)
     assert_exactly_once(p.ids(), expected(range(2)))
+
+
+def test_normalizer_worker_killed_mid_stream_nothing_lost_or_repeated(tmp_path):
+    # Fault injection: SIGKILL a worker while it holds requests; the pool restarts it and sends
+    # them again, and the output still has every line exactly once.
+    p = Pipeline(tmp_path).start()
+    pool = p.runner.pool
+    assert pool is not None and pool.size == 2
+    log = p.logs / "app.jsonl"
+    before = METRICS.get("worker_restarts_total")
+    n = 0
+    for round_ in range(3):
+        write_lines(log, range(n, n + 2000))
+        n += 2000
+        p.runner.step()  # requests now sit with the workers
+        victim = pool._workers[round_ % 2].proc
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait()
+        p.pump_until_count(n, timeout=20)
+    assert_exactly_once(p.ids(), expected(range(n)))
+    assert METRICS.get("worker_restarts_total") - before == 3
+    assert p.stop() == 0
 
 
 def test_restart_resumes_without_repeats(tmp_path):
