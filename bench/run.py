@@ -240,6 +240,7 @@ gzip = true
 
 
 SHIPPER = "logto-shipper run (normalize + mask + gzip + create/_id)"
+SHIPPER_COMPILED = "logto-shipper run, optional mypyc build of the normalizer (same work)"
 
 
 def outage_memory(sink: Sink, exe: str, out: Path, backlog: int) -> dict[str, Any]:
@@ -394,6 +395,11 @@ def main(argv: list[str] | None = None) -> None:
         help="just logto-shipper (quick iterations), or just the outage-memory run; no RESULTS.md",
     )
     ap.add_argument(
+        "--compiled",
+        action="store_true",
+        help="also run the optional mypyc-compiled build (python -m bench.compiled builds it)",
+    )
+    ap.add_argument(
         "--outage-mb",
         type=int,
         default=0,
@@ -444,6 +450,20 @@ def main(argv: list[str] | None = None) -> None:
                         measure(sink, [exe, "--config", str(cfg), "--log-level", "warning", "run"], a.records)
                     )
             results.append(summarize(SHIPPER, runs))
+            if a.compiled:
+                from bench.compiled import build
+
+                cexe = str(build(a.out / "compiled-venv"))
+                runs = []
+                for _ in range(a.runs):
+                    with tempfile.TemporaryDirectory() as tmp:
+                        cfg = shipper_config(Path(tmp), data, sink.url)
+                        runs.append(
+                            measure(
+                                sink, [cexe, "--config", str(cfg), "--log-level", "warning", "run"], a.records
+                            )
+                        )
+                results.append(summarize(SHIPPER_COMPILED, runs))
         if a.outage_mb or a.only == "outage":
             outage = outage_memory(sink, exe, a.out, (a.outage_mb or 1024) << 20)
     finally:

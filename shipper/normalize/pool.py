@@ -15,6 +15,7 @@ requests are sent again; a request that has killed a worker twice is normalized 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import os
@@ -28,8 +29,8 @@ from multiprocessing.connection import Connection
 
 from shipper.metrics import METRICS
 from shipper.normalize.document import Normalizer
+from shipper.normalize.loop import Encoded, encode
 from shipper.normalize.mask import MaskRules
-from shipper.normalize.worker import Encoded, encode
 from shipper.sinks.base import Framer
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,12 @@ class NormalizerPool:
         frame: Framer,
         command: list[str] | None = None,
     ) -> None:
-        self._command = command or [sys.executable, "-m", "shipper.normalize.worker"]
-        self._init = pickle.dumps((rules, max_line_bytes, frame))
+        # -P: never import from the daemon's working directory (a stray ``shipper/`` there
+        # would be run instead of the installed, possibly compiled, package).
+        self._command = command or [sys.executable, "-P", "-m", "shipper.normalize.worker"]
+        # The rules go as plain fields: a mypyc-compiled frozen dataclass does not unpickle.
+        fields = {f.name: getattr(rules, f.name) for f in dataclasses.fields(rules)}
+        self._init = pickle.dumps((fields, max_line_bytes, frame))
         self._frame = frame
         self._fallback = Normalizer(rules, max_line_bytes)
         self._workers = [self._start() for _ in range(workers)]

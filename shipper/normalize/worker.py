@@ -15,57 +15,12 @@ import pickle
 import queue
 import sys
 import threading
-from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
-import orjson
-
-from shipper.normalize.document import Document, Normalizer, Rejection
-from shipper.sinks.base import DocRefs, Framer
-
-Reject = tuple[int, str, str]  # (index of the input, reason, detail)
-# (block or its deflate fragment, crc32 or None, block size, documents, rejects): a Segment's
-# fields, and the rejected inputs.
-Encoded = tuple[bytes, int | None, int, DocRefs, list[Reject]]
-
-
-def encode(
-    inputs: Sequence[Any],
-    normalize: Callable[[Any], Document | Rejection],
-    frame: Framer,
-    enrich: Callable[[dict[str, Any]], None] | None = None,
-    skip_blank: bool = False,
-) -> Encoded:
-    """Normalize, serialize and frame each input: the per-record loop, run by workers and by
-    the main process alike, so both give the same answers."""
-    parts: list[bytes] = []
-    ids: list[str] = []
-    times: list[int] = []
-    sizes: list[int] = []
-    rejects: list[Reject] = []
-    dumps = orjson.dumps
-    for i, x in enumerate(inputs):
-        if skip_blank and (not x or x.isspace()):
-            continue  # blank lines are no records (and no rejects either)
-        try:
-            r = normalize(x)
-        except Exception as exc:  # a normalizer bug must cost one record, not the process
-            rejects.append((i, "internal_error", f"normalizer failed: {type(exc).__name__}"))
-            continue
-        if type(r) is Document:
-            if enrich is not None:
-                enrich(r.body)
-            b = frame(r.id, r.epoch_ms, dumps(r.body))
-            parts.append(b)
-            ids.append(r.id)
-            times.append(r.epoch_ms)
-            sizes.append(len(b))
-        else:
-            rejects.append((i, r.reason, r.detail))  # type: ignore[union-attr]
-    block = b"".join(parts)
-    data, crc = frame.seal(block) if parts else (b"", None)
-    return data, crc, len(block), DocRefs.pack(ids, times, sizes), rejects
+from shipper.normalize.document import Normalizer
+from shipper.normalize.loop import encode
+from shipper.normalize.mask import MaskRules
 
 
 def _read_requests(conn: Connection, q: queue.SimpleQueue[bytes | None]) -> None:
@@ -78,8 +33,8 @@ def _read_requests(conn: Connection, q: queue.SimpleQueue[bytes | None]) -> None
 
 def serve(rfd: int, wfd: int) -> None:
     rx, tx = Connection(rfd, writable=False), Connection(wfd, readable=False)
-    rules, max_line_bytes, frame = pickle.loads(rx.recv_bytes())
-    normalizer = Normalizer(rules, max_line_bytes)
+    fields, max_line_bytes, frame = pickle.loads(rx.recv_bytes())
+    normalizer = Normalizer(MaskRules(**fields), max_line_bytes)
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)  # see shipper.daemon.tune_gc
     requests: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()

@@ -20,8 +20,8 @@ from shipper.deadletter import DeadLetterFile, entry
 from shipper.framing import Frame
 from shipper.metrics import METRICS
 from shipper.normalize import Normalizer
+from shipper.normalize.loop import Encoded, encode
 from shipper.normalize.pool import NormalizerPool, Ticket
-from shipper.normalize.worker import Encoded, encode
 from shipper.pipeline.acks import AckTracker
 from shipper.pipeline.checkpoint import CheckpointStore
 from shipper.sinks.base import Batch, Segment, Sink

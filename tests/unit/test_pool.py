@@ -15,9 +15,9 @@ from bench.generate import lines as generated_lines
 from shipper.indexing import IndexNamer
 from shipper.metrics import METRICS
 from shipper.normalize import Normalizer
+from shipper.normalize.loop import encode
 from shipper.normalize.mask import DEFAULT_RULES
 from shipper.normalize.pool import NormalizerPool
-from shipper.normalize.worker import encode
 from shipper.sinks.framers import BulkFramer, inflate
 
 RULES = DEFAULT_RULES.extended(contain=["ssn"])  # extra rules must reach the workers

@@ -1,0 +1,59 @@
+"""The per-record loop: normalize, serialize and frame each input of a block.
+
+Shared by the normalizer workers and the main process (no pool, postgres records), so both
+give the same answers. The hottest code of the daemon; an optional build compiles it with mypyc
+(see pyproject.toml).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+
+from shipper.normalize.document import Document, Rejection
+from shipper.sinks.base import DocRefs, Framer
+
+Reject = tuple[int, str, str]  # (index of the input, reason, detail)
+# (block or its deflate fragment, crc32 or None, block size, documents, rejects): a Segment's
+# fields, and the rejected inputs.
+Encoded = tuple[bytes, int | None, int, DocRefs, list[Reject]]
+
+
+def encode(
+    inputs: Sequence[Any],
+    normalize: Callable[[Any], Document | Rejection],
+    frame: Framer,
+    enrich: Callable[[dict[str, Any]], None] | None = None,
+    skip_blank: bool = False,
+) -> Encoded:
+    """Normalize, serialize and frame each input: the per-record loop, run by workers and by
+    the main process alike, so both give the same answers."""
+    parts: list[bytes] = []
+    ids: list[str] = []
+    times: list[int] = []
+    sizes: list[int] = []
+    rejects: list[Reject] = []
+    dumps = orjson.dumps
+    for i, x in enumerate(inputs):
+        if skip_blank and (not x or x.isspace()):
+            continue  # blank lines are no records (and no rejects either)
+        try:
+            r = normalize(x)
+        except Exception as exc:  # a normalizer bug must cost one record, not the process
+            rejects.append((i, "internal_error", f"normalizer failed: {type(exc).__name__}"))
+            continue
+        if type(r) is Document:
+            if enrich is not None:
+                enrich(r.body)
+            b = frame(r.id, r.epoch_ms, dumps(r.body))
+            parts.append(b)
+            ids.append(r.id)
+            times.append(r.epoch_ms)
+            sizes.append(len(b))
+        else:
+            rejects.append((i, r.reason, r.detail))  # type: ignore[union-attr]
+    block = b"".join(parts)
+    data, crc = frame.seal(block) if parts else (b"", None)
+    return data, crc, len(block), DocRefs.pack(ids, times, sizes), rejects

@@ -1,0 +1,59 @@
+"""The optional mypyc build (HATCH_BUILD_HOOKS_ENABLE=1) compiles and answers like pure Python."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.generate import lines as generated_lines
+from shipper.indexing import IndexNamer
+from shipper.normalize import Normalizer
+from shipper.normalize.loop import encode
+from shipper.sinks.framers import BulkFramer
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECK = """
+import json, sys
+import shipper.normalize.loop as loop, shipper.normalize.document as doc
+assert loop.__file__.endswith(".so") and doc.__file__.endswith(".so"), (loop.__file__, doc.__file__)
+from shipper.indexing import IndexNamer
+from shipper.normalize import Normalizer
+from shipper.sinks.framers import BulkFramer
+lines = [bytes.fromhex(x) for x in json.load(sys.stdin)]
+data, crc, size, docs, rejects = loop.encode(lines, Normalizer().line, BulkFramer(IndexNamer("a", "b")), skip_blank=True)
+print(json.dumps([data.hex(), crc, size, [list(d) for d in docs], [list(r) for r in rejects]]))
+"""
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="no C compiler here")
+def test_compiled_normalizer_gives_the_same_bytes(tmp_path):
+    from bench.compiled import wheel
+
+    whl = wheel(tmp_path / "wheels")
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(whl)],
+        check=True,
+    )
+    lines = [ln.rstrip(b"\n") for ln in generated_lines(400, seed=3)]
+    lines += [b"", b"{oops", b"\xff", b'{"id":"x","key":"K","createdAt":"\xc2\xb2"}', b"[]"]
+    out = subprocess.run(
+        [sys.executable, "-P", "-c", CHECK],
+        input=json.dumps([x.hex() for x in lines]),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(target)},
+        cwd=tmp_path,
+        check=True,
+    ).stdout
+    data, crc, size, docs, rejects = encode(
+        lines, Normalizer().line, BulkFramer(IndexNamer("a", "b")), skip_blank=True
+    )
+    want = [data.hex(), crc, size, [list(d) for d in docs], [list(r) for r in rejects]]
+    assert json.loads(out) == want
