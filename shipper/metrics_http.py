@@ -36,12 +36,14 @@ COUNTERS = {
     "postgres_errors_total": "Errors talking to PostgreSQL",
     "config_reloads_total": "Successful configuration reloads",
     "config_reload_failures_total": "Rejected configuration reloads",
+    "worker_restarts_total": "Normalizer worker processes that died and were restarted",
 }
 GAUGES = {
     "batches_in_flight": "Batches sent and not yet final (queue depth)",
     "open_files": "Input files held open",
     "open_deleted_files": "Deleted input files still held open",
     "last_delivery_timestamp_seconds": "Unix time of the last successful bulk request",
+    "workers_broken": "1 when normalizer workers kept dying and the main process normalizes instead",
 }
 
 

@@ -35,7 +35,8 @@ from shipper.sinks.base import Framer
 
 log = logging.getLogger(__name__)
 PIPE_SIZE = 1 << 20  # fewer wake-ups per ~1 MB request (Linux caps it at pipe-max-size)
-MAX_ATTEMPTS = 2
+MAX_ATTEMPTS = 2  # per request
+MAX_FAILURES = 5  # restarts in a row without one answer: give up on workers
 
 
 def default_workers() -> int:
@@ -86,6 +87,9 @@ class NormalizerPool:
         self._init = pickle.dumps((fields, max_line_bytes, frame))
         self._frame = frame
         self._fallback = Normalizer(rules, max_line_bytes)
+        self._size = workers
+        self._failures = 0  # restarts since the last answer
+        self.broken = False  # workers kept dying: everything is normalized in-process now
         self._workers = [self._start() for _ in range(workers)]
         # Also when a runner is dropped without shutdown (a crash in tests, an exception at start).
         self._finalizer = weakref.finalize(self, _close_all, self._workers)
@@ -95,7 +99,7 @@ class NormalizerPool:
 
     @property
     def size(self) -> int:
-        return len(self._workers)
+        return self._size
 
     def __len__(self) -> int:
         return len(self._tickets)
@@ -127,12 +131,18 @@ class NormalizerPool:
     def submit_block(self, block: bytes, count: int) -> Ticket:
         """``count`` newline-terminated lines; blank ones are skipped, rejects index the lines."""
         i = self._next
-        self._next = (i + 1) % len(self._workers)
+        self._next = (i + 1) % self._size
         t = Ticket(i, block, count)
         self._tickets.append(t)
         self.pending_lines += t.count
-        self._send(t)
+        if self.broken:
+            self._in_process(t)
+        else:
+            self._send(t)
         return t
+
+    def _in_process(self, t: Ticket) -> None:
+        t.result = encode(t.payload.split(b"\n")[:-1], self._fallback.line, self._frame, skip_blank=True)
 
     def _send(self, t: Ticket) -> None:
         w = self._workers[t.worker]
@@ -161,6 +171,7 @@ class NormalizerPool:
             try:
                 t.result = pickle.loads(w.rx.recv_bytes())
                 w.outstanding.popleft()
+                self._failures = 0
             except (EOFError, OSError):
                 self._restart(t.worker)
         self._tickets.popleft()
@@ -173,14 +184,27 @@ class NormalizerPool:
         log.error("normalizer worker %d (pid %d) died (exit %s); restarting it", index, old.proc.pid, code)
         METRICS.inc("worker_restarts_total")
         _close_worker(old)
+        self._failures += 1
+        if self._failures >= MAX_FAILURES:
+            # Not one request's fault: workers cannot run here (broken interpreter, limits, ...).
+            log.error("normalizer workers keep dying; normalizing in the main process from now on")
+            METRICS.set("workers_broken", 1)
+            self.broken = True
+            for w in self._workers:
+                if w is not old:
+                    _close_worker(w)
+            self._workers.clear()
+            for t in self._tickets:
+                if t.result is None:
+                    self._in_process(t)
+            return
         new = self._start()
         self._workers[index] = new
         for t in old.outstanding:
             t.attempts += 1
             if t.attempts > MAX_ATTEMPTS:
                 log.error("a request of %d lines crashed workers twice; normalizing it in-process", t.count)
-                lines = t.payload.split(b"\n")[:-1]
-                t.result = encode(lines, self._fallback.line, self._frame, skip_blank=True)
+                self._in_process(t)
             else:
                 self._send(t)
 

@@ -90,14 +90,25 @@ def test_killed_worker_is_restarted_and_its_requests_answered():
 
 
 def test_requests_that_keep_killing_workers_fall_back_in_process():
-    # Workers that die at once: every request is retried, then normalized in-process.
-    p = NormalizerPool(1, RULES, 4096, FRAME, command=[sys.executable, "-c", "import os; os._exit(3)"])
+    # A request that kills workers twice is normalized in-process; workers that die at once,
+    # whatever they are given, are given up after a few restarts (no endless respawning).
+    p = NormalizerPool(2, RULES, 4096, FRAME, command=[sys.executable, "-c", "import os; os._exit(3)"])
     try:
         lines = mixed_lines(50)
-        p.submit(lines[:10])
-        p.submit(lines[10:])
-        assert p.result() == local(lines[:10])
-        assert p.result() == local(lines[10:])
+        before = METRICS.get("worker_restarts_total")
+        parts = [lines[i : i + 13] for i in range(0, 52, 13)]
+        for part in parts:
+            p.submit(part)
+        assert [p.result() for _ in parts] == [local(part) for part in parts]  # retried, then in-process
+        p.submit(parts[0])
+        assert p.result() == local(parts[0])
+        assert p.broken and p.size == 2
+        restarts = METRICS.get("worker_restarts_total") - before
+        assert 0 < restarts <= 5
+        for i in range(0, 50, 5):  # from now on: answered in-process, nothing started
+            p.submit(lines[i : i + 5])
+        assert [p.result() for _ in range(10)] == [local(lines[i : i + 5]) for i in range(0, 50, 5)]
+        assert METRICS.get("worker_restarts_total") - before == restarts
     finally:
         p.close()
 
