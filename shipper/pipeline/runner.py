@@ -297,18 +297,27 @@ class Runner:
         return self.shutdown()
 
     def shutdown(self) -> int:
-        """Stop reading, deliver what was read, write the final checkpoint."""
-        while self._pending:
-            if not self._drain_pool(block=True):
-                self._settle(timeout=0.2)  # the output is full: wait for a free slot
-        if self._batch.positions:
-            while self.acks.in_flight >= self.sink.max_in_flight:
-                self._settle(timeout=0.2)
-            self._submit()
+        """Stop reading, deliver what was read, write the final checkpoint.
+
+        All within ``drain_timeout``, also while the output is down: what is not final by then
+        is simply not checkpointed, and is read again at the next start.
+        """
         deadline = time.monotonic() + self.drain_timeout
-        while self.acks.in_flight and time.monotonic() < deadline:
+
+        def wait() -> None:
             self._settle(timeout=min(0.2, max(0.0, deadline - time.monotonic())))
-        drained = self.acks.in_flight == 0
+
+        while self._pending and time.monotonic() < deadline:
+            if not self._drain_pool(block=True):
+                wait()  # the output is full: wait for a free slot
+        if self._batch.positions:
+            while self.acks.in_flight >= self.sink.max_in_flight and time.monotonic() < deadline:
+                wait()
+            if self.acks.in_flight < self.sink.max_in_flight:
+                self._submit()
+        while self.acks.in_flight and time.monotonic() < deadline:
+            wait()
+        drained = self.acks.in_flight == 0 and not self._pending and not self._batch.positions
         self.store.flush(force=True)
         self.sink.close()
         for src in self.sources:

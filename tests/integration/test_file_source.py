@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import signal
+import time
 
 import pytest
 
@@ -223,6 +224,26 @@ class NeverDelivers:
 
     def close(self):
         pass
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_shutdown_with_the_output_down_ends_within_drain_timeout(tmp_path, workers):
+    # SIGTERM during an outage: stop within drain_timeout, checkpoint nothing undelivered, and
+    # ship it all after the restart.
+    p = Pipeline(tmp_path, workers=workers).start()
+    out = p.runner.sink
+    p.runner.sink = NeverDelivers()
+    p.runner.sink.framer = out.framer  # type: ignore[attr-defined]
+    log = p.logs / "app.jsonl"
+    write_lines(log, range(5000))
+    p.pump(min_time=0.5, until=lambda: True)
+    p.runner.drain_timeout = 0.5
+    started = time.monotonic()
+    assert p.stop() == 1
+    assert time.monotonic() - started < 3
+    out.close()
+    p.start().pump_until_count(5000, timeout=20)
+    assert_exactly_once(p.ids(), expected(range(5000)))
 
 
 def test_deleted_file_closed_after_grace_even_if_unshipped(tmp_path, caplog):
