@@ -25,8 +25,6 @@ A failed ``Interaction.SignIn.Submit`` is an authentication attempt, not a sessi
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 Categories = tuple[tuple[str, ...], tuple[str, ...]]
 
 FAMILIES: dict[str, str] = {
@@ -47,9 +45,8 @@ def family(key: str) -> str:
     return FAMILIES.get(key.split(".", 1)[0], "other")
 
 
-@lru_cache(maxsize=4096)
 def categorize(key: str, outcome: str) -> Categories:
-    """ECS (category, type) for a key and outcome; cached because keys repeat endlessly."""
+    """ECS (category, type) for a key and outcome (``Normalizer`` caches the answers per key)."""
     parts = key.split(".")
     head = parts[0]
     if head == "Interaction" and len(parts) > 1:

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,34 +120,31 @@ class Runner:
         frame = self.sink.framer
         if sent:
             encoded = encode([f.raw for f in sent], self.normalizer.line, frame, enrich)
-            self._place(chunk, sent, encoded, dead, mark)
+            self._place(chunk, encoded, dead, mark, lambda i: (sent[i].start, sent[i].raw))
         if chunk.records:
-            data, crc, size, docs, rejects = encode(chunk.records, self.normalizer.record, frame, enrich)
-            if docs:
-                self._batch.add(Segment(data, docs, size, crc))
-            for i, reason, detail in rejects:
-                raw = orjson.dumps(chunk.records[i], default=str)
-                dead.append(entry(chunk.name, None, reason, detail, raw))
+            records = chunk.records
+            encoded = encode(records, self.normalizer.record, frame, enrich)
+            self._place(
+                chunk, encoded, dead, len(dead), lambda i: (None, orjson.dumps(records[i], default=str))
+            )
         self._batch.positions[chunk.stream] = chunk.position
 
     def _place(
         self,
         chunk: Chunk,
-        sent: list[Frame] | None,
         encoded: Encoded,
         dead: list[dict[str, Any]],
         mark: int,
+        locate: Callable[[int], tuple[int | None, bytes]],
     ) -> None:
-        """Documents into the batch; rejections into ``dead[mark:]``, this chunk's, in file order."""
+        """Documents into the batch; rejections into ``dead[mark:]``, this chunk's, in input
+        order; ``locate(i)`` is the offset and raw bytes of input ``i``."""
         data, crc, size, docs, rejects = encoded
         if docs:
             self._batch.add(Segment(data, docs, size, crc))
-        if rejects and sent is None:
-            sent = chunk.lines()  # framed only now, for the offsets of the lines refused
         for i, reason, detail in rejects:
-            assert sent is not None
-            f = sent[i]
-            dead.append(entry(chunk.name, f.start, reason, detail, f.raw))
+            offset, raw = locate(i)
+            dead.append(entry(chunk.name, offset, reason, detail, raw))
         if rejects and len(dead) > mark + len(rejects):  # over-long lines were set aside first
             dead[mark:] = sorted(dead[mark:], key=lambda d: d["offset"])
 
@@ -170,10 +168,17 @@ class Runner:
 
     def _merge(self, p: _Pending) -> None:
         """Put a chunk's pool results into the batch, in line order, and its position after them."""
-        chunk, dead = p.chunk, p.dead
+        chunk, dead, sent = p.chunk, p.dead, p.sent
         if p.ticket is not None:
             assert self.pool is not None
-            self._place(chunk, p.sent, self.pool.result(), dead, 0)
+
+            def locate(i: int) -> tuple[int | None, bytes]:
+                nonlocal sent
+                if sent is None:
+                    sent = chunk.lines()  # a block: framed only now, for the lines refused
+                return sent[i].start, sent[i].raw
+
+            self._place(chunk, self.pool.result(), dead, 0, locate)
         self._dead_letter(dead)
         self._batch.positions[chunk.stream] = chunk.position
         if self._batch_started is None:
@@ -181,10 +186,11 @@ class Runner:
 
     def _drain_pool(self, block: bool) -> bool:
         """Merge answered chunks while the batch has room; True when any was merged."""
-        merged = False
+        merged, pool = False, self.pool
+        assert pool is not None
         while self._pending:
             p = self._pending[0]
-            if p.ticket is not None and not block and not self.pool.ready():  # type: ignore[union-attr]
+            if p.ticket is not None and not block and not pool.ready():
                 break
             count = p.ticket.count if p.ticket is not None else 0
             if self._batch.count and self._batch.count + count > self.limits.max_docs:

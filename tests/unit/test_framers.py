@@ -63,3 +63,20 @@ def test_doc_refs_pack_and_unpack(refs):
     packed = DocRefs.pack([r[0] for r in refs], [r[1] for r in refs], [r[2] for r in refs])
     back = pickle.loads(pickle.dumps(packed))
     assert len(back) == len(refs) and list(back) == refs
+
+
+def test_es_payload_stitches_sealed_and_unsealed_blocks(tmp_path):
+    from shipper.config import ElasticsearchOutputConfig, IndexConfig
+    from shipper.sinks.base import Segment
+    from shipper.sinks.elasticsearch import ElasticsearchSink
+
+    out = ElasticsearchOutputConfig(type="elasticsearch", hosts=["http://127.0.0.1:9"], setup_on_start=False)
+    sink = ElasticsearchSink.from_config(out, IndexConfig(), tmp_path)
+    try:
+        a, b = sink.framer("1", 0, b'{"a":1}'), sink.framer("2", 0, b'{"b":2}')
+        frag, crc = sink.framer.seal(a)
+        sealed = Segment(frag, DocRefs.pack(["1"], [0], [len(a)]), len(a), crc)
+        plain = Segment(b, DocRefs.pack(["2"], [0], [len(b)]), len(b), None)
+        assert stdlib_gzip.decompress(sink._payload([sealed, plain])) == a + b
+    finally:
+        sink.close()

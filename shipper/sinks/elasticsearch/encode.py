@@ -15,10 +15,6 @@ class Item:
     index: str
     lines: bytes  # action line + source line, both newline-terminated
 
-    @property
-    def size(self) -> int:
-        return len(self.lines)
-
 
 def plain_block(seg: Segment) -> bytes:
     return seg.data if seg.crc is None else inflate(seg.data)

@@ -35,9 +35,9 @@ from shipper.sinks.elasticsearch.client import (
     describe,
     make_client,
 )
-from shipper.sinks.elasticsearch.encode import Item, body, items, plain_block
+from shipper.sinks.elasticsearch.encode import Item, body, items
 from shipper.sinks.elasticsearch.retry import Backoff, Outcome, classify
-from shipper.sinks.framers import BulkFramer, gzip, gzip_join
+from shipper.sinks.framers import BulkFramer, deflate, gzip, gzip_join
 
 log = logging.getLogger(__name__)
 FILTER = "errors,items.*.status,items.*.error.type,items.*.error.reason"
@@ -200,11 +200,19 @@ class ElasticsearchSink:
         return [next(iter(i.values())) for i in answered]
 
     def _payload(self, segments: list[Segment]) -> bytes:
-        """The request body from framed blocks: deflate fragments stitched into one gzip member
-        (compressed by the workers), or plain blocks joined (compressed here if gzip is on)."""
-        if self.gzip_level and all(seg.crc is not None for seg in segments):
-            return gzip_join((seg.data, seg.crc or 0, seg.size) for seg in segments)
-        plain = b"".join([plain_block(seg) for seg in segments])
+        """The request body from framed blocks: with gzip on, the fragments the workers
+        deflated stitched into one gzip member; else the plain blocks joined."""
+        if not self.gzip_level:
+            return b"".join([seg.data for seg in segments])  # the framer left them plain
+        return gzip_join(self._fragment(seg) for seg in segments)
+
+    def _fragment(self, seg: Segment) -> tuple[bytes, int, int]:
+        if seg.crc is None:  # a block some path left plain: compressed here
+            return (*deflate(seg.data, self.gzip_level), seg.size)
+        return seg.data, seg.crc, seg.size
+
+    def _body(self, pending: list[Item]) -> bytes:
+        plain = body(pending)
         return gzip(plain, self.gzip_level) if self.gzip_level else plain
 
     def _deliver_blocks(self, segments: list[Segment], count: int) -> None:
@@ -237,10 +245,7 @@ class ElasticsearchSink:
                 if self._closing.is_set():
                     raise Abandoned
                 try:
-                    payload = body(pending)
-                    if self.gzip_level:
-                        payload = gzip(payload, self.gzip_level)
-                    results = self._bulk(payload, len(pending))
+                    results = self._bulk(self._body(pending), len(pending))
                 except _TooLarge:
                     half = len(pending) // 2
                     log.info("bulk request too large (413); splitting %d items", len(pending))
