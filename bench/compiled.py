@@ -1,10 +1,10 @@
-"""Build and install the mypyc-compiled variant into its own venv, from a clean copy of the tree.
+"""Install logto-shipper as ``pip install .`` does (normalizer compiled by mypyc where a C
+compiler is at hand, see hatch_build.py) into its own venv, built from a clean copy of the tree.
 
     python -m bench.compiled [--venv bench/out/compiled-venv]
 
-hatch-mypyc writes its extension modules next to the sources it compiles; building from a
-copy keeps ``.so`` files out of the working tree (where they would shadow edited ``.py`` files).
-Prints the venv's ``logto-shipper`` path; ``bench.run --compiled`` uses it.
+The copy holds exactly the tracked and new files, so the benchmark measures the tree as it would
+be committed. Prints the venv's ``logto-shipper`` path; ``bench.run`` uses it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def wheel(out: Path) -> Path:
-    """The compiled wheel, built from a copy of the tree (tracked and new files) into ``out``."""
+    """The wheel ``pip install .`` builds, from a copy of the tree (tracked and new files), in ``out``."""
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "src"
         listed = subprocess.run(
@@ -34,7 +34,7 @@ def wheel(out: Path) -> Path:
             if (ROOT / rel).is_file():
                 (src / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(ROOT / rel, src / rel)
-        env = {**os.environ, "HATCH_BUILD_HOOKS_ENABLE": "1"}
+        env = {k: v for k, v in os.environ.items() if k != "LOGTO_SHIPPER_PURE"}
         subprocess.run(
             [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(src)],
             env=env,
@@ -56,7 +56,9 @@ def build(venv: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="build the mypyc-compiled logto-shipper into a venv")
+    ap = argparse.ArgumentParser(
+        description="install logto-shipper as `pip install .` builds it, into a venv"
+    )
     ap.add_argument("--venv", type=Path, default=ROOT / "bench" / "out" / "compiled-venv")
     a = ap.parse_args(argv)
     print(build(a.venv))

@@ -239,8 +239,15 @@ gzip = true
     return cfg
 
 
-SHIPPER = "logto-shipper run (normalize + mask + gzip + create/_id)"
-SHIPPER_COMPILED = "logto-shipper run, optional mypyc build of the normalizer (same work)"
+SHIPPER = "logto-shipper run (normalize + mask + gzip + create/_id), as `pip install .` builds it"
+SHIPPER_PURE = "logto-shipper run, pure-Python normalizer (editable install or LOGTO_SHIPPER_PURE=1)"
+
+
+def compiled_label(exe: str) -> str:
+    """SHIPPER, saying whether the installed build's normalizer is compiled (it is not where
+    compiling failed, e.g. no C compiler)."""
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True).stdout
+    return f"{SHIPPER} ({'mypyc-compiled' if 'compiled' in out else 'pure Python: compiling failed'})"
 
 
 def outage_memory(sink: Sink, exe: str, out: Path, backlog: int) -> dict[str, Any]:
@@ -395,9 +402,10 @@ def main(argv: list[str] | None = None) -> None:
         help="just logto-shipper (quick iterations), or just the outage-memory run; no RESULTS.md",
     )
     ap.add_argument(
-        "--compiled",
+        "--pure-only",
         action="store_true",
-        help="also run the optional mypyc-compiled build (python -m bench.compiled builds it)",
+        help="only the pure-Python run of this checkout, not the build `pip install .` makes "
+        "(python -m bench.compiled; ~1 min to build)",
     )
     ap.add_argument(
         "--outage-mb",
@@ -414,9 +422,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"generating {a.records} records -> {data}", file=sys.stderr)
         generate(data, a.records)
     size = data.stat().st_size
+    exe = shutil.which("logto-shipper") or str(Path(sys.executable).parent / "logto-shipper")
+    main_exe = exe  # what the default rows and the outage run measure: the build `pip install .` makes
+    if not a.pure_only:
+        from bench.compiled import build
+
+        main_exe = str(build(a.out / "compiled-venv"))
     sink = Sink()
     results: list[dict[str, Any]] = []
-    exe = shutil.which("logto-shipper") or str(Path(sys.executable).parent / "logto-shipper")
     outage: dict[str, Any] | None = None
     try:
         if not a.only:
@@ -442,30 +455,19 @@ def main(argv: list[str] | None = None) -> None:
                 ]
                 results.append(summarize(label, runs))
         if a.only != "outage":
-            runs = []
-            for _ in range(a.runs):
-                with tempfile.TemporaryDirectory() as tmp:
-                    cfg = shipper_config(Path(tmp), data, sink.url)
-                    runs.append(
-                        measure(sink, [exe, "--config", str(cfg), "--log-level", "warning", "run"], a.records)
-                    )
-            results.append(summarize(SHIPPER, runs))
-            if a.compiled:
-                from bench.compiled import build
-
-                cexe = str(build(a.out / "compiled-venv"))
+            builds = [(SHIPPER_PURE, exe)]
+            if main_exe != exe:
+                builds.insert(0, (compiled_label(main_exe), main_exe))
+            for label, bexe in builds:
                 runs = []
                 for _ in range(a.runs):
                     with tempfile.TemporaryDirectory() as tmp:
                         cfg = shipper_config(Path(tmp), data, sink.url)
-                        runs.append(
-                            measure(
-                                sink, [cexe, "--config", str(cfg), "--log-level", "warning", "run"], a.records
-                            )
-                        )
-                results.append(summarize(SHIPPER_COMPILED, runs))
+                        cmd = [bexe, "--config", str(cfg), "--log-level", "warning", "run"]
+                        runs.append(measure(sink, cmd, a.records))
+                results.append(summarize(label, runs))
         if a.outage_mb or a.only == "outage":
-            outage = outage_memory(sink, exe, a.out, (a.outage_mb or 1024) << 20)
+            outage = outage_memory(sink, main_exe, a.out, (a.outage_mb or 1024) << 20)
     finally:
         sink.close()
     if a.peers and not a.only:
@@ -488,7 +490,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     report = table(results, ref) if results else ""
     if outage is not None:
-        normal = next((r["rss_mb"] for r in results if r["label"] == SHIPPER), None)
+        normal = next((r["rss_mb"] for r in results if r["label"].startswith(SHIPPER)), None)
         report += "\n\n" + outage_report(outage, normal)
     print(report)
     if a.write_results:

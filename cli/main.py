@@ -15,6 +15,7 @@ from shipper import __version__
 from shipper.config import DEFAULT_CONFIG_PATH, ShipperConfig, load_config
 from shipper.errors import ConfigError, OutputAuthError, OutputError, ShipperError
 from shipper.logs import setup_logging
+from shipper.normalize import COMPILED
 
 EXIT_PROBLEMS, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 
@@ -74,7 +75,11 @@ class Group(click.Group):
 )
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
-@click.version_option(__version__, prog_name="logto-shipper")
+@click.version_option(
+    __version__,
+    prog_name="logto-shipper",
+    message=f"%(prog)s %(version)s (normalizer: {'compiled with mypyc' if COMPILED else 'pure Python'})",
+)
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None, log_level: str, log_format: str) -> None:
     """Ship Logto audit logs into Elasticsearch, and search them."""

@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
 
+import pytest
+
 from tests.conftest import ROOT
 
 
-def test_wheel_contains_data_files(tmp_path):
+@pytest.mark.parametrize(
+    "env",
+    [{"LOGTO_SHIPPER_PURE": "1"}, {"CC": "false"}],  # asked for pure Python; compiling fails (no cc)
+    ids=["pure-asked", "compile-fails"],
+)
+def test_wheel_contains_data_files_and_falls_back_to_pure_python(tmp_path, env):
     r = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(tmp_path), str(ROOT)],
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, **env},
     )
     assert r.returncode == 0, r.stderr[-2000:]
     wheel = next(tmp_path.glob("logto_shipper-*.whl"))
+    assert wheel.name.endswith("-py3-none-any.whl"), wheel.name
+    if "CC" in env:  # the build says why it is pure Python
+        assert "compiling the normalizer failed" in r.stdout + r.stderr
     names = set(zipfile.ZipFile(wheel).namelist())
     for need in (
         "shipper/_data/mappings/component-mappings.json",
@@ -31,6 +43,8 @@ def test_wheel_contains_data_files(tmp_path):
     ):
         assert need in names, need
     assert not any(n.startswith("tests/") for n in names)
+    assert not any(n.endswith(".so") for n in names)
+    assert not list((ROOT / "shipper").rglob("*.so")), "a build left extension modules in the tree"
 
 
 def test_resources_resolve_from_an_installed_layout(tmp_path, monkeypatch):
@@ -53,7 +67,7 @@ def test_normalize_bench_runs_small():
 def test_bench_harness_runs_small(tmp_path, capsys):
     from bench.run import main
 
-    main(["--records", "2000", "--runs", "1", "--out", str(tmp_path)])
+    main(["--records", "2000", "--runs", "1", "--out", str(tmp_path), "--pure-only"])
     report = capsys.readouterr().out
     for label in (
         "sink capacity",
@@ -72,7 +86,21 @@ def test_bench_outage_mode_runs_small(tmp_path, capsys):
 
     from bench.run import main
 
-    main(["--records", "2000", "--runs", "1", "--out", str(tmp_path), "--only", "outage", "--outage-mb", "2"])
+    main(
+        [
+            "--records",
+            "2000",
+            "--runs",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--only",
+            "outage",
+            "--outage-mb",
+            "2",
+            "--pure-only",
+        ]
+    )
     report = capsys.readouterr().out
     m = re.search(r"([\d,]+) of ([\d,]+) records arrived", report)
     assert m and m.group(1) == m.group(2) and int(m.group(2).replace(",", "")) > 1000

@@ -5,7 +5,11 @@ The per-record path uses plain dicts and orjson only; pydantic stays at the boun
 never an exception.
 """
 
+from shipper.normalize import document as _document
 from shipper.normalize.document import Document, Normalizer, Rejection
 from shipper.normalize.mask import DEFAULT_RULES, MaskRules
 
-__all__ = ["DEFAULT_RULES", "Document", "MaskRules", "Normalizer", "Rejection"]
+# True when this install runs the mypyc-compiled normalizer (see hatch_build.py).
+COMPILED = not (_document.__file__ or "").endswith(".py")
+
+__all__ = ["COMPILED", "DEFAULT_RULES", "Document", "MaskRules", "Normalizer", "Rejection"]

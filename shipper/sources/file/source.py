@@ -228,7 +228,7 @@ class FileSource:
         elif size > tf.read_pos and tf.fingerprint.length and not tf.fingerprint.matches(tf.fd):
             # Truncated and written past our offset since we last looked: size alone cannot tell.
             self._restart(tf, "its first bytes changed (copytruncate?)")
-        block, start = (b"", 0) if tf.backlog else self._take_block(tf, budget, size)
+        block, start, n = (b"", 0, 0) if tf.backlog else self._take_block(tf, budget, size)
         frames, tf.backlog = tf.backlog, []
         while not block and len(frames) < budget and tf.read_pos < size:
             data = self._pread(tf, size)
@@ -242,7 +242,6 @@ class FileSource:
             tf.fingerprint = Fingerprint.of(tf.fd, self.cfg.fingerprint_bytes)
         if block:
             tf.last_data = now
-            n = block.count(b"\n")
             METRICS.inc("lines_read_total", n)
             return Chunk(tf.stream, tf.path, position=start + len(block), block=block, block_start=start, n=n)
         if frames:
@@ -267,9 +266,10 @@ class FileSource:
         METRICS.inc("bytes_read_total", len(data))
         return data
 
-    def _take_block(self, tf: TailedFile, budget: int, size: int) -> tuple[bytes, int]:
-        """Up to ``budget`` complete lines as one block (block mode), or ``(b"", 0)``: then any
-        lines read are in ``tf.backlog`` as frames (a line over ``max_line_bytes`` is near)."""
+    def _take_block(self, tf: TailedFile, budget: int, size: int) -> tuple[bytes, int, int]:
+        """Up to ``budget`` complete lines as one block (block mode): ``(block, offset, lines)``,
+        or ``(b"", 0, 0)``: then any lines read are in ``tf.backlog`` as frames (a line over
+        ``max_line_bytes`` is near)."""
         block, start = tf.pending, tf.pending_start
         tf.pending = b""
         if not block and tf.read_pos < size:
@@ -277,13 +277,14 @@ class FileSource:
             got = tf.splitter.feed_block(data) if data else None
             if got is None:
                 tf.backlog = tf.splitter.feed(data)
-                return b"", 0
+                return b"", 0, 0
             block, start = got
-        if block and block.count(b"\n") > budget:  # keep the lines over the budget for later
+        n = block.count(b"\n")
+        if n > budget:  # keep the lines over the budget for later
             cut = len(block) - len(block.split(b"\n", budget)[-1])
             tf.pending, tf.pending_start = block[cut:], start + cut
-            block = block[:cut]
-        return block, start
+            block, n = block[:cut], budget
+        return block, start, n
 
     def housekeeping(self) -> None:
         """Close deleted files whose grace period is over, even while the output blocks us."""
