@@ -277,8 +277,7 @@ class Normalizer:
         return parts
 
     def _build(self, log_id: str, key: str, ms: int, payload: dict[str, Any], tenant: str | None) -> Document:
-        get = payload.get
-        result = get("result")
+        result = payload.get("result")
         outcome = "success" if result == "Success" else "failure" if result == "Error" else "unknown"
         fam, category, type_ = self._event_parts(key, outcome)
         ts = format_ms(ms)
@@ -301,7 +300,6 @@ class Normalizer:
             decoded, err = _error_fields(payload["error"])
             if decoded is not payload["error"]:
                 payload = {**payload, "error": decoded}
-                get = payload.get
             if err:
                 doc["error"] = err
         masked = self.masker.mask(payload)[0]
@@ -309,10 +307,10 @@ class Normalizer:
         if tenant:
             doc["organization"] = {"id": tenant}
             logto["tenant_id"] = tenant
-        user_id = get("userId")
+        user_id = payload.get("userId")
         if type(user_id) is str and user_id:
             doc["user"] = {"id": user_id}
-        raw_ip = get("ip")
+        raw_ip = payload.get("ip")
         if type(raw_ip) is str and raw_ip:
             ip = normalize_ip(raw_ip)
             if ip is None:
@@ -321,13 +319,13 @@ class Normalizer:
             else:
                 doc["source"] = {"ip": ip}
                 doc["client"] = {"ip": ip}
-        ctx = get("signInContext")
+        ctx = payload.get("signInContext")
         if ctx is not None and (geo := _geo(ctx)):
             doc.setdefault("source", {})["geo"] = geo
         if ("userAgent" in payload or "userAgentParsed" in payload) and (ua := _user_agent(payload)):
             doc["user_agent"] = ua
         for src, dst in _LOGTO_IDS:
-            v = get(src)
+            v = payload.get(src)
             if type(v) is str and v:
                 logto[dst] = v
         logto["payload"] = masked

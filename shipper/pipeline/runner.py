@@ -30,6 +30,10 @@ from shipper.sources import Chunk, Source
 
 log = logging.getLogger(__name__)
 RELOAD = -1  # run() result: a reload was requested; the runner is still live
+# Requests queued per normalizer worker. Answers are merged in order, so a worker that is done
+# waits while the oldest request (another worker's) is still running: a deeper queue keeps
+# every worker busy through such waits. Each request is at most one 256 KiB read.
+QUEUE_PER_WORKER = 4
 
 
 @dataclass(frozen=True)
@@ -261,15 +265,17 @@ class Runner:
                 room = self.limits.max_docs - self._batch.count
             else:
                 read = self._drain_pool(block=False)
-                # Half-batch requests, at most two queued per worker: workers never wait for
-                # this thread, and a merged request never overfills a batch by much.
-                room = max(1, self.limits.max_docs // 2) if len(pool) < 2 * pool.size else 0
+                # Half-batch requests, a few queued per worker: workers never wait for this
+                # thread, and a merged request never overfills a batch by much.
+                room = max(1, self.limits.max_docs // 2) if len(pool) < QUEUE_PER_WORKER * pool.size else 0
             for src in self.sources if room or pool is None else ():
                 chunks = src.poll(max(room, 1))
                 if chunks:
                     read = True
                     self._ingest(chunks, src)
-                    if self._batch_due(time.monotonic()) or (pool and len(pool) >= 2 * pool.size):
+                    if self._batch_due(time.monotonic()) or (
+                        pool and len(pool) >= QUEUE_PER_WORKER * pool.size
+                    ):
                         break
             if pool is not None and self._drain_pool(block=not read and bool(self._pending)):
                 read = True
