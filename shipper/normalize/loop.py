@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from shipper.indexing import DAY_MS
 from shipper.normalize.document import Document, Rejection
 from shipper.sinks.base import DocRefs, Framer
 
@@ -36,6 +37,9 @@ def encode(
     sizes: list[int] = []
     rejects: list[Reject] = []
     dumps = orjson.dumps
+    # Framed here rather than by calling ``frame`` per document: this module is compiled, the
+    # framers are not (workers get them pickled), and the action line changes once a day.
+    actions: dict[int, tuple[bytes, bytes] | None] = {}
     for i, x in enumerate(inputs):
         if skip_blank and (not x or x.isspace()):
             continue  # blank lines are no records (and no rejects either)
@@ -47,7 +51,15 @@ def encode(
         if type(r) is Document:
             if enrich is not None:
                 enrich(r.body)
-            b = frame(r.id, r.epoch_ms, dumps(r.body))
+            day = r.epoch_ms // DAY_MS
+            if day in actions:
+                action = actions[day]
+            else:
+                action = actions[day] = frame.action(day)
+            if action is None:
+                b = dumps(r.body) + b"\n"
+            else:
+                b = b"".join((action[0], dumps(r.id), action[1], dumps(r.body), b"\n"))
             parts.append(b)
             ids.append(r.id)
             times.append(r.epoch_ms)

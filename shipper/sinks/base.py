@@ -52,10 +52,19 @@ class Segment:
 
 
 class Framer(Protocol):
-    """How an output wants documents framed (picklable: workers get a copy)."""
+    """How an output wants documents framed (picklable: workers get a copy).
+
+    A framed document is ``source + b"\\n"``, or with an action line
+    ``before + json(id) + after + source + b"\\n"`` where ``(before, after) = action(day)``;
+    ``shipper.normalize.loop.encode`` frames them so, in compiled code, caching ``action`` per day.
+    """
+
+    def action(self, day: int) -> tuple[bytes, bytes] | None:
+        """What goes before and after the JSON-encoded id of a document of UTC day ``day`` (days
+        since the epoch), before its source; None: documents go without an action line."""
 
     def __call__(self, doc_id: str, epoch_ms: int, source: bytes) -> bytes:
-        """One document, framed."""
+        """One document, framed (as ``encode`` frames it)."""
 
     def seal(self, block: bytes) -> tuple[bytes, int | None]:
         """A block of framed documents as it travels: ``(block, None)``, or compressed

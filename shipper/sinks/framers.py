@@ -16,7 +16,7 @@ from collections.abc import Iterable
 import orjson
 from isal import isal_zlib
 
-from shipper.indexing import IndexNamer
+from shipper.indexing import DAY_MS, IndexNamer
 
 _CREATE = b'{"create":{"_index":"'
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # no name, mtime 0, OS unknown
@@ -58,6 +58,9 @@ def gzip(block: bytes, level: int) -> bytes:
 class NdjsonFramer:
     """One JSON document per line (file and console outputs), uncompressed."""
 
+    def action(self, day: int) -> None:
+        return None
+
     def __call__(self, doc_id: str, epoch_ms: int, source: bytes) -> bytes:
         return source + b"\n"
 
@@ -72,16 +75,12 @@ class BulkFramer:
     def __init__(self, namer: IndexNamer, gzip_level: int = 0) -> None:
         self.namer = namer
         self.gzip_level = gzip_level
-        self._prefixes: dict[str, bytes] = {}  # per index: the action line up to the id
+    def action(self, day: int) -> tuple[bytes, bytes]:
+        return _CREATE + self.namer(day * DAY_MS).encode() + b'","_id":', b"}}\n"
 
     def __call__(self, doc_id: str, epoch_ms: int, source: bytes) -> bytes:
-        index = self.namer(epoch_ms)
-        prefix = self._prefixes.get(index)
-        if prefix is None:
-            if len(self._prefixes) > 4096:
-                self._prefixes.clear()
-            prefix = self._prefixes[index] = _CREATE + index.encode() + b'","_id":'
-        return b"".join((prefix, orjson.dumps(doc_id), b"}}\n", source, b"\n"))
+        before, after = self.action(epoch_ms // DAY_MS)
+        return b"".join((before, orjson.dumps(doc_id), after, source, b"\n"))
 
     def seal(self, block: bytes) -> tuple[bytes, int | None]:
         if not self.gzip_level:

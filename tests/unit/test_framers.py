@@ -80,3 +80,21 @@ def test_es_payload_stitches_sealed_and_unsealed_blocks(tmp_path):
         assert stdlib_gzip.decompress(sink._payload([sealed, plain])) == a + b
     finally:
         sink.close()
+
+
+@pytest.mark.parametrize("framer", [NdjsonFramer(), BulkFramer(IndexNamer("p", "n"))])
+def test_encode_frames_documents_as_the_framer_does(framer):
+    # encode frames inline (compiled code, action lines cached per day); the framer is the reference.
+    from bench.generate import lines
+    from shipper.normalize import Normalizer
+    from shipper.normalize.loop import encode
+
+    normalizer = Normalizer()
+    raw = [ln.rstrip(b"\n") for ln in lines(300, seed=5)]
+    data, crc, size, docs, rejects = encode(raw, normalizer.line, framer)
+    want = b""
+    for ln in raw:
+        d = normalizer.line(ln)
+        want += framer(d.id, d.epoch_ms, orjson.dumps(d.body))  # type: ignore[union-attr]
+    assert rejects == [] and crc is None and data == want and size == len(want)
+    assert len({ms // 86_400_000 for _, ms, _ in docs}) > 1  # several days: several action lines
