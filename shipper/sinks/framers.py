@@ -75,6 +75,7 @@ class BulkFramer:
     def __init__(self, namer: IndexNamer, gzip_level: int = 0) -> None:
         self.namer = namer
         self.gzip_level = gzip_level
+
     def action(self, day: int) -> tuple[bytes, bytes]:
         return _CREATE + self.namer(day * DAY_MS).encode() + b'","_id":', b"}}\n"
 
