@@ -22,13 +22,20 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 PURE_ENV = "LOGTO_SHIPPER_PURE"
+# What compiling needs in pip's build environment; asked for only when compiling is wanted, so a
+# LOGTO_SHIPPER_PURE=1 build needs nothing beyond hatchling.
+COMPILE_REQUIRES = ["hatch-mypyc>=0.16", "mypy>=1.10", "orjson>=3.9", "isal>=1.6"]
+
+
+def _pure_asked() -> bool:
+    return os.environ.get(PURE_ENV, "").strip() not in ("", "0")
 
 
 def _pure_wanted(version: str) -> str | None:
     """Why this build stays pure Python, or None."""
     if version == "editable":
         return "editable install"
-    if os.environ.get(PURE_ENV, "").strip() not in ("", "0"):
+    if _pure_asked():
         return f"{PURE_ENV} is set"
     return None
 
@@ -41,6 +48,9 @@ def get_build_hook() -> type[BuildHookInterface[Any]]:
 
     class CompiledNormalizer(MypycBuildHook):  # type: ignore[misc]
         compiled = False
+
+        def dependencies(self) -> list[str]:
+            return [] if _pure_asked() else COMPILE_REQUIRES
 
         def initialize(self, version: str, build_data: dict[str, Any]) -> None:
             why = _pure_wanted(version)
@@ -66,6 +76,11 @@ def get_build_hook() -> type[BuildHookInterface[Any]]:
 
 
 class _Pure(BuildHookInterface[Any]):
+    """Before pip has installed the build requirements (it asks the hook for them), or without them."""
+
+    def dependencies(self) -> list[str]:
+        return [] if _pure_asked() else COMPILE_REQUIRES
+
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         if _pure_wanted(version) is None:
             self.app.display_warning("logto-shipper: hatch-mypyc is not installed; building pure Python")

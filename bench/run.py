@@ -3,8 +3,10 @@
     python -m bench.run [--records 1000000] [--runs 3] [--peers] [--write-results]
 
 Measures (median of --runs, with min-max): the raw limit (read + parse + serialize, no network),
-the sink's own capacity, the hand-written Python baseline (json and orjson), logto-shipper,
-and, with --peers, rsyslog and syslog-ng via ../shared/bench/peers (when installed).
+the sink's own capacity, the hand-written Python baseline (json and orjson), logto-shipper as
+``pip install .`` builds it (normalizer compiled; built by bench.compiled) and as this checkout
+runs it (pure Python), and, with --peers, rsyslog and syslog-ng via ../shared/bench/peers (when
+installed).
 Every shipper is timed the same way: from process start to the last document at the sink;
 CPU is user+system of the process and all its descendants (normalizer workers included);
 memory is the sum of their peak RSS.
