@@ -40,17 +40,20 @@ def _pure_wanted(version: str) -> str | None:
     return None
 
 
+class _Requires:
+    def dependencies(self) -> list[str]:
+        """Build requirements beyond hatchling (pip asks before it builds)."""
+        return [] if _pure_asked() else COMPILE_REQUIRES
+
+
 def get_build_hook() -> type[BuildHookInterface[Any]]:
     try:
         from hatch_mypyc.plugin import MypycBuildHook
     except ImportError:  # build requirements not installed (e.g. --no-build-isolation without them)
         return _Pure
 
-    class CompiledNormalizer(MypycBuildHook):  # type: ignore[misc]
+    class CompiledNormalizer(_Requires, MypycBuildHook):  # type: ignore[misc]
         compiled = False
-
-        def dependencies(self) -> list[str]:
-            return [] if _pure_asked() else COMPILE_REQUIRES
 
         def initialize(self, version: str, build_data: dict[str, Any]) -> None:
             why = _pure_wanted(version)
@@ -75,11 +78,8 @@ def get_build_hook() -> type[BuildHookInterface[Any]]:
     return CompiledNormalizer
 
 
-class _Pure(BuildHookInterface[Any]):
+class _Pure(_Requires, BuildHookInterface[Any]):
     """Before pip has installed the build requirements (it asks the hook for them), or without them."""
-
-    def dependencies(self) -> list[str]:
-        return [] if _pure_asked() else COMPILE_REQUIRES
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         if _pure_wanted(version) is None:

@@ -22,6 +22,8 @@ CHECK = """
 import json, sys
 import shipper.normalize.loop as loop, shipper.normalize.document as doc
 assert loop.__file__.endswith(".so") and doc.__file__.endswith(".so"), (loop.__file__, doc.__file__)
+from shipper.normalize import COMPILED
+assert COMPILED  # what --version and the daemon's first log line report
 from shipper.indexing import IndexNamer
 from shipper.normalize import Normalizer
 from shipper.sinks.framers import BulkFramer

@@ -87,3 +87,11 @@ def test_console_script_on_sample():
     )
     assert r.returncode == 0, r.stderr
     assert len(r.stdout.splitlines()) == 200
+
+
+def test_version_says_which_normalizer_runs():
+    # The test suite runs the editable (pure-Python) install; the compiled wheel is checked in
+    # tests/test_compiled_build.py.
+    r = CliRunner().invoke(cli, ["--version"])
+    assert r.exit_code == 0
+    assert r.output.strip().endswith("(normalizer: pure Python)"), r.output
