@@ -15,7 +15,7 @@ from shipper import __version__
 from shipper.config import DEFAULT_CONFIG_PATH, ShipperConfig, load_config
 from shipper.errors import ConfigError, OutputAuthError, OutputError, ShipperError
 from shipper.logs import setup_logging
-from shipper.normalize import COMPILED
+from shipper.normalize import describe as describe_normalizer
 
 EXIT_PROBLEMS, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 
@@ -78,7 +78,7 @@ class Group(click.Group):
 @click.version_option(
     __version__,
     prog_name="logto-shipper",
-    message=f"%(prog)s %(version)s (normalizer: {'compiled with mypyc' if COMPILED else 'pure Python'})",
+    message=f"%(prog)s %(version)s (normalizer: {describe_normalizer()})",
 )
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None, log_level: str, log_format: str) -> None:

@@ -20,7 +20,7 @@ from shipper.app import build_runner, lock_state_dir
 from shipper.config import ShipperConfig, load_config
 from shipper.errors import ConfigError
 from shipper.metrics import METRICS
-from shipper.normalize import COMPILED
+from shipper.normalize import describe as describe_normalizer
 from shipper.pipeline.runner import RELOAD, Runner
 from shipper.sdnotify import Notifier
 
@@ -134,7 +134,7 @@ class Daemon:
 
     def run(self) -> int:
         tune_gc()
-        log.info("normalizer: %s", "compiled (mypyc)" if COMPILED else "pure Python")
+        log.info("normalizer: %s", describe_normalizer())
         lock = lock_state_dir(self.cfg.state.dir)
         try:
             self.runner = self._start_runner(self.cfg)

@@ -1,4 +1,5 @@
-"""The wheel ``pip install .`` builds compiles the normalizer (mypyc) and answers like pure Python."""
+"""The wheel ``pip install .`` builds has the native path and the mypyc-compiled normalizer, and
+answers like pure Python."""
 
 from __future__ import annotations
 
@@ -22,13 +23,17 @@ CHECK = """
 import json, sys
 import shipper.normalize.loop as loop, shipper.normalize.document as doc
 assert loop.__file__.endswith(".so") and doc.__file__.endswith(".so"), (loop.__file__, doc.__file__)
-from shipper.normalize import COMPILED
-assert COMPILED  # what --version and the daemon's first log line report
+from shipper.normalize import COMPILED, NATIVE, describe
+assert COMPILED and NATIVE, describe()  # what --version and the daemon's first log line report
+import shipper.normalize._ecs
 from shipper.indexing import IndexNamer
 from shipper.normalize import Normalizer
 from shipper.sinks.framers import BulkFramer
 lines = [bytes.fromhex(x) for x in json.load(sys.stdin)]
-data, crc, size, docs, rejects = loop.encode(lines, Normalizer().line, BulkFramer(IndexNamer("a", "b")), skip_blank=True)
+n = Normalizer()
+assert n.native is not None
+framer = BulkFramer(IndexNamer("a", "b"))
+data, crc, size, docs, rejects = loop.encode(lines, n.line, framer, skip_blank=True, native=n.native)
 print(json.dumps([data.hex(), crc, size, [list(d) for d in docs], [list(r) for r in rejects]]))
 """
 

@@ -30,6 +30,7 @@ def test_wheel_contains_data_files_and_falls_back_to_pure_python(tmp_path, env):
     assert wheel.name.endswith("-py3-none-any.whl"), wheel.name
     if "CC" in env:  # the build says why it is pure Python
         assert "compiling the normalizer failed" in r.stdout + r.stderr
+        assert "compiling the native normalizer path failed" in r.stdout + r.stderr
     names = set(zipfile.ZipFile(wheel).namelist())
     for need in (
         "shipper/_data/mappings/component-mappings.json",

@@ -8,6 +8,7 @@ Accepted record shapes (see README, "Data contract"):
 
 from __future__ import annotations
 
+import importlib
 import re
 import socket
 from dataclasses import dataclass
@@ -19,6 +20,17 @@ import orjson
 from shipper.normalize.categories import categorize, family
 from shipper.normalize.mask import DEFAULT_RULES, Masker, MaskRules
 
+
+def _load_native() -> Any:
+    """The native path (``_native/ecs.c``), which wheel builds add (hatch_build.py); None in
+    editable installs, pure builds and wherever it could not be compiled."""
+    try:
+        return importlib.import_module("shipper.normalize._ecs")
+    except ImportError:
+        return None
+
+
+NATIVE: Any = _load_native()
 MAX_ID_BYTES = 512  # Elasticsearch refuses longer _id values
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
@@ -199,6 +211,20 @@ def _float(v: Any) -> float | None:
     return None
 
 
+def _location(lat_value: Any, lon_value: Any) -> dict[str, float] | None:
+    lat, lon = _float(lat_value), _float(lon_value)
+    if lat is not None and lon is not None and -90 <= lat <= 90 and -180 <= lon <= 180:
+        return {"lat": lat, "lon": lon}
+    return None
+
+
+def location_json(lat_value: Any, lon_value: Any) -> bytes | None:
+    """``source.geo.location`` as JSON, for the native path (Python's ``float()`` and orjson's
+    float formatting stay the only ones)."""
+    loc = _location(lat_value, lon_value)
+    return None if loc is None else orjson.dumps(loc)
+
+
 def _geo(ctx: Any) -> dict[str, Any] | None:
     if not isinstance(ctx, dict):
         return None
@@ -207,19 +233,26 @@ def _geo(ctx: Any) -> dict[str, Any] | None:
         geo["country_iso_code"] = country
     if city := _str(ctx.get("city")):
         geo["city_name"] = city
-    lat, lon = _float(ctx.get("latitude")), _float(ctx.get("longitude"))
-    if lat is not None and lon is not None and -90 <= lat <= 90 and -180 <= lon <= 180:
-        geo["location"] = {"lat": lat, "lon": lon}
+    if (loc := _location(ctx.get("latitude"), ctx.get("longitude"))) is not None:
+        geo["location"] = loc
     return geo or None
 
 
 class Normalizer:
     """Record -> ``Document`` | ``Rejection``. Stateless apart from caches; never raises."""
 
-    def __init__(self, rules: MaskRules = DEFAULT_RULES, max_line_bytes: int = 1 << 20) -> None:
+    def __init__(
+        self, rules: MaskRules = DEFAULT_RULES, max_line_bytes: int = 1 << 20, native: Any = NATIVE
+    ) -> None:
         self.masker = Masker(rules)
         self.max_line_bytes = max_line_bytes
         self._events: dict[tuple[str, str], tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
+        # The native path (``encode`` frames a block's lines; ``line`` is one document's JSON) for
+        # the lines it recognises; this object decides the rest. The rules stay here: it asks
+        # these methods once per key.
+        self.native: Any = None
+        if native is not None:
+            self.native = native.Fast(self.masker._verdict, self._event_json, location_json, max_line_bytes)
 
     def line(self, raw: bytes) -> Document | Rejection:
         """Normalize one line (without its trailing newline)."""
@@ -275,6 +308,16 @@ class Normalizer:
             if len(self._events) < 20_000:  # keys may be made up by callers: stay bounded
                 self._events[(key, outcome)] = parts
         return parts
+
+    def _event_json(self, key: str, outcome: str) -> tuple[bytes, bytes]:
+        """For the native path: the ``event`` fields after ``outcome`` as JSON members, and the
+        family as JSON; the same as ``_build`` writes."""
+        fam, category, type_ = self._event_parts(key, outcome)
+        tail: dict[str, Any] = {"kind": "event", "module": "logto", "dataset": "logto.audit"}
+        tail["type"] = [*type_]
+        if category:
+            tail["category"] = [*category]
+        return orjson.dumps(tail)[1:-1], orjson.dumps(fam)
 
     def _build(self, log_id: str, key: str, ms: int, payload: dict[str, Any], tenant: str | None) -> Document:
         result = payload.get("result")

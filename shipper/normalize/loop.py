@@ -1,8 +1,9 @@
 """The per-record loop: normalize, serialize and frame each input of a block.
 
 Shared by the normalizer workers and the main process (no pool, postgres records), so both
-give the same answers. The hottest code of the daemon; an optional build compiles it with mypyc
-(see pyproject.toml).
+give the same answers. The hottest code of the daemon: wheel builds compile it with mypyc and add
+the native path (``_native/ecs.c``), which frames most lines of a block itself and leaves the
+rest to this loop (see hatch_build.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,36 @@ Reject = tuple[int, str, str]  # (index of the input, reason, detail)
 # (block or its deflate fragment, crc32 or None, block size, documents, rejects): a Segment's
 # fields, and the rejected inputs.
 Encoded = tuple[bytes, int | None, int, DocRefs, list[Reject]]
+Actions = dict[int, tuple[bytes, bytes] | None]
+
+
+def _one(
+    x: Any,
+    normalize: Callable[[Any], Document | Rejection],
+    frame: Framer,
+    actions: Actions,
+    enrich: Callable[[dict[str, Any]], None] | None,
+) -> tuple[str, int, bytes] | tuple[str, str]:
+    """(id, epoch ms, framed line) of one input, or (reason, detail) of its rejection."""
+    try:
+        r = normalize(x)
+        if type(r) is not Document:
+            return r.reason, r.detail  # type: ignore[union-attr]
+        if enrich is not None:
+            enrich(r.body)
+        body = orjson.dumps(r.body)
+    except Exception as exc:  # a normalizer bug must cost one record, not the process
+        return "internal_error", f"normalizer failed: {type(exc).__name__}"
+    # Framed here rather than by calling ``frame`` per document: this module is compiled, the
+    # framers are not (workers get them pickled), and the action line changes once a day.
+    day = r.epoch_ms // DAY_MS
+    if day in actions:
+        action = actions[day]
+    else:
+        action = actions[day] = frame.action(day)
+    if action is None:
+        return r.id, r.epoch_ms, body + b"\n"
+    return r.id, r.epoch_ms, b"".join((action[0], orjson.dumps(r.id), action[1], body, b"\n"))
 
 
 def encode(
@@ -28,44 +59,52 @@ def encode(
     frame: Framer,
     enrich: Callable[[dict[str, Any]], None] | None = None,
     skip_blank: bool = False,
+    native: Any = None,
 ) -> Encoded:
     """Normalize, serialize and frame each input: the per-record loop, run by workers and by
-    the main process alike, so both give the same answers."""
-    parts: list[bytes] = []
-    ids: list[str] = []
-    times: list[int] = []
-    sizes: list[int] = []
+    the main process alike, so both give the same answers.
+
+    ``native`` (``Normalizer.native``) frames the lines it recognises in one call and says which
+    it left; those are normalized here and put in their place. Not with ``enrich``, which edits
+    the document as a dict."""
     rejects: list[Reject] = []
-    dumps = orjson.dumps
-    # Framed here rather than by calling ``frame`` per document: this module is compiled, the
-    # framers are not (workers get them pickled), and the action line changes once a day.
-    actions: dict[int, tuple[bytes, bytes] | None] = {}
-    for i, x in enumerate(inputs):
-        if skip_blank and (not x or x.isspace()):
-            continue  # blank lines are no records (and no rejects either)
-        try:
-            r = normalize(x)
-        except Exception as exc:  # a normalizer bug must cost one record, not the process
-            rejects.append((i, "internal_error", f"normalizer failed: {type(exc).__name__}"))
-            continue
-        if type(r) is Document:
-            if enrich is not None:
-                enrich(r.body)
-            day = r.epoch_ms // DAY_MS
-            if day in actions:
-                action = actions[day]
-            else:
-                action = actions[day] = frame.action(day)
-            if action is None:
-                b = dumps(r.body) + b"\n"
-            else:
-                b = b"".join((action[0], dumps(r.id), action[1], dumps(r.body), b"\n"))
-            parts.append(b)
-            ids.append(r.id)
-            times.append(r.epoch_ms)
-            sizes.append(len(b))
-        else:
-            rejects.append((i, r.reason, r.detail))  # type: ignore[union-attr]
-    block = b"".join(parts)
-    data, crc = frame.seal(block) if parts else (b"", None)
+    actions: Actions = {}
+    if native is not None and enrich is None:
+        block, ids, times, sizes, left = native.encode(inputs, frame.action, skip_blank)
+        if left:
+            pieces: list[bytes] = []
+            prev = added = 0
+            for i, offset, k in left:
+                r = _one(inputs[i], normalize, frame, actions, None)
+                if len(r) == 2:
+                    rejects.append((i, r[0], r[1]))
+                    continue
+                doc_id, ms, line = r
+                pieces.append(block[prev:offset])
+                pieces.append(line)
+                prev = offset
+                ids.insert(k + added, doc_id)
+                times.insert(k + added, ms)
+                sizes.insert(k + added, len(line))
+                added += 1
+            if pieces:
+                pieces.append(block[prev:])
+                block = b"".join(pieces)
+    else:
+        parts: list[bytes] = []
+        ids, times, sizes = [], [], []
+        for i, x in enumerate(inputs):
+            if skip_blank and (not x or x.isspace()):
+                continue  # blank lines are no records (and no rejects either)
+            r = _one(x, normalize, frame, actions, enrich)
+            if len(r) == 2:
+                rejects.append((i, r[0], r[1]))
+                continue
+            doc_id, ms, line = r
+            parts.append(line)
+            ids.append(doc_id)
+            times.append(ms)
+            sizes.append(len(line))
+        block = b"".join(parts)
+    data, crc = frame.seal(block) if ids else (b"", None)
     return data, crc, len(block), DocRefs.pack(ids, times, sizes), rejects

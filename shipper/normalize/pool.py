@@ -142,7 +142,9 @@ class NormalizerPool:
         return t
 
     def _in_process(self, t: Ticket) -> None:
-        t.result = encode(t.payload.split(b"\n")[:-1], self._fallback.line, self._frame, skip_blank=True)
+        lines = t.payload.split(b"\n")[:-1]
+        fallback = self._fallback
+        t.result = encode(lines, fallback.line, self._frame, skip_blank=True, native=fallback.native)
 
     def _send(self, t: Ticket) -> None:
         w = self._workers[t.worker]

@@ -43,7 +43,8 @@ def serve(rfd: int, wfd: int) -> None:
         lines = req.split(b"\n")[:-1]  # every line arrives newline-terminated
         tx.send_bytes(
             pickle.dumps(
-                encode(lines, normalizer.line, frame, skip_blank=True), protocol=pickle.HIGHEST_PROTOCOL
+                encode(lines, normalizer.line, frame, skip_blank=True, native=normalizer.native),
+                protocol=pickle.HIGHEST_PROTOCOL,
             )
         )
 

@@ -123,7 +123,8 @@ class Runner:
         enrich = self.enricher.apply if self.enricher is not None else None
         frame = self.sink.framer
         if sent:
-            encoded = encode([f.raw for f in sent], self.normalizer.line, frame, enrich)
+            lines = [f.raw for f in sent]
+            encoded = encode(lines, self.normalizer.line, frame, enrich, native=self.normalizer.native)
             self._place(chunk, encoded, dead, mark, lambda i: (sent[i].start, sent[i].raw))
         if chunk.records:
             records = chunk.records

@@ -1,0 +1,999 @@
+/* The normalizer's native path: one Logto JSON line -> (id, epoch ms, ECS document as JSON).
+ *
+ * It gives the same bytes as shipper.normalize.document.Normalizer.line followed by
+ * orjson.dumps (tests/test_native.py checks that on generated and on hypothesis-made records)
+ * for the records it recognises, without building a Python object per field: the Python path
+ * spends most of its time creating and freeing dicts and strings. Whatever it does not handle
+ * exactly the Python way answers None and the Python normalizer decides: invalid lines and every
+ * other rejection, ISO-8601 timestamps, floats anywhere, duplicate keys, a string `payload` or
+ * `error` holding JSON, non-ASCII text where Python's Unicode rules (strip, lower) would matter.
+ *
+ * The rules stay in Python, asked once per distinct key and cached here: which keys are secrets
+ * (Masker._verdict), the key -> ECS event fields table (Normalizer._event_json), and the parsing
+ * and formatting of geo coordinates (location_json).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "yyjson/yyjson.h"
+
+#define MAX_ID_BYTES 512 /* Elasticsearch refuses longer _id values */
+#define MAX_MS 253402300799999LL /* 9999-12-31T23:59:59.999Z */
+#define MAX_DEPTH 200 /* deeper: Python (orjson's limit is 1024) */
+#define MAX_DUP_SCAN 64 /* objects with more keys are checked for duplicates by Python */
+#define CACHE_SLOTS 16384 /* power of two */
+#define CACHE_PROBES 8
+#define CACHE_KEY_MAX 128 /* longer keys are asked of Python every time */
+#define POOL_BYTES (256 * 1024) /* yyjson's arena for one line; bigger lines use malloc */
+#define MASK "\"******\""
+
+enum { OK = 0, FALLBACK = -1, ERR = -2 }; /* ERR: a Python exception is set */
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        int r_ = (x);                                                                              \
+        if (r_ < 0) return r_;                                                                     \
+    } while (0)
+
+/* ---- output buffer ------------------------------------------------------------------------ */
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+} Buf;
+
+static int reserve(Buf *b, size_t extra) {
+    if (b->len + extra <= b->cap) return OK;
+    size_t cap = b->cap ? b->cap : 8192;
+    while (cap < b->len + extra) cap *= 2;
+    char *p = PyMem_Realloc(b->p, cap);
+    if (!p) {
+        PyErr_NoMemory();
+        return ERR;
+    }
+    b->p = p;
+    b->cap = cap;
+    return OK;
+}
+
+static int put(Buf *b, const char *s, size_t n) {
+    TRY(reserve(b, n));
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    return OK;
+}
+#define PUTLIT(b, lit) put((b), (lit), sizeof(lit) - 1)
+
+/* orjson's escaping: the two mandatory escapes, short forms for \b \t \n \f \r, \u00xx (lower
+ * case) for the other control characters, everything else (non-ASCII, DEL, '/') as is. */
+static char ESC[256];
+static const char HEX[] = "0123456789abcdef";
+
+static void init_escapes(void) {
+    for (int c = 0; c < 0x20; c++) ESC[c] = 'u';
+    ESC['\b'] = 'b';
+    ESC['\t'] = 't';
+    ESC['\n'] = 'n';
+    ESC['\f'] = 'f';
+    ESC['\r'] = 'r';
+    ESC['"'] = '"';
+    ESC['\\'] = '\\';
+}
+
+static int put_str(Buf *b, const char *s, size_t n) {
+    TRY(reserve(b, n * 6 + 2));
+    char *o = b->p + b->len;
+    *o++ = '"';
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char e = ESC[c];
+        if (!e) continue;
+        memcpy(o, s + run, i - run);
+        o += i - run;
+        run = i + 1;
+        *o++ = '\\';
+        if (e == 'u') {
+            o[0] = 'u', o[1] = '0', o[2] = '0', o[3] = HEX[c >> 4], o[4] = HEX[c & 15];
+            o += 5;
+        } else {
+            *o++ = e;
+        }
+    }
+    memcpy(o, s + run, n - run);
+    o += n - run;
+    *o++ = '"';
+    b->len = (size_t)(o - b->p);
+    return OK;
+}
+
+static int put_val_str(Buf *b, yyjson_val *v) { return put_str(b, yyjson_get_str(v), yyjson_get_len(v)); }
+
+/* ,"name":"value" */
+static int put_field(Buf *b, const char *key_lit, size_t key_len, yyjson_val *v) {
+    TRY(put(b, key_lit, key_len));
+    return put_val_str(b, v);
+}
+#define FIELD(b, lit, v) put_field((b), (lit), sizeof(lit) - 1, (v))
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+/* What Python's str.strip() removes, among ASCII characters. */
+static int py_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f); }
+
+static int is_ascii(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] >= 0x80) return 0;
+    return 1;
+}
+
+/* A non-empty string (the Python side's ``_str``), or NULL. */
+static yyjson_val *nonempty_str(yyjson_val *v) { return (yyjson_is_str(v) && yyjson_get_len(v)) ? v : NULL; }
+
+static yyjson_val *key_of(yyjson_val *obj, const char *name) {
+    size_t n = strlen(name);
+    yyjson_val *k;
+    yyjson_obj_iter it = yyjson_obj_iter_with(obj);
+    while ((k = yyjson_obj_iter_next(&it)))
+        if (yyjson_get_len(k) == n && !memcmp(yyjson_get_str(k), name, n)) return k;
+    return NULL;
+}
+
+static int str_eq(yyjson_val *v, const char *lit) {
+    return yyjson_is_str(v) && yyjson_get_len(v) == strlen(lit) && !memcmp(yyjson_get_str(v), lit, strlen(lit));
+}
+
+/* Python keeps the last of duplicate keys; yyjson keeps all: such objects go to Python. */
+static int has_dup(yyjson_val *obj) {
+    size_t n = yyjson_obj_size(obj);
+    if (n < 2) return OK;
+    if (n > MAX_DUP_SCAN) return FALLBACK;
+    yyjson_val *keys[MAX_DUP_SCAN];
+    size_t i = 0;
+    yyjson_val *k;
+    yyjson_obj_iter it = yyjson_obj_iter_with(obj);
+    while ((k = yyjson_obj_iter_next(&it))) {
+        size_t len = yyjson_get_len(k);
+        const char *s = yyjson_get_str(k);
+        for (size_t j = 0; j < i; j++)
+            if (yyjson_get_len(keys[j]) == len && !memcmp(yyjson_get_str(keys[j]), s, len)) return FALLBACK;
+        keys[i++] = k;
+    }
+    return OK;
+}
+
+static int put_int(Buf *b, yyjson_val *v) {
+    char tmp[24];
+    int n = yyjson_is_uint(v) ? snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)yyjson_get_uint(v))
+                              : snprintf(tmp, sizeof tmp, "%lld", (long long)yyjson_get_sint(v));
+    return put(b, tmp, (size_t)n);
+}
+
+/* ISO-8601 UTC with milliseconds, as format_ms (proleptic Gregorian, years 1970-9999). */
+static void format_ms(long long ms, char out[24]) {
+    long long days = ms / 86400000, rem = ms % 86400000;
+    /* days -> civil date (H. Hinnant's algorithm) */
+    long long z = days + 719468, era = z / 146097, doe = z - era * 146097;
+    long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long y = yoe + era * 400, doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    long long mp = (5 * doy + 2) / 153, d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+    y += m <= 2;
+    const long long parts[7][2] = {{y, 4}, {m, 2}, {d, 2}, {rem / 3600000, 2}, {rem / 60000 % 60, 2},
+                                   {rem / 1000 % 60, 2}, {rem % 1000, 3}};
+    static const char after[7] = {'-', '-', 'T', ':', ':', '.', 'Z'};
+    char *o = out;
+    for (int i = 0; i < 7; i++) {
+        long long v = parts[i][0];
+        for (long long w = parts[i][1] - 1; w >= 0; w--, v /= 10) o[w] = (char)('0' + v % 10);
+        o += parts[i][1];
+        *o++ = after[i];
+    }
+}
+
+/* ---- caches of Python's answers ----------------------------------------------------------- */
+
+typedef struct {
+    uint64_t hash;
+    char *key; /* NULL: empty slot */
+    size_t len;
+    long num;       /* a verdict */
+    PyObject *obj;  /* or an object (owned) */
+} Slot;
+
+static uint64_t fnv1a(const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+static Slot *cache_find(Slot *slots, const char *k, size_t n, uint64_t h, int *found) {
+    *found = 0;
+    if (!slots || n > CACHE_KEY_MAX) return NULL;
+    for (int i = 0; i < CACHE_PROBES; i++) {
+        Slot *s = &slots[(h + (uint64_t)i) & (CACHE_SLOTS - 1)];
+        if (!s->key) return s;
+        if (s->hash == h && s->len == n && !memcmp(s->key, k, n)) {
+            *found = 1;
+            return s;
+        }
+    }
+    return NULL; /* neighbourhood full: not cached, asked every time (bounded, like Python's) */
+}
+
+static void cache_fill(Slot *s, const char *k, size_t n, uint64_t h, long num, PyObject *obj) {
+    char *copy = PyMem_Malloc(n ? n : 1);
+    if (!copy) return; /* not cached: still right */
+    memcpy(copy, k, n);
+    s->key = copy, s->len = n, s->hash = h, s->num = num, s->obj = obj;
+    Py_XINCREF(obj);
+}
+
+static void cache_clear(Slot *slots) {
+    if (!slots) return;
+    for (size_t i = 0; i < CACHE_SLOTS; i++) {
+        PyMem_Free(slots[i].key);
+        slots[i].key = NULL;
+        Py_CLEAR(slots[i].obj);
+    }
+}
+
+/* ---- the normalizer object ---------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *verdict;  /* (key: str, in_params: bool) -> 0 plain, 1 secret, 2 params container */
+    PyObject *event;    /* (key: str, outcome: str) -> (bytes after "outcome", family as JSON) */
+    PyObject *location; /* (lat, lon) -> b'{"lat":..,"lon":..}' | None */
+    Py_ssize_t max_line;
+    Slot *verdicts[2]; /* outside / inside request parameters */
+    Slot *events;
+    Buf out, tmp, block;
+    char *pool;
+} Fast;
+
+static int verdict(Fast *f, yyjson_val *key, int in_params) {
+    const char *k = yyjson_get_str(key);
+    size_t n = yyjson_get_len(key);
+    uint64_t h = fnv1a(k, n);
+    int found;
+    Slot *s = cache_find(f->verdicts[in_params], k, n, h, &found);
+    if (found) return (int)s->num;
+    PyObject *py = PyUnicode_DecodeUTF8(k, (Py_ssize_t)n, "strict");
+    if (!py) return ERR;
+    PyObject *r = PyObject_CallFunctionObjArgs(f->verdict, py, in_params ? Py_True : Py_False, NULL);
+    Py_DECREF(py);
+    if (!r) return ERR;
+    long v = PyLong_AsLong(r);
+    Py_DECREF(r);
+    if (v == -1 && PyErr_Occurred()) return ERR;
+    if (v < 0 || v > 2) {
+        PyErr_SetString(PyExc_ValueError, "verdict must be 0, 1 or 2");
+        return ERR;
+    }
+    if (s) cache_fill(s, k, n, h, v, NULL);
+    return (int)v;
+}
+
+/* The (event tail, family JSON) of a key and outcome, cached; a new reference or NULL (error). */
+static PyObject *event_parts(Fast *f, yyjson_val *key, const char *outcome) {
+    const char *k = yyjson_get_str(key);
+    size_t n = yyjson_get_len(key);
+    char lookup[CACHE_KEY_MAX + 2];
+    uint64_t h = 0;
+    Slot *s = NULL;
+    int found = 0;
+    if (n <= CACHE_KEY_MAX) {
+        memcpy(lookup, k, n);
+        lookup[n] = outcome[0]; /* s(uccess), f(ailure), u(nknown) */
+        h = fnv1a(lookup, n + 1);
+        s = cache_find(f->events, lookup, n + 1, h, &found);
+        if (found) return Py_NewRef(s->obj);
+    }
+    PyObject *py = PyUnicode_DecodeUTF8(k, (Py_ssize_t)n, "strict");
+    if (!py) return NULL;
+    PyObject *r = PyObject_CallFunction(f->event, "Os", py, outcome);
+    Py_DECREF(py);
+    if (!r) return NULL;
+    if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(r, 0)) ||
+        !PyBytes_Check(PyTuple_GET_ITEM(r, 1))) {
+        Py_DECREF(r);
+        PyErr_SetString(PyExc_TypeError, "event callback must return (bytes, bytes)");
+        return NULL;
+    }
+    if (s) cache_fill(s, lookup, n + 1, h, 0, r);
+    return r;
+}
+
+/* ---- serializing (parts of) the payload --------------------------------------------------- */
+
+static int write_plain(Buf *b, yyjson_val *v, int depth);
+
+/* FALLBACK when nested deeper than MAX_DEPTH: parts never serialized are checked with this. */
+static int shallow(yyjson_val *v, int depth) {
+    if (!yyjson_is_ctn(v)) return OK;
+    if (depth > MAX_DEPTH) return FALLBACK;
+    yyjson_val *x;
+    if (yyjson_is_arr(v)) {
+        yyjson_arr_iter it = yyjson_arr_iter_with(v);
+        while ((x = yyjson_arr_iter_next(&it)))
+            TRY(shallow(x, depth + 1));
+    } else {
+        yyjson_obj_iter it = yyjson_obj_iter_with(v);
+        while ((x = yyjson_obj_iter_next(&it)))
+            TRY(shallow(yyjson_obj_iter_get_val(x), depth + 1));
+    }
+    return OK;
+}
+
+static int write_scalar(Buf *b, yyjson_val *v) {
+    switch (yyjson_get_type(v)) {
+    case YYJSON_TYPE_NULL:
+        return PUTLIT(b, "null");
+    case YYJSON_TYPE_BOOL:
+        return yyjson_get_bool(v) ? PUTLIT(b, "true") : PUTLIT(b, "false");
+    case YYJSON_TYPE_NUM:
+        if (yyjson_is_real(v)) return FALLBACK; /* float formatting stays orjson's */
+        return put_int(b, v);
+    case YYJSON_TYPE_STR:
+        return put_val_str(b, v);
+    default:
+        return FALLBACK;
+    }
+}
+
+static int write_plain(Buf *b, yyjson_val *v, int depth) {
+    if (depth > MAX_DEPTH) return FALLBACK;
+    if (yyjson_is_arr(v)) {
+        TRY(PUTLIT(b, "["));
+        size_t i, max;
+        yyjson_val *x;
+        yyjson_arr_foreach(v, i, max, x) {
+            if (i) TRY(PUTLIT(b, ","));
+            TRY(write_plain(b, x, depth + 1));
+        }
+        return PUTLIT(b, "]");
+    }
+    if (yyjson_is_obj(v)) {
+        TRY(has_dup(v));
+        TRY(PUTLIT(b, "{"));
+        size_t i, max;
+        yyjson_val *k, *x;
+        yyjson_obj_foreach(v, i, max, k, x) {
+            if (i) TRY(PUTLIT(b, ","));
+            TRY(put_val_str(b, k));
+            TRY(PUTLIT(b, ":"));
+            TRY(write_plain(b, x, depth + 1));
+        }
+        return PUTLIT(b, "}");
+    }
+    return write_scalar(b, v);
+}
+
+static int write_masked(Fast *f, Buf *b, yyjson_val *v, int in_params, int depth);
+
+/* Masker._mask_dict / _mask_list: a secret key's value (unless null or boolean) becomes MASK;
+ * under a params container, the OAuth parameter keys are secrets too (one level down). */
+/* swap_key's value is written as swap_val instead (payload.error decoded from a string). */
+static int write_masked_obj(Fast *f, Buf *b, yyjson_val *obj, int in_params, int depth, yyjson_val *swap_key,
+                            yyjson_val *swap_val) {
+    if (depth > MAX_DEPTH) return FALLBACK;
+    TRY(has_dup(obj));
+    TRY(PUTLIT(b, "{"));
+    size_t i, max;
+    yyjson_val *k, *item;
+    yyjson_obj_foreach(obj, i, max, k, item) {
+        if (i) TRY(PUTLIT(b, ","));
+        TRY(put_val_str(b, k));
+        TRY(PUTLIT(b, ":"));
+        yyjson_val *x = k == swap_key ? swap_val : item; /* (the loop steps from item) */
+        int vd = verdict(f, k, in_params);
+        TRY(vd);
+        if (vd == 1) {
+            if (yyjson_is_null(x) || yyjson_is_bool(x)) {
+                TRY(write_scalar(b, x));
+            } else {
+                TRY(shallow(x, depth + 1)); /* dropped unread, but orjson refuses deep nesting */
+                TRY(PUTLIT(b, MASK));
+            }
+        } else if (yyjson_is_obj(x) || yyjson_is_arr(x)) {
+            TRY(write_masked(f, b, x, vd == 2, depth + 1));
+        } else {
+            TRY(write_scalar(b, x));
+        }
+    }
+    return PUTLIT(b, "}");
+}
+
+static int write_masked(Fast *f, Buf *b, yyjson_val *v, int in_params, int depth) {
+    if (yyjson_is_obj(v)) return write_masked_obj(f, b, v, in_params, depth, NULL, NULL);
+    if (!yyjson_is_arr(v)) return write_scalar(b, v);
+    if (depth > MAX_DEPTH) return FALLBACK;
+    TRY(PUTLIT(b, "["));
+    size_t i, max;
+    yyjson_val *x;
+    yyjson_arr_foreach(v, i, max, x) {
+        if (i) TRY(PUTLIT(b, ","));
+        TRY(write_masked(f, b, x, in_params, depth + 1));
+    }
+    return PUTLIT(b, "]");
+}
+
+/* ---- fields ------------------------------------------------------------------------------- */
+
+/* normalize_ip: 1 and the canonical text, 0 for "not an address", FALLBACK for non-ASCII. */
+static int normalize_ip(yyjson_val *v, char out[INET6_ADDRSTRLEN]) {
+    const char *s = yyjson_get_str(v);
+    size_t n = yyjson_get_len(v);
+    if (!is_ascii(s, n)) return FALLBACK; /* Python strips Unicode spaces too */
+    while (n && py_space((unsigned char)*s)) s++, n--;
+    while (n && py_space((unsigned char)s[n - 1])) n--;
+    char buf[64];
+    if (n >= sizeof buf || memchr(s, 0, n)) return 0;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    unsigned char packed[16];
+    if (!memchr(buf, ':', n)) return inet_pton(AF_INET, buf, packed) == 1 && inet_ntop(AF_INET, packed, out, INET6_ADDRSTRLEN);
+    if (n > 7 && !strncasecmp(buf, "::ffff:", 7) && memchr(buf, '.', n) && inet_pton(AF_INET, buf + 7, packed) == 1)
+        return inet_ntop(AF_INET, packed, out, INET6_ADDRSTRLEN) != NULL;
+    if (inet_pton(AF_INET6, buf, packed) != 1) return 0;
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (!memcmp(packed, mapped, 12)) return inet_ntop(AF_INET, packed + 12, out, INET6_ADDRSTRLEN) != NULL;
+    return inet_ntop(AF_INET6, packed, out, INET6_ADDRSTRLEN) != NULL;
+}
+
+/* parse_time for what the Management API and our files carry: epoch milliseconds as a number or
+ * a digit string. ISO-8601 and everything refused: Python. */
+static int epoch_ms(yyjson_val *v, long long *ms) {
+    if (yyjson_is_uint(v)) {
+        uint64_t u = yyjson_get_uint(v);
+        if (u > (uint64_t)MAX_MS) return FALLBACK;
+        *ms = (long long)u;
+        return OK;
+    }
+    if (yyjson_is_sint(v)) {
+        int64_t i = yyjson_get_sint(v);
+        if (i < 0 || i > MAX_MS) return FALLBACK;
+        *ms = i;
+        return OK;
+    }
+    if (!yyjson_is_str(v)) return FALLBACK;
+    const char *s = yyjson_get_str(v);
+    size_t n = yyjson_get_len(v);
+    if (!is_ascii(s, n)) return FALLBACK;
+    while (n && py_space((unsigned char)*s)) s++, n--;
+    while (n && py_space((unsigned char)s[n - 1])) n--;
+    if (!n || n > 15) return FALLBACK;
+    long long x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return FALLBACK;
+        x = x * 10 + (s[i] - '0');
+    }
+    if (x > MAX_MS) return FALLBACK;
+    *ms = x;
+    return OK;
+}
+
+/* _error_fields' decoding: a string error holding a JSON object is that object (in the payload
+ * too). *decoded: the parsed document (the caller frees it) or NULL for a plain string. */
+static int decode_error(yyjson_val *err, yyjson_doc **decoded) {
+    *decoded = NULL;
+    const char *s = yyjson_get_str(err);
+    size_t n = yyjson_get_len(err), i = 0;
+    while (i < n && py_space((unsigned char)s[i])) i++;
+    if (i == n || s[i] != '{') return (i < n && (unsigned char)s[i] >= 0x80) ? FALLBACK : OK; /* Unicode space? */
+    while (n > i && py_space((unsigned char)s[n - 1])) n--;
+    if ((unsigned char)s[n - 1] >= 0x80) return FALLBACK; /* Python strips Unicode spaces too */
+    *decoded = yyjson_read(s + i, n - i, 0);
+    if (!*decoded) return FALLBACK; /* Python keeps such a string as it is; it decides */
+    if (!yyjson_is_obj(yyjson_doc_get_root(*decoded))) return FALLBACK;
+    return OK;
+}
+
+/* _error_fields for an object or a plain string (decoded by decode_error already). */
+static int write_error(Buf *b, Buf *tmp, yyjson_val *err) {
+    if (yyjson_is_str(err)) {
+        if (!yyjson_get_len(err)) return OK;
+        return FIELD(b, ",\"error\":{\"message\":", err) < 0 ? ERR : PUTLIT(b, "}");
+    }
+    if (!yyjson_is_obj(err)) return OK;
+    TRY(has_dup(err)); /* every object read here is checked: a masking rule may hide it below */
+    size_t start = b->len;
+    const char *sep = ",\"error\":{";
+    yyjson_val *msg = yyjson_obj_get(err, "message");
+    if (msg && !yyjson_is_null(msg)) {
+        TRY(put(b, sep, strlen(sep)));
+        sep = ",";
+        TRY(PUTLIT(b, "\"message\":"));
+        if (yyjson_is_str(msg)) {
+            TRY(put_val_str(b, msg));
+        } else {
+            tmp->len = 0;
+            TRY(write_plain(tmp, msg, 1));
+            TRY(put_str(b, tmp->p, tmp->len));
+        }
+    }
+    yyjson_val *code = yyjson_obj_get(err, "code");
+    if (yyjson_is_str(code) || yyjson_is_int(code)) {
+        TRY(put(b, sep, strlen(sep)));
+        sep = ",";
+        if (yyjson_is_str(code)) {
+            TRY(FIELD(b, "\"code\":", code));
+        } else {
+            TRY(PUTLIT(b, "\"code\":\""));
+            TRY(put_int(b, code));
+            TRY(PUTLIT(b, "\""));
+        }
+    }
+    yyjson_val *name = nonempty_str(yyjson_obj_get(err, "name"));
+    if (name) {
+        TRY(put(b, sep, strlen(sep)));
+        sep = ",";
+        TRY(FIELD(b, "\"type\":", name));
+    }
+    yyjson_val *stack = nonempty_str(yyjson_obj_get(err, "stack"));
+    if (stack) {
+        TRY(put(b, sep, strlen(sep)));
+        sep = ",";
+        TRY(FIELD(b, "\"stack_trace\":", stack));
+    }
+    return b->len > start ? PUTLIT(b, "}") : OK;
+}
+
+/* Python's float() of a coordinate is asked of Python: int or str, never a float here. */
+static PyObject *coordinate(yyjson_val *v) {
+    if (yyjson_is_str(v)) return PyUnicode_DecodeUTF8(yyjson_get_str(v), (Py_ssize_t)yyjson_get_len(v), "strict");
+    if (yyjson_is_uint(v)) return PyLong_FromUnsignedLongLong(yyjson_get_uint(v));
+    if (yyjson_is_sint(v)) return PyLong_FromLongLong(yyjson_get_sint(v));
+    Py_RETURN_NONE;
+}
+
+/* _geo: country, city and location, or nothing. */
+static int write_geo(Fast *f, Buf *g, yyjson_val *ctx) {
+    if (!yyjson_is_obj(ctx)) return OK;
+    TRY(has_dup(ctx));
+    const char *sep = "";
+    yyjson_val *country = nonempty_str(yyjson_obj_get(ctx, "country"));
+    if (country) {
+        TRY(FIELD(g, "\"country_iso_code\":", country));
+        sep = ",";
+    }
+    yyjson_val *city = nonempty_str(yyjson_obj_get(ctx, "city"));
+    if (city) {
+        TRY(put(g, sep, strlen(sep)));
+        TRY(FIELD(g, "\"city_name\":", city));
+        sep = ",";
+    }
+    yyjson_val *lat = yyjson_obj_get(ctx, "latitude"), *lon = yyjson_obj_get(ctx, "longitude");
+    if (yyjson_is_real(lat) || yyjson_is_real(lon)) return FALLBACK;
+    if ((yyjson_is_str(lat) || yyjson_is_int(lat)) && (yyjson_is_str(lon) || yyjson_is_int(lon))) {
+        PyObject *a = coordinate(lat), *o = a ? coordinate(lon) : NULL;
+        PyObject *r = o ? PyObject_CallFunctionObjArgs(f->location, a, o, NULL) : NULL;
+        Py_XDECREF(a);
+        Py_XDECREF(o);
+        if (!r) return ERR;
+        if (PyBytes_Check(r)) {
+            int ok = put(g, sep, strlen(sep)) == OK && PUTLIT(g, "\"location\":") == OK &&
+                     put(g, PyBytes_AS_STRING(r), (size_t)PyBytes_GET_SIZE(r)) == OK;
+            Py_DECREF(r);
+            if (!ok) return ERR;
+        } else {
+            Py_DECREF(r);
+        }
+    }
+    return OK;
+}
+
+/* _user_agent */
+static int write_user_agent(Buf *b, yyjson_val *payload) {
+    yyjson_val *original = nonempty_str(yyjson_obj_get(payload, "userAgent"));
+    yyjson_val *parsed = yyjson_obj_get(payload, "userAgentParsed");
+    yyjson_val *bname = NULL, *bver = NULL, *oname = NULL, *over = NULL, *model = NULL;
+    if (yyjson_is_obj(parsed)) {
+        TRY(has_dup(parsed));
+        if (!original) original = nonempty_str(yyjson_obj_get(parsed, "ua"));
+        yyjson_val *browser = yyjson_obj_get(parsed, "browser");
+        if (yyjson_is_obj(browser)) {
+            TRY(has_dup(browser));
+            bname = nonempty_str(yyjson_obj_get(browser, "name"));
+            bver = nonempty_str(yyjson_obj_get(browser, "version"));
+        }
+        yyjson_val *os = yyjson_obj_get(parsed, "os");
+        if (yyjson_is_obj(os)) {
+            TRY(has_dup(os));
+            oname = nonempty_str(yyjson_obj_get(os, "name"));
+            over = nonempty_str(yyjson_obj_get(os, "version"));
+        }
+        yyjson_val *device = yyjson_obj_get(parsed, "device");
+        if (yyjson_is_obj(device) && has_dup(device)) return FALLBACK;
+        if (yyjson_is_obj(device)) model = nonempty_str(yyjson_obj_get(device, "model"));
+    }
+    if (!(original || bname || bver || oname || over || model)) return OK;
+    const char *sep = ",\"user_agent\":{";
+#define UA_FIELD(lit, v)                                                                           \
+    if (v) {                                                                                       \
+        TRY(put(b, sep, strlen(sep)));                                                             \
+        sep = ",";                                                                                 \
+        TRY(FIELD(b, lit, v));                                                                     \
+    }
+    UA_FIELD("\"name\":", bname);
+    UA_FIELD("\"version\":", bver);
+    if (oname || over) {
+        TRY(put(b, sep, strlen(sep)));
+        sep = ",";
+        TRY(PUTLIT(b, "\"os\":{"));
+        if (oname) TRY(FIELD(b, "\"name\":", oname));
+        if (oname && over) TRY(PUTLIT(b, ","));
+        if (over) TRY(FIELD(b, "\"version\":", over));
+        TRY(PUTLIT(b, "}"));
+    }
+    if (model) {
+        TRY(put(b, sep, strlen(sep)));
+        sep = ",";
+        TRY(FIELD(b, "\"device\":{\"name\":", model));
+        TRY(PUTLIT(b, "}"));
+    }
+    UA_FIELD("\"original\":", original);
+#undef UA_FIELD
+    return PUTLIT(b, "}");
+}
+
+/* ---- one record --------------------------------------------------------------------------- */
+
+static const struct {
+    const char *src, *dst;
+} LOGTO_IDS[] = {
+    {"applicationId", ",\"application_id\":"},
+    {"sessionId", ",\"session_id\":"},
+    {"interactionEvent", ",\"interaction_event\":"},
+    {"hookId", ",\"hook_id\":"},
+};
+
+static int build(Fast *f, yyjson_val *root, yyjson_val **id_out, long long *ms_out) {
+    Buf *b = &f->out;
+    if (!yyjson_is_obj(root)) return FALLBACK;
+    TRY(has_dup(root));
+    yyjson_val *id = nonempty_str(yyjson_obj_get(root, "id"));
+    if (!id || yyjson_get_len(id) > MAX_ID_BYTES) return FALLBACK;
+    yyjson_val *key = nonempty_str(yyjson_obj_get(root, "key"));
+    if (!key) return FALLBACK;
+    yyjson_val *created = yyjson_obj_get(root, "createdAt");
+    if (!created) created = yyjson_obj_get(root, "created_at");
+    long long ms;
+    if (!created) return FALLBACK;
+    TRY(epoch_ms(created, &ms));
+    yyjson_val *payload = yyjson_obj_get(root, "payload");
+    if (payload && !yyjson_is_null(payload) && !yyjson_is_obj(payload)) return FALLBACK;
+    if (yyjson_is_null(payload)) payload = NULL;
+    yyjson_val *tenant = yyjson_obj_get(root, "tenantId");
+    if (!tenant) tenant = yyjson_obj_get(root, "tenant_id");
+    tenant = nonempty_str(tenant);
+    if (payload) TRY(has_dup(payload)); /* before reading any field of it */
+    {
+        yyjson_val *k, *x;
+        yyjson_obj_iter it = yyjson_obj_iter_with(root);
+        while ((k = yyjson_obj_iter_next(&it)))
+            if ((x = yyjson_obj_iter_get_val(k)) != payload) TRY(shallow(x, 1));
+    }
+
+    yyjson_val *result = payload ? yyjson_obj_get(payload, "result") : NULL;
+    const char *outcome = str_eq(result, "Success") ? "success" : str_eq(result, "Error") ? "failure" : "unknown";
+    PyObject *parts = event_parts(f, key, outcome);
+    if (!parts) return ERR;
+    PyObject *tail = PyTuple_GET_ITEM(parts, 0), *family = PyTuple_GET_ITEM(parts, 1);
+
+    int rc = ERR;
+    yyjson_doc *decoded = NULL;
+    char ts[24];
+    format_ms(ms, ts);
+    b->len = 0;
+    if (PUTLIT(b, "{\"@timestamp\":\"") || put(b, ts, 24) || PUTLIT(b, "\",\"event\":{\"id\":") ||
+        put_val_str(b, id) || PUTLIT(b, ",\"action\":") || put_val_str(b, key) || PUTLIT(b, ",\"outcome\":\"") ||
+        put(b, outcome, strlen(outcome)) || PUTLIT(b, "\",") ||
+        put(b, PyBytes_AS_STRING(tail), (size_t)PyBytes_GET_SIZE(tail)) || PUTLIT(b, "}"))
+        goto done;
+
+    yyjson_val *err_key = payload ? key_of(payload, "error") : NULL, *err = NULL;
+    if (err_key) {
+        err = yyjson_obj_iter_get_val(err_key);
+        if (yyjson_is_str(err) && (rc = decode_error(err, &decoded)) < 0) goto done;
+        if (decoded) err = yyjson_doc_get_root(decoded);
+        else err_key = NULL; /* nothing to swap in the payload */
+        if ((rc = write_error(b, &f->tmp, err)) < 0) goto done;
+        rc = ERR;
+    }
+    if (tenant && (FIELD(b, ",\"organization\":{\"id\":", tenant) || PUTLIT(b, "}"))) goto fail;
+    yyjson_val *user = payload ? nonempty_str(yyjson_obj_get(payload, "userId")) : NULL;
+    if (user && (FIELD(b, ",\"user\":{\"id\":", user) || PUTLIT(b, "}"))) goto fail;
+
+    yyjson_val *raw_ip = payload ? nonempty_str(yyjson_obj_get(payload, "ip")) : NULL;
+    char ip[INET6_ADDRSTRLEN];
+    int ip_ok = 0;
+    if (raw_ip && (ip_ok = normalize_ip(raw_ip, ip)) < 0) {
+        rc = ip_ok;
+        goto done;
+    }
+    Buf *g = &f->tmp;
+    g->len = 0;
+    yyjson_val *ctx = payload ? yyjson_obj_get(payload, "signInContext") : NULL;
+    if (ctx && (rc = write_geo(f, g, ctx)) < 0) goto done;
+    if (ip_ok || g->len) {
+        if (PUTLIT(b, ",\"source\":{")) goto fail;
+        if (ip_ok && (PUTLIT(b, "\"ip\":\"") || put(b, ip, strlen(ip)) || PUTLIT(b, "\""))) goto fail;
+        if (g->len && ((ip_ok && PUTLIT(b, ",")) || PUTLIT(b, "\"geo\":{") || put(b, g->p, g->len) || PUTLIT(b, "}")))
+            goto fail;
+        if (PUTLIT(b, "}")) goto fail;
+    }
+    if (ip_ok && (PUTLIT(b, ",\"client\":{\"ip\":\"") || put(b, ip, strlen(ip)) || PUTLIT(b, "\"}"))) goto fail;
+    if (payload && (yyjson_obj_get(payload, "userAgent") || yyjson_obj_get(payload, "userAgentParsed")) &&
+        write_user_agent(b, payload))
+        goto fail;
+
+    if (PUTLIT(b, ",\"logto\":{\"family\":") || put(b, PyBytes_AS_STRING(family), (size_t)PyBytes_GET_SIZE(family)))
+        goto fail;
+    if (tenant && FIELD(b, ",\"tenant_id\":", tenant)) goto fail;
+    if (raw_ip && !ip_ok && FIELD(b, ",\"ip\":", raw_ip)) goto fail;
+    for (size_t i = 0; payload && i < sizeof LOGTO_IDS / sizeof LOGTO_IDS[0]; i++) {
+        yyjson_val *v = nonempty_str(yyjson_obj_get(payload, LOGTO_IDS[i].src));
+        if (v && put_field(b, LOGTO_IDS[i].dst, strlen(LOGTO_IDS[i].dst), v)) goto fail;
+    }
+    if (PUTLIT(b, ",\"payload\":")) goto fail;
+    if (payload) {
+        if ((rc = write_masked_obj(f, b, payload, 0, 1, err_key, err)) < 0) goto done;
+    } else if (PUTLIT(b, "{}")) {
+        goto fail;
+    }
+    if (PUTLIT(b, "}")) goto fail;
+    if (raw_ip && !ip_ok && PUTLIT(b, ",\"tags\":[\"logto_invalid_ip\"]")) goto fail;
+    if (PUTLIT(b, "}")) goto fail;
+    *id_out = id;
+    *ms_out = ms;
+    rc = OK;
+    goto done;
+fail:
+    /* The helpers above return FALLBACK or ERR; put() only ERR. Tell them apart. */
+    rc = PyErr_Occurred() ? ERR : FALLBACK;
+done:
+    yyjson_doc_free(decoded);
+    Py_DECREF(parts);
+    return rc;
+}
+
+/* One line into f->out; OK with its id (a new str) and time, FALLBACK, or ERR. */
+static int one(Fast *f, PyObject *line, PyObject **id_out, long long *ms_out) {
+    if (!PyBytes_Check(line)) return FALLBACK;
+    Py_ssize_t n = PyBytes_GET_SIZE(line);
+    if (n > f->max_line) return FALLBACK;
+    char *raw = PyBytes_AS_STRING(line);
+    yyjson_alc alc;
+    yyjson_doc *doc = NULL;
+    if (yyjson_alc_pool_init(&alc, f->pool, POOL_BYTES)) doc = yyjson_read_opts(raw, (size_t)n, 0, &alc, NULL);
+    if (!doc) doc = yyjson_read_opts(raw, (size_t)n, 0, NULL, NULL); /* too big for the pool, or invalid */
+    if (!doc) return FALLBACK;
+    yyjson_val *id = NULL;
+    int rc = build(f, yyjson_doc_get_root(doc), &id, ms_out);
+    if (rc == OK) {
+        *id_out = PyUnicode_DecodeUTF8(yyjson_get_str(id), (Py_ssize_t)yyjson_get_len(id), "strict");
+        if (!*id_out) rc = ERR;
+    }
+    yyjson_doc_free(doc);
+    return rc;
+}
+
+static void shrink(Buf *b, size_t limit) { /* one huge line must not pin its buffer forever */
+    if (b->cap > limit) {
+        PyMem_Free(b->p);
+        *b = (Buf){0};
+    }
+}
+
+static PyObject *Fast_line(Fast *f, PyObject *arg) {
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "line() takes bytes");
+        return NULL;
+    }
+    PyObject *id = NULL, *out = NULL;
+    long long ms;
+    int rc = one(f, arg, &id, &ms);
+    if (rc == OK) {
+        out = Py_BuildValue("(NLy#)", id, ms, f->out.p, (Py_ssize_t)f->out.len);
+    } else if (rc == FALLBACK) {
+        out = Py_NewRef(Py_None);
+    }
+    shrink(&f->out, 8u << 20);
+    return out;
+}
+
+static int blank(PyObject *line) {
+    const char *s = PyBytes_AS_STRING(line);
+    Py_ssize_t n = PyBytes_GET_SIZE(line);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!(s[i] == ' ' || (s[i] >= '\t' && s[i] <= '\r'))) return 0;
+    return 1; /* bytes.isspace(), or empty */
+}
+
+#define DAYS 8 /* action lines remembered: the days of one block */
+
+static int append_new(PyObject *list, PyObject *item) {
+    if (!item) return ERR;
+    int r = PyList_Append(list, item);
+    Py_DECREF(item);
+    return r ? ERR : OK;
+}
+
+static PyObject *Fast_encode(Fast *f, PyObject *args) {
+    PyObject *lines, *action;
+    int skip_blank;
+    if (!PyArg_ParseTuple(args, "OOp", &lines, &action, &skip_blank)) return NULL;
+    PyObject *seq = PySequence_Fast(lines, "encode() takes a sequence of lines");
+    if (!seq) return NULL;
+    long long days[DAYS];
+    PyObject *acts[DAYS] = {NULL};
+    int ndays = 0, next_day = 0;
+    PyObject *ids = PyList_New(0), *times = PyList_New(0), *sizes = PyList_New(0), *left = PyList_New(0);
+    PyObject *result = NULL;
+    Buf *blk = &f->block;
+    blk->len = 0;
+    if (!ids || !times || !sizes || !left) goto done;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *line = PySequence_Fast_GET_ITEM(seq, i), *id = NULL;
+        if (skip_blank && PyBytes_Check(line) && blank(line)) continue;
+        long long ms;
+        int rc = one(f, line, &id, &ms);
+        if (rc == ERR) PyErr_Clear(); /* a failing callback: the Python path meets it again and says so */
+        if (rc != OK) {
+            if (append_new(left, Py_BuildValue("(nnn)", i, (Py_ssize_t)blk->len, PyList_GET_SIZE(ids))))
+                goto done;
+            continue;
+        }
+        long long day = ms / 86400000;
+        PyObject *act = NULL;
+        for (int d = 0; d < ndays && !act; d++)
+            if (days[d] == day) act = acts[d];
+        if (!act) {
+            act = PyObject_CallFunction(action, "L", day);
+            if (!act || (act != Py_None && !(PyTuple_Check(act) && PyTuple_GET_SIZE(act) == 2 &&
+                                             PyBytes_Check(PyTuple_GET_ITEM(act, 0)) &&
+                                             PyBytes_Check(PyTuple_GET_ITEM(act, 1))))) {
+                if (act) PyErr_SetString(PyExc_TypeError, "action(day) must return (bytes, bytes) or None");
+                Py_XDECREF(act);
+                Py_DECREF(id);
+                goto done;
+            }
+            int slot = ndays < DAYS ? ndays++ : next_day++ % DAYS;
+            Py_XDECREF(acts[slot]);
+            days[slot] = day, acts[slot] = act;
+        }
+        size_t start = blk->len;
+        int bad = 0;
+        if (act != Py_None) {
+            PyObject *before = PyTuple_GET_ITEM(act, 0), *after = PyTuple_GET_ITEM(act, 1);
+            Py_ssize_t idlen;
+            const char *idstr = PyUnicode_AsUTF8AndSize(id, &idlen);
+            bad = !idstr || put(blk, PyBytes_AS_STRING(before), (size_t)PyBytes_GET_SIZE(before)) ||
+                  put_str(blk, idstr, (size_t)idlen) ||
+                  put(blk, PyBytes_AS_STRING(after), (size_t)PyBytes_GET_SIZE(after));
+        }
+        if (bad || put(blk, f->out.p, f->out.len) || PUTLIT(blk, "\n")) {
+            Py_DECREF(id);
+            goto done; /* an exception is set */
+        }
+        if (append_new(ids, id) || append_new(times, PyLong_FromLongLong(ms)) ||
+            append_new(sizes, PyLong_FromSize_t(blk->len - start)))
+            goto done;
+    }
+    result = Py_BuildValue("(NOOOO)", PyBytes_FromStringAndSize(blk->len ? blk->p : "", (Py_ssize_t)blk->len), ids,
+                           times, sizes, left);
+done:
+    for (int d = 0; d < ndays; d++) Py_XDECREF(acts[d]);
+    Py_XDECREF(ids);
+    Py_XDECREF(times);
+    Py_XDECREF(sizes);
+    Py_XDECREF(left);
+    Py_DECREF(seq);
+    shrink(&f->out, 8u << 20);
+    shrink(&f->block, 64u << 20);
+    return result;
+}
+
+static int Fast_init(Fast *f, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"verdict", "event", "location", "max_line_bytes", NULL};
+    PyObject *verdict, *event, *location;
+    Py_ssize_t max_line;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOn", kwlist, &verdict, &event, &location, &max_line)) return -1;
+    Py_XSETREF(f->verdict, Py_NewRef(verdict));
+    Py_XSETREF(f->event, Py_NewRef(event));
+    Py_XSETREF(f->location, Py_NewRef(location));
+    f->max_line = max_line;
+    for (int i = 0; i < 3; i++) {
+        Slot **s = i < 2 ? &f->verdicts[i] : &f->events;
+        if (*s) {
+            cache_clear(*s);
+        } else if (!(*s = PyMem_Calloc(CACHE_SLOTS, sizeof(Slot)))) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    if (!f->pool && !(f->pool = PyMem_Malloc(POOL_BYTES))) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static int Fast_traverse(Fast *f, visitproc visit, void *arg) {
+    Py_VISIT(f->verdict);
+    Py_VISIT(f->event);
+    Py_VISIT(f->location);
+    if (f->events)
+        for (size_t i = 0; i < CACHE_SLOTS; i++) Py_VISIT(f->events[i].obj);
+    return 0;
+}
+
+static int Fast_clear(Fast *f) {
+    Py_CLEAR(f->verdict);
+    Py_CLEAR(f->event);
+    Py_CLEAR(f->location);
+    cache_clear(f->events);
+    return 0;
+}
+
+static void Fast_dealloc(Fast *f) {
+    PyObject_GC_UnTrack(f);
+    Fast_clear(f);
+    for (int i = 0; i < 2; i++) {
+        cache_clear(f->verdicts[i]);
+        PyMem_Free(f->verdicts[i]);
+    }
+    PyMem_Free(f->events);
+    PyMem_Free(f->out.p);
+    PyMem_Free(f->tmp.p);
+    PyMem_Free(f->block.p);
+    PyMem_Free(f->pool);
+    Py_TYPE(f)->tp_free((PyObject *)f);
+}
+
+static PyMethodDef Fast_methods[] = {
+    {"line", (PyCFunction)Fast_line, METH_O,
+     "line(raw: bytes) -> (id, epoch_ms, document JSON) | None: None when Python must decide."},
+    {"encode", (PyCFunction)Fast_encode, METH_VARARGS,
+     "encode(lines, action, skip_blank) -> (block, ids, times, sizes, left): the lines framed with\n"
+     "action(day) -> (before id, after id) | None, one after the other; left: (index, byte offset,\n"
+     "document index) of each line Python must decide, in order."},
+    {NULL},
+};
+
+static PyTypeObject FastType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "shipper.normalize._ecs.Fast",
+    .tp_basicsize = sizeof(Fast),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Logto JSON line -> ECS document JSON, for the records it recognises (else None).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Fast_init,
+    .tp_traverse = (traverseproc)Fast_traverse,
+    .tp_clear = (inquiry)Fast_clear,
+    .tp_dealloc = (destructor)Fast_dealloc,
+    .tp_methods = Fast_methods,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, .m_name = "_ecs", .m_doc = "The normalizer's native path.", .m_size = -1};
+
+PyMODINIT_FUNC PyInit__ecs(void) {
+    init_escapes();
+    if (PyType_Ready(&FastType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    if (PyModule_AddObjectRef(m, "Fast", (PyObject *)&FastType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (PyModule_AddStringConstant(m, "YYJSON_VERSION", YYJSON_VERSION_STRING) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

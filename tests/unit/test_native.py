@@ -1,0 +1,369 @@
+"""The native path (shipper/normalize/_native) gives the Python normalizer's bytes, or leaves the line.
+
+Compiled here once per test session (wheels carry it; the editable install the suite runs does
+not). Every test compares against the Python normalizer: the native path may leave a line to it
+(``None``), but whatever it answers must be byte for byte what Python + orjson would have written.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import importlib.machinery
+import importlib.util
+import string
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bench.generate import lines as generated_lines
+from shipper.indexing import IndexNamer
+from shipper.normalize import DEFAULT_RULES, Document, Normalizer
+from shipper.normalize.loop import encode
+from shipper.sinks.framers import BulkFramer, NdjsonFramer
+
+ROOT = Path(__file__).resolve().parents[2]
+NATIVE_DIR = ROOT / "shipper" / "normalize" / "_native"
+
+
+def _load_build() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("_native_build", NATIVE_DIR / "build.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def native(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    """The extension module, built once for all xdist workers (keyed by the sources' hash)."""
+    build = _load_build()
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in [*build.SOURCES, NATIVE_DIR / "build.py"]))
+    out = tmp_path_factory.getbasetemp().parent / f"native-{digest.hexdigest()[:16]}"
+    out.mkdir(exist_ok=True)
+    with open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        built = list(out.glob("shipper/normalize/_ecs*"))
+        path = built[0] if built else build.build(out)
+    loader = importlib.machinery.ExtensionFileLoader("shipper.normalize._ecs", str(path))
+    spec = importlib.util.spec_from_loader("shipper.normalize._ecs", loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def python_answer(n: Normalizer, raw: bytes) -> tuple[str, int, bytes] | None:
+    d = n.line(raw)
+    return (d.id, d.epoch_ms, orjson.dumps(d.body)) if isinstance(d, Document) else None
+
+
+def assert_agrees(n: Normalizer, raw: bytes) -> bool:
+    """True when the native path answered (and then it must equal Python's answer)."""
+    got = n.native.line(raw)
+    if got is None:
+        return False
+    assert got == python_answer(n, raw), raw
+    return True
+
+
+FRAMERS = [BulkFramer(IndexNamer("logs-logto.audit", "default")), NdjsonFramer()]
+
+
+def both(lines: list[bytes], n: Normalizer, frame: Any, skip_blank: bool = True) -> tuple[Any, Any]:
+    plain = Normalizer(n.masker.rules, n.max_line_bytes, native=None)
+    return (
+        encode(lines, n.line, frame, skip_blank=skip_blank, native=n.native),
+        encode(lines, plain.line, frame, skip_blank=skip_blank),
+    )
+
+
+def test_generated_records_native_and_identical(native):
+    n = Normalizer(native=native)
+    answered = 0
+    for raw in generated_lines(3000, seed=11):
+        raw = raw.rstrip(b"\n")
+        is_api_shape = b'"createdAt":' in raw and b'"payload":{' in raw
+        ok = assert_agrees(n, raw)
+        answered += ok
+        # Management API lines (epoch ms, payload object) never need Python, errors included.
+        assert ok or not is_api_shape, raw
+    assert answered > 1000
+
+
+@pytest.mark.parametrize("frame", FRAMERS, ids=["bulk", "ndjson"])
+def test_encode_puts_left_lines_in_place(native, frame):
+    lines = [ln.rstrip(b"\n") for ln in generated_lines(300, seed=5)]
+    lines[10:10] = [b"", b"  \t", b"{oops", b"\xff\xfe", b"[1]", b'{"id":"a","key":"K","createdAt":true}']
+    lines.append(b'{"id":"z","key":"K","createdAt":1700000000000,"payload":{"ip":"1.2.3.4","f":1.5}}')
+    lines.append(b'{"id":"y","key":"K","createdAt":1700000000000,"payload":{"a":1,"a":2}}')
+    lines.append(b'{"id":"x","key":"K","createdAt":"2025-01-01T00:00:00Z"}')
+    lines.append(b'{"id":"w","key":"K","createdAt":1800000000000}')  # another day: another index
+    got, want = both(lines, Normalizer(native=native), frame)
+    assert got[0] == want[0] and got[1:3] == want[1:3]
+    assert list(got[3]) == list(want[3]) and got[4] == want[4]
+    assert [r[0] for r in got[4]] == [12, 13, 14, 15]  # indexes of the rejected inputs
+
+
+def test_encode_without_skip_blank_rejects_blank_lines_like_python(native):
+    got, want = both(
+        [b"", b'{"id":"a","key":"K","createdAt":1}'], Normalizer(native=native), FRAMERS[0], False
+    )
+    assert got[0] == want[0] and got[4] == want[4] == [(0, "invalid_json", "line is not valid JSON")]
+
+
+def test_custom_mask_rules_reach_the_native_path(native):
+    rules = DEFAULT_RULES.extended(contain=["ssn"], params_keys=["state"])
+    n = Normalizer(rules, native=native)
+    raw = orjson.dumps(
+        {
+            "id": "1",
+            "key": "ExchangeTokenBy.AuthorizationCode",
+            "createdAt": 1,
+            "payload": {"user_SSN": "123", "params": {"state": "s", "code": "c"}, "state": "kept"},
+        }
+    )
+    assert assert_agrees(n, raw)
+    body = orjson.loads(n.native.line(raw)[2])
+    assert body["logto"]["payload"] == {
+        "user_SSN": "******",
+        "params": {"state": "******", "code": "******"},
+        "state": "kept",
+    }
+
+
+def test_long_lines_deep_nesting_and_limits(native):
+    n = Normalizer(max_line_bytes=1 << 20, native=native)
+    big = {
+        "id": "b",
+        "key": "K",
+        "createdAt": 5,
+        "payload": {"blob": "x" * 400_000, "list": list(range(5000))},
+    }
+    assert assert_agrees(n, orjson.dumps(big))  # beyond yyjson's arena: its malloc path
+    line = b'{"id":"d","key":"K","createdAt":5,"payload":{"deep":' + b"[" * 300 + b"]" * 300 + b"}}"
+    assert n.native.line(line) is None and isinstance(n.line(line), Document)  # Python decides
+    assert (
+        encode([line], n.line, FRAMERS[1], native=n.native)[4][0][1] == "internal_error"
+    )  # orjson: too deep
+    deeper = b'{"id":"d","key":"K","createdAt":5,"x":' + b"[" * 2000 + b"]" * 2000 + b"}"
+    assert n.native.line(deeper) is None and not isinstance(n.line(deeper), Document)
+    small = Normalizer(max_line_bytes=100, native=native)
+    assert small.native.line(orjson.dumps(big)) is None
+
+
+def test_callback_failure_costs_the_line_not_the_block(native):
+    class Broken(Normalizer):
+        def _event_json(self, key: str, outcome: str) -> tuple[bytes, bytes]:
+            raise RuntimeError("boom")
+
+    n = Broken(native=native)
+    ok = b'{"id":"a","key":"K","createdAt":1}'
+    *_, docs, rejects = encode([ok, ok], n.line, FRAMERS[0], native=n.native)
+    assert rejects == [] and len(list(docs)) == 2  # left to Python, which does not use the callback
+
+
+# -- property test: hypothesis-made records, duplicate keys and all ---------------------------
+
+KEYS = [
+    "password",
+    "client_secret",
+    "refresh_token",
+    "Token",
+    "code",
+    "code_verifier",
+    "params",
+    "state",
+    "x-api-key",
+    "TO\u212aEN",
+    "secretive",
+    "ok",
+    "name",
+    "version",
+    "error",
+    "userId",
+    "ip",
+    "a",
+    "b",
+    "\u00e9t\u00e9",
+    "authorization",
+    "cookie",
+    "Params",
+]
+TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+STRS = st.one_of(
+    TEXT, st.sampled_from(["", " ", "Success", "Error", "{", ' {"a":1}', "\u00a0{}", "\x1f", '"\\'])
+)
+
+
+class Obj(list):  # pairs, so duplicate keys can be written
+    pass
+
+
+def mostly(
+    usual: st.SearchStrategy[Any], rare: st.SearchStrategy[Any], tenths: int = 9
+) -> st.SearchStrategy[Any]:
+    """``usual`` nine times in ten (``st.one_of`` flattens, so repeating a branch does not weigh it)."""
+    return st.integers(0, 9).flatmap(lambda r: usual if r < tenths else rare)
+
+
+def scalars() -> st.SearchStrategy[Any]:
+    usual = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), STRS)
+    # Floats and integers beyond 64 bits are left to Python: rarer, so most records are answered.
+    rare = st.one_of(
+        st.integers(min_value=-(2**70), max_value=2**70), st.floats(allow_nan=False, allow_infinity=False)
+    )
+    return mostly(usual, rare)
+
+
+def values(depth: int = 3) -> st.SearchStrategy[Any]:
+    if depth == 0:
+        return scalars()
+    inner = values(depth - 1)
+    return st.one_of(
+        scalars(),
+        st.lists(inner, max_size=3),
+        st.lists(st.tuples(st.one_of(st.sampled_from(KEYS), TEXT), inner), max_size=4).map(Obj),
+    )
+
+
+def dump(v: Any) -> bytes:
+    if isinstance(v, Obj):
+        return b"{" + b",".join(orjson.dumps(k) + b":" + dump(x) for k, x in v) + b"}"
+    if isinstance(v, list):
+        return b"[" + b",".join(dump(x) for x in v) + b"]"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v).encode()  # beyond 64 bits too
+    return orjson.dumps(v)
+
+
+IPS = st.sampled_from(
+    [
+        "1.2.3.4",
+        " 10.0.0.1 ",
+        "::ffff:1.2.3.4",
+        "::FFFF:1.2.3.4",
+        "2001:DB8::1",
+        "::ffff:0:1.2.3.4",
+        "01.2.3.4",
+        "1.2.3",
+        "::",
+        "x",
+        "1.2.3.4\x00",
+        "\u00a01.2.3.4",
+        "fe80::1%eth0",
+        "0000:0000:0000:0000:0000:ffff:7f00:1",
+    ]
+)
+TIMES = mostly(
+    st.one_of(st.integers(0, 253402300799999), st.sampled_from([" 1700000000000 ", "1700000000000"])),
+    st.one_of(
+        st.integers(min_value=-5, max_value=253402300799999 + 5),
+        st.sampled_from(["\u00b2", "", "2025-08-20T00:00:00.5+00:00", True, None]),
+        st.floats(allow_nan=False, allow_infinity=False),
+    ),
+)
+ERRORS = st.one_of(
+    values(2),
+    st.sampled_from(
+        [
+            '{"code":"x","message":"m","name":"E","stack":"s"}',
+            '  {"message":{"a":[1]}} ',
+            "{no",
+            '{"a":1,"a":2}',
+            '{"message":1.5}',
+            "\u00a0{}",
+        ]
+    ),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "message": values(1),
+            "code": st.one_of(STRS, st.integers(), st.booleans()),
+            "name": STRS,
+            "stack": STRS,
+        },
+    ).map(lambda d: Obj(d.items())),
+)
+UA = st.fixed_dictionaries(
+    {},
+    optional={
+        "ua": STRS,
+        "browser": st.one_of(
+            values(1),
+            st.fixed_dictionaries({}, optional={"name": STRS, "version": STRS}).map(lambda d: Obj(d.items())),
+        ),
+        "os": st.fixed_dictionaries({}, optional={"name": STRS, "version": STRS}).map(
+            lambda d: Obj(d.items())
+        ),
+        "device": st.one_of(st.none(), st.fixed_dictionaries({"model": STRS}).map(lambda d: Obj(d.items()))),
+    },
+).map(lambda d: Obj(d.items()))
+COORD = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-200, 200),
+    STRS,
+    st.sampled_from(["52.52", " 13.4 ", "1_0", "nan", "inf", "-91"]),
+)
+CTX = st.fixed_dictionaries(
+    {}, optional={"country": STRS, "city": STRS, "latitude": COORD, "longitude": COORD}
+).map(lambda d: Obj(d.items()))
+PAYLOAD_FIELDS = {
+    "result": st.one_of(STRS, values(0)),
+    "ip": st.one_of(IPS, values(0)),
+    "userId": st.one_of(STRS, values(0)),
+    "applicationId": STRS,
+    "sessionId": STRS,
+    "interactionEvent": STRS,
+    "hookId": values(0),
+    "userAgent": st.one_of(STRS, values(0)),
+    "userAgentParsed": st.one_of(UA, values(1)),
+    "signInContext": st.one_of(CTX, values(1)),
+    "error": ERRORS,
+    "params": values(2),
+    "extra": values(3),
+}
+PAYLOAD = st.fixed_dictionaries({}, optional=PAYLOAD_FIELDS).flatmap(
+    lambda d: st.permutations(list(d.items())).map(Obj)
+)
+
+
+@st.composite
+def records(draw: st.DrawFn) -> bytes:
+    fields: list[tuple[str, Any]] = []
+    ids = st.text(string.ascii_letters + '"\\\u00e9', min_size=1, max_size=8)
+    fields.append(("id", draw(mostly(ids, values(0)))))
+    keys = st.sampled_from(
+        [
+            "Interaction.SignIn.Submit",
+            "ExchangeTokenBy.RefreshToken",
+            "TriggerHook.PostRegister",
+            "Unknown",
+            "Custom.\u00e9",
+        ]
+    )
+    fields.append(("key", draw(mostly(keys, st.one_of(st.just(""), values(0))))))
+    fields.append((draw(st.sampled_from(["createdAt", "created_at"])), draw(TIMES)))
+    if draw(st.booleans()):
+        fields.append((draw(st.sampled_from(["tenantId", "tenant_id"])), draw(st.one_of(STRS, values(0)))))
+    payload = draw(mostly(PAYLOAD, st.one_of(st.none(), values(1)), 8))
+    if payload is not None or draw(st.booleans()):
+        fields.append(("payload", payload))
+    if draw(st.integers(0, 19)) == 0:  # a duplicated top-level key
+        fields.append(draw(st.sampled_from(fields)))
+    return dump(Obj(draw(st.permutations(fields))))
+
+
+@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(raw=records())
+def test_native_answers_exactly_like_python(native, raw):
+    assert_agrees(_NORMALIZERS.setdefault("n", Normalizer(native=native)), raw)
+
+
+_NORMALIZERS: dict[str, Normalizer] = {}
