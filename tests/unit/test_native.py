@@ -117,6 +117,15 @@ def test_encode_without_skip_blank_rejects_blank_lines_like_python(native):
     assert got[0] == want[0] and got[4] == want[4] == [(0, "invalid_json", "line is not valid JSON")]
 
 
+def test_every_ascii_character_at_every_alignment_is_escaped_like_orjson(native):
+    n = Normalizer(native=native)
+    for c in map(chr, range(0x80)):
+        for at in range(10):
+            text = "a" * at + c + "b" * 9 + c
+            raw = orjson.dumps({"id": text, "key": "K", "createdAt": 1, "payload": {"userId": text, text: 1}})
+            assert assert_agrees(n, raw)
+
+
 def test_custom_mask_rules_reach_the_native_path(native):
     rules = DEFAULT_RULES.extended(contain=["ssn"], params_keys=["state"])
     n = Normalizer(rules, native=native)

@@ -83,18 +83,34 @@ static void init_escapes(void) {
     ESC['\\'] = '\\';
 }
 
+/* Whether any of 8 bytes is below 0x20, '"' or '\\' (exact as a whole, SWAR). */
+static inline int may_escape(uint64_t x) {
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\');
+    uint64_t below = (x - ones * 0x20) & ~x, quote = (q - ones) & ~q, slash = (bs - ones) & ~bs;
+    return ((below | quote | slash) & high) != 0;
+}
+
 static int put_str(Buf *b, const char *s, size_t n) {
     TRY(reserve(b, n * 6 + 2));
     char *o = b->p + b->len;
     *o++ = '"';
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
+    size_t run = 0, i = 0;
+    for (;;) {
+        while (i + 8 <= n) { /* skip 8 plain bytes at a time: most strings need no escape */
+            uint64_t x;
+            memcpy(&x, s + i, 8);
+            if (may_escape(x)) break;
+            i += 8;
+        }
+        if (i >= n) break;
+        unsigned char c = (unsigned char)s[i++];
         char e = ESC[c];
         if (!e) continue;
-        memcpy(o, s + run, i - run);
-        o += i - run;
-        run = i + 1;
+        size_t at = i - 1;
+        memcpy(o, s + run, at - run);
+        o += at - run;
+        run = at + 1;
         *o++ = '\\';
         if (e == 'u') {
             o[0] = 'u', o[1] = '0', o[2] = '0', o[3] = HEX[c >> 4], o[4] = HEX[c & 15];
@@ -166,10 +182,12 @@ static int has_dup(yyjson_val *obj) {
 }
 
 static int put_int(Buf *b, yyjson_val *v) {
-    char tmp[24];
-    int n = yyjson_is_uint(v) ? snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)yyjson_get_uint(v))
-                              : snprintf(tmp, sizeof tmp, "%lld", (long long)yyjson_get_sint(v));
-    return put(b, tmp, (size_t)n);
+    char tmp[24], *end = tmp + sizeof tmp, *o = end;
+    int neg = yyjson_is_sint(v) && yyjson_get_sint(v) < 0;
+    uint64_t u = neg ? (uint64_t)0 - (uint64_t)yyjson_get_sint(v) : yyjson_get_uint(v);
+    do *--o = (char)('0' + u % 10); while (u /= 10);
+    if (neg) *--o = '-';
+    return put(b, o, (size_t)(end - o));
 }
 
 /* ISO-8601 UTC with milliseconds, as format_ms (proleptic Gregorian, years 1970-9999). */
