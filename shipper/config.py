@@ -96,7 +96,7 @@ class ElasticsearchOutputConfig(_Model):
     ca_file: Path | None = None
     verify_certs: bool = True
     request_timeout: float = Field(30.0, gt=0)
-    batch_max_docs: int = Field(1000, ge=1)
+    batch_max_docs: int = Field(2000, ge=1)
     batch_max_bytes: int = Field(5 << 20, ge=1024)
     batch_max_wait: float = Field(1.0, gt=0)
     max_in_flight: int = Field(2, ge=1, le=64)

@@ -38,7 +38,7 @@ QUEUE_PER_WORKER = 4
 
 @dataclass(frozen=True)
 class BatchLimits:
-    max_docs: int = 1000
+    max_docs: int = 2000
     max_bytes: int = 5 << 20
     max_wait: float = 1.0
 
