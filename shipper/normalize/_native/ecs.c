@@ -270,6 +270,7 @@ typedef struct {
     Slot *events;
     Buf out, tmp, block;
     char *pool;
+    int busy; /* a callback lets other threads run: a second caller meanwhile gets "Python decides" */
 } Fast;
 
 static int verdict(Fast *f, yyjson_val *key, int in_params) {
@@ -462,8 +463,62 @@ static int normalize_ip(yyjson_val *v, char out[INET6_ADDRSTRLEN]) {
     return inet_ntop(AF_INET6, packed, out, INET6_ADDRSTRLEN) != NULL;
 }
 
-/* parse_time for what the Management API and our files carry: epoch milliseconds as a number or
- * a digit string. ISO-8601 and everything refused: Python. */
+static int digits(const char *s, int n, int *out) {
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return 0;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 1;
+}
+
+static long long days_from_civil(long long y, int m, int d) { /* H. Hinnant's algorithm */
+    y -= m <= 2;
+    long long era = (y >= 0 ? y : y - 399) / 400, yoe = y - era * 400;
+    long long doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+}
+
+/* datetime.fromisoformat for the forms Postgres (row_to_json) and JavaScript write:
+ * YYYY-MM-DD[T ]HH:MM:SS[.f{1,6}][Z|+HH:MM|-HH:MM], no offset meaning UTC. Others: Python. */
+static int iso_ms(const char *s, size_t n, long long *ms) {
+    int y, mo, d, h, mi, sec, us = 0, off = 0;
+    if (n < 19 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != ' ') || s[13] != ':' || s[16] != ':')
+        return FALLBACK;
+    if (!digits(s, 4, &y) || !digits(s + 5, 2, &mo) || !digits(s + 8, 2, &d) || !digits(s + 11, 2, &h) ||
+        !digits(s + 14, 2, &mi) || !digits(s + 17, 2, &sec))
+        return FALLBACK;
+    size_t i = 19;
+    if (i < n && s[i] == '.') {
+        size_t first = ++i;
+        for (int scale = 100000; i < n && s[i] >= '0' && s[i] <= '9' && i - first < 6; scale /= 10, i++)
+            us += (s[i] - '0') * scale;
+        if (i == first || (i < n && s[i] >= '0' && s[i] <= '9')) return FALLBACK;
+    }
+    if (i < n) {
+        int oh, om;
+        if (s[i] == 'Z' && i + 1 == n) {
+            off = 0;
+        } else if ((s[i] == '+' || s[i] == '-') && n - i == 6 && s[i + 3] == ':' && digits(s + i + 1, 2, &oh) &&
+                   digits(s + i + 4, 2, &om) && oh <= 23 && om <= 59) {
+            off = (oh * 60 + om) * 60 * (s[i] == '-' ? -1 : 1);
+        } else {
+            return FALLBACK;
+        }
+    }
+    static const int dim[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > dim[mo - 1] + (mo == 2 && leap) || h > 23 || mi > 59 || sec > 59)
+        return FALLBACK;
+    long long t = (days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off) * 1000 + us / 1000;
+    if (t < 0 || t > MAX_MS) return FALLBACK;
+    *ms = t;
+    return OK;
+}
+
+/* parse_time: epoch milliseconds as a number or a digit string (the Management API, our files),
+ * or the usual ISO-8601 forms (table rows). Other forms and everything refused: Python. */
 static int epoch_ms(yyjson_val *v, long long *ms) {
     if (yyjson_is_uint(v)) {
         uint64_t u = yyjson_get_uint(v);
@@ -483,10 +538,11 @@ static int epoch_ms(yyjson_val *v, long long *ms) {
     if (!is_ascii(s, n)) return FALLBACK;
     while (n && py_space((unsigned char)*s)) s++, n--;
     while (n && py_space((unsigned char)s[n - 1])) n--;
-    if (!n || n > 15) return FALLBACK;
+    if (!n) return FALLBACK;
     long long x = 0;
     for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return FALLBACK;
+        if (s[i] < '0' || s[i] > '9') return iso_ms(s, n, ms);
+        if (i >= 15) return FALLBACK;
         x = x * 10 + (s[i] - '0');
     }
     if (x > MAX_MS) return FALLBACK;
@@ -812,9 +868,12 @@ static PyObject *Fast_line(Fast *f, PyObject *arg) {
         PyErr_SetString(PyExc_TypeError, "line() takes bytes");
         return NULL;
     }
+    if (f->busy) Py_RETURN_NONE;
     PyObject *id = NULL, *out = NULL;
     long long ms;
+    f->busy = 1;
     int rc = one(f, arg, &id, &ms);
+    f->busy = 0;
     if (rc == OK) {
         out = Py_BuildValue("(NLy#)", id, ms, f->out.p, (Py_ssize_t)f->out.len);
     } else if (rc == FALLBACK) {
@@ -852,7 +911,9 @@ static PyObject *Fast_encode(Fast *f, PyObject *args) {
     int ndays = 0, next_day = 0;
     PyObject *ids = PyList_New(0), *times = PyList_New(0), *sizes = PyList_New(0), *left = PyList_New(0);
     PyObject *result = NULL;
-    Buf *blk = &f->block;
+    Buf own = {0}, *blk = f->busy ? &own : &f->block;
+    int was_busy = f->busy;
+    f->busy = 1;
     blk->len = 0;
     if (!ids || !times || !sizes || !left) goto done;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -860,7 +921,7 @@ static PyObject *Fast_encode(Fast *f, PyObject *args) {
         PyObject *line = PySequence_Fast_GET_ITEM(seq, i), *id = NULL;
         if (skip_blank && PyBytes_Check(line) && blank(line)) continue;
         long long ms;
-        int rc = one(f, line, &id, &ms);
+        int rc = was_busy ? FALLBACK : one(f, line, &id, &ms);
         if (rc == ERR) PyErr_Clear(); /* a failing callback: the Python path meets it again and says so */
         if (rc != OK) {
             if (append_new(left, Py_BuildValue("(nnn)", i, (Py_ssize_t)blk->len, PyList_GET_SIZE(ids))))
@@ -912,8 +973,12 @@ done:
     Py_XDECREF(sizes);
     Py_XDECREF(left);
     Py_DECREF(seq);
-    shrink(&f->out, 8u << 20);
-    shrink(&f->block, 64u << 20);
+    PyMem_Free(own.p);
+    f->busy = was_busy;
+    if (!was_busy) {
+        shrink(&f->out, 8u << 20);
+        shrink(&f->block, 64u << 20);
+    }
     return result;
 }
 
