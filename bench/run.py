@@ -246,10 +246,11 @@ SHIPPER_PURE = "logto-shipper run, pure-Python normalizer (editable install or L
 
 
 def compiled_label(exe: str) -> str:
-    """SHIPPER, saying whether the installed build's normalizer is compiled (it is not where
-    compiling failed, e.g. no C compiler)."""
+    """SHIPPER, saying what the installed build's normalizer runs (``--version``): the native path,
+    mypyc-compiled modules, or pure Python where compiling failed (e.g. no C compiler)."""
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True).stdout
-    return f"{SHIPPER} ({'mypyc-compiled' if 'compiled' in out else 'pure Python: compiling failed'})"
+    parts = [name for key, name in (("native", "native path"), ("mypyc", "mypyc")) if key in out]
+    return f"{SHIPPER} ({' + '.join(parts) or 'pure Python: compiling failed'})"
 
 
 def outage_memory(sink: Sink, exe: str, out: Path, backlog: int) -> dict[str, Any]:
