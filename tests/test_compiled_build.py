@@ -65,3 +65,34 @@ def test_compiled_normalizer_gives_the_same_bytes(tmp_path):
     )
     want = [data.hex(), crc, size, [list(d) for d in docs], [list(r) for r in rejects]]
     assert json.loads(out) == want
+
+    # The daemon end to end (file -> normalizer workers -> console): same lines as pure Python.
+    (tmp_path / "in.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    cfg = tmp_path / "shipper.toml"
+    cfg.write_text(
+        f'[state]\ndir = "{tmp_path / "state-%s"}"\n[[inputs]]\ntype = "file"\n'
+        f'paths = ["{tmp_path / "in.jsonl"}"]\n[output]\ntype = "console"\n[pipeline]\nworkers = 2\n'
+    )
+    runs = []
+    for name, pythonpath in (("compiled", str(target)), ("pure", str(ROOT))):
+        cfg.write_text(cfg.read_text().replace("state-%s", f"state-{name}"))
+        r = subprocess.run(
+            [sys.executable, "-P", "-m", "cli", "--config", str(cfg), "run", "--once"],
+            capture_output=True,
+            env={**os.environ, "PYTHONPATH": pythonpath},
+            cwd=tmp_path,
+            timeout=120,
+            check=True,
+        )
+        runs.append(r.stdout)
+        version = subprocess.run(
+            [sys.executable, "-P", "-m", "cli", "--version"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": pythonpath},
+            cwd=tmp_path,
+            check=True,
+        ).stdout
+        assert ("native JSON path" in version) == (name == "compiled"), version
+        cfg.write_text(cfg.read_text().replace(f"state-{name}", "state-%s"))
+    assert runs[0] == runs[1] and runs[0].count(b"\n") == len(docs)
