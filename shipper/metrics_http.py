@@ -25,6 +25,7 @@ COUNTERS = {
     "postgres_rows_read_total": "Rows read from Logto's logs table",
     "records_normalized_total": "Records turned into documents",
     "records_rejected_total": "Records dead-lettered by the normalizer (bad JSON, no id, ...)",
+    "records_left_to_python_total": "Lines the native path left to the Python normalizer (floats, ...)",
     "docs_indexed_total": "Documents Elasticsearch indexed",
     "docs_duplicate_total": "Documents Elasticsearch already had (409, exactly-once replays)",
     "docs_retried_total": "Document deliveries retried (429/5xx items)",

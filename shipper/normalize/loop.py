@@ -18,9 +18,9 @@ from shipper.normalize.document import Document, Rejection
 from shipper.sinks.base import DocRefs, Framer
 
 Reject = tuple[int, str, str]  # (index of the input, reason, detail)
-# (block or its deflate fragment, crc32 or None, block size, documents, rejects): a Segment's
-# fields, and the rejected inputs.
-Encoded = tuple[bytes, int | None, int, DocRefs, list[Reject]]
+# (block or its deflate fragment, crc32 or None, block size, documents, rejects, left): a Segment's
+# fields, the rejected inputs, and how many lines the native path left to the Python normalizer.
+Encoded = tuple[bytes, int | None, int, DocRefs, list[Reject], int]
 Actions = dict[int, tuple[bytes, bytes] | None]
 
 
@@ -71,6 +71,7 @@ def encode(
     actions: Actions = {}
     if native is not None and enrich is None:
         block, ids, times, sizes, left = native.encode(inputs, frame.action, skip_blank)
+        n_left = len(left)
         if left:
             pieces: list[bytes] = []
             prev = added = 0
@@ -91,6 +92,7 @@ def encode(
                 pieces.append(block[prev:])
                 block = b"".join(pieces)
     else:
+        n_left = 0
         parts: list[bytes] = []
         ids, times, sizes = [], [], []
         for i, x in enumerate(inputs):
@@ -107,4 +109,4 @@ def encode(
             sizes.append(len(line))
         block = b"".join(parts)
     data, crc = frame.seal(block) if ids else (b"", None)
-    return data, crc, len(block), DocRefs.pack(ids, times, sizes), rejects
+    return data, crc, len(block), DocRefs.pack(ids, times, sizes), rejects, n_left

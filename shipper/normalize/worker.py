@@ -50,7 +50,8 @@ def serve(rfd: int, wfd: int) -> None:
 
 
 def main(argv: list[str]) -> Any:
-    with contextlib.suppress(BrokenPipeError, KeyboardInterrupt):
+    # EOFError: the parent died before sending the configuration (killed while starting).
+    with contextlib.suppress(BrokenPipeError, KeyboardInterrupt, EOFError):
         serve(int(argv[1]), int(argv[2]))
     return 0
 

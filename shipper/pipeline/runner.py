@@ -144,7 +144,9 @@ class Runner:
     ) -> None:
         """Documents into the batch; rejections into ``dead[mark:]``, this chunk's, in input
         order; ``locate(i)`` is the offset and raw bytes of input ``i``."""
-        data, crc, size, docs, rejects = encoded
+        data, crc, size, docs, rejects, left = encoded
+        if left:
+            METRICS.inc("records_left_to_python_total", left)
         if docs:
             self._batch.add(Segment(data, docs, size, crc))
         for i, reason, detail in rejects:

@@ -100,6 +100,7 @@ def test_generated_records_native_and_identical(native):
 @pytest.mark.parametrize("frame", FRAMERS, ids=["bulk", "ndjson"])
 def test_encode_puts_left_lines_in_place(native, frame):
     lines = [ln.rstrip(b"\n") for ln in generated_lines(300, seed=5)]
+    string_payloads = sum(b'"payload":"' in ln for ln in lines)
     lines[10:10] = [b"", b"  \t", b"{oops", b"\xff\xfe", b"[1]", b'{"id":"a","key":"K","createdAt":true}']
     lines.append(b'{"id":"z","key":"K","createdAt":1700000000000,"payload":{"ip":"1.2.3.4","f":1.5}}')
     lines.append(b'{"id":"y","key":"K","createdAt":1700000000000,"payload":{"a":1,"a":2}}')
@@ -109,6 +110,7 @@ def test_encode_puts_left_lines_in_place(native, frame):
     assert got[0] == want[0] and got[1:3] == want[1:3]
     assert list(got[3]) == list(want[3]) and got[4] == want[4]
     assert [r[0] for r in got[4]] == [12, 13, 14, 15]  # indexes of the rejected inputs
+    assert (got[5], want[5]) == (len(got[4]) + 2 + string_payloads, 0)  # + the float and the duplicate key
 
 
 def test_encode_without_skip_blank_rejects_blank_lines_like_python(native):
@@ -174,7 +176,8 @@ def test_callback_failure_costs_the_line_not_the_block(native):
 
     n = Broken(native=native)
     ok = b'{"id":"a","key":"K","createdAt":1}'
-    *_, docs, rejects = encode([ok, ok], n.line, FRAMERS[0], native=n.native)
+    *_, docs, rejects, left = encode([ok, ok], n.line, FRAMERS[0], native=n.native)
+    assert left == 2
     assert rejects == [] and len(list(docs)) == 2  # left to Python, which does not use the callback
 
 
@@ -430,3 +433,21 @@ def test_native_answers_exactly_like_python(native, raw):
 
 
 _NORMALIZERS: dict[str, Normalizer] = {}
+
+
+def test_the_runner_counts_lines_left_to_python(native, tmp_path):
+    from shipper.metrics import METRICS
+    from tests.integration.harness import Pipeline, output_ids, record
+
+    p = Pipeline(tmp_path, workers=0).start()
+    assert p.runner is not None
+    p.runner.normalizer = Normalizer(native=native)
+    before = METRICS.get("records_left_to_python_total")
+    float_line = b'{"id":"f","key":"K","createdAt":1755763200000,"payload":{"lat":1.5}}'
+    (p.logs / "a.jsonl").write_bytes(b"\n".join([record(1), float_line, b"{bad", record(2)]) + b"\n")
+    try:
+        p.pump(lambda: len(output_ids(p.out)) >= 3)
+    finally:
+        p.stop()
+    assert output_ids(p.out) == ["r0000001", "f", "r0000002"]
+    assert METRICS.get("records_left_to_python_total") - before == 2  # the float and the bad line
