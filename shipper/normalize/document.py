@@ -313,28 +313,14 @@ class Normalizer:
         """For the native path: the ``event`` fields after ``outcome`` as JSON members, and the
         family as JSON; the same as ``_build`` writes."""
         fam, category, type_ = self._event_parts(key, outcome)
-        tail: dict[str, Any] = {"kind": "event", "module": "logto", "dataset": "logto.audit"}
-        tail["type"] = [*type_]
-        if category:
-            tail["category"] = [*category]
-        return orjson.dumps(tail)[1:-1], orjson.dumps(fam)
+        return orjson.dumps(_event_tail({}, category, type_))[1:-1], orjson.dumps(fam)
 
     def _build(self, log_id: str, key: str, ms: int, payload: dict[str, Any], tenant: str | None) -> Document:
         result = payload.get("result")
         outcome = "success" if result == "Success" else "failure" if result == "Error" else "unknown"
         fam, category, type_ = self._event_parts(key, outcome)
         ts = format_ms(ms)
-        event: dict[str, Any] = {
-            "id": log_id,
-            "action": key,
-            "outcome": outcome,
-            "kind": "event",
-            "module": "logto",
-            "dataset": "logto.audit",
-            "type": [*type_],
-        }
-        if category:
-            event["category"] = [*category]
+        event = _event_tail({"id": log_id, "action": key, "outcome": outcome}, category, type_)
         doc: dict[str, Any] = {"@timestamp": ts, "event": event}
         logto: dict[str, Any] = {"family": fam}
         tags: list[str] | None = None
@@ -376,6 +362,17 @@ class Normalizer:
         if tags:
             doc["tags"] = tags
         return Document(log_id, ts, ms, doc)
+
+
+def _event_tail(event: dict[str, Any], category: tuple[str, ...], type_: tuple[str, ...]) -> dict[str, Any]:
+    """``event``'s fields after ``outcome``, added to it (``_build`` and the native path's)."""
+    event["kind"] = "event"
+    event["module"] = "logto"
+    event["dataset"] = "logto.audit"
+    event["type"] = [*type_]
+    if category:
+        event["category"] = [*category]
+    return event
 
 
 _LOGTO_IDS = (

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 RELOAD = -1  # run() result: a reload was requested; the runner is still live
 # Requests queued per normalizer worker. Answers are merged in order, so a worker that is done
 # waits while the oldest request (another worker's) is still running: a deeper queue keeps
-# every worker busy through such waits. Each request is at most one 256 KiB read.
+# every worker busy through such waits. Each request is at most one file read (READ_SIZE).
 QUEUE_PER_WORKER = 4
 
 

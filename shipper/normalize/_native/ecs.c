@@ -328,7 +328,7 @@ static PyObject *event_parts(Fast *f, yyjson_val *key, const char *outcome) {
 
 /* ---- serializing (parts of) the payload --------------------------------------------------- */
 
-static int write_plain(Buf *b, yyjson_val *v, int depth);
+static int write_masked(Fast *f, Buf *b, yyjson_val *v, int in_params, int depth);
 
 /* FALLBACK when nested deeper than MAX_DEPTH: parts never serialized are checked with this. */
 static int shallow(yyjson_val *v, int depth) {
@@ -363,39 +363,10 @@ static int write_scalar(Buf *b, yyjson_val *v) {
     }
 }
 
-static int write_plain(Buf *b, yyjson_val *v, int depth) {
-    if (depth > MAX_DEPTH) return FALLBACK;
-    if (yyjson_is_arr(v)) {
-        TRY(PUTLIT(b, "["));
-        size_t i, max;
-        yyjson_val *x;
-        yyjson_arr_foreach(v, i, max, x) {
-            if (i) TRY(PUTLIT(b, ","));
-            TRY(write_plain(b, x, depth + 1));
-        }
-        return PUTLIT(b, "]");
-    }
-    if (yyjson_is_obj(v)) {
-        TRY(has_dup(v));
-        TRY(PUTLIT(b, "{"));
-        size_t i, max;
-        yyjson_val *k, *x;
-        yyjson_obj_foreach(v, i, max, k, x) {
-            if (i) TRY(PUTLIT(b, ","));
-            TRY(put_val_str(b, k));
-            TRY(PUTLIT(b, ":"));
-            TRY(write_plain(b, x, depth + 1));
-        }
-        return PUTLIT(b, "}");
-    }
-    return write_scalar(b, v);
-}
-
-static int write_masked(Fast *f, Buf *b, yyjson_val *v, int in_params, int depth);
-
 /* Masker._mask_dict / _mask_list: a secret key's value (unless null or boolean) becomes MASK;
- * under a params container, the OAuth parameter keys are secrets too (one level down). */
-/* swap_key's value is written as swap_val instead (payload.error decoded from a string). */
+ * under a params container, the OAuth parameter keys are secrets too (one level down). Without
+ * f nothing is masked (orjson.dumps of a value). swap_key's value is written as swap_val instead
+ * (payload.error decoded from a string). */
 static int write_masked_obj(Fast *f, Buf *b, yyjson_val *obj, int in_params, int depth, yyjson_val *swap_key,
                             yyjson_val *swap_val) {
     if (depth > MAX_DEPTH) return FALLBACK;
@@ -408,7 +379,7 @@ static int write_masked_obj(Fast *f, Buf *b, yyjson_val *obj, int in_params, int
         TRY(put_val_str(b, k));
         TRY(PUTLIT(b, ":"));
         yyjson_val *x = k == swap_key ? swap_val : item; /* (the loop steps from item) */
-        int vd = verdict(f, k, in_params);
+        int vd = f ? verdict(f, k, in_params) : 0;
         TRY(vd);
         if (vd == 1) {
             if (yyjson_is_null(x) || yyjson_is_bool(x)) {
@@ -585,7 +556,7 @@ static int write_error(Buf *b, Buf *tmp, yyjson_val *err) {
             TRY(put_val_str(b, msg));
         } else {
             tmp->len = 0;
-            TRY(write_plain(tmp, msg, 1));
+            TRY(write_masked(NULL, tmp, msg, 0, 1));
             TRY(put_str(b, tmp->p, tmp->len));
         }
     }
