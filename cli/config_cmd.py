@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import orjson
 
-from cli.main import Context, pass_ctx
+from cli.context import Context, pass_ctx
 from shipper.config import redacted
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from cli.main import Context
+from cli.context import Context
 from shipper.config import ElasticsearchOutputConfig, IndexConfig
 from shipper.errors import ConfigError
 

@@ -1,51 +1,30 @@
-"""``logto-shipper``: the command group and its shared options.
+"""``logto-shipper``: the command group, its global options, and error-to-exit-code mapping.
 
-Exit codes: 0 success; 1 the command ran but found problems (rejected lines, no hits);
-2 usage or configuration error; 3 output/cluster unreachable or authentication failed.
+Environment variables (the one naming rule, also in the README): a global option ``--foo-bar``
+reads ``LOGTO_SHIPPER_FOO_BAR``; an option of a command reads
+``LOGTO_SHIPPER_<COMMAND>_<OPTION>`` (``LOGTO_SHIPPER_SEARCH_SINCE``; nested commands join
+their names: ``LOGTO_SHIPPER_RETENTION_SET_YES``). ``--help`` shows each option's variable.
+Global options are accepted before and after the command name (``run --config FILE``).
 """
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
+from cli.context import EXIT_PROBLEMS, EXIT_UNREACHABLE, EXIT_USAGE, Context, fail
 from shipper import __version__
-from shipper.config import DEFAULT_CONFIG_PATH, ShipperConfig, load_config
-from shipper.errors import ConfigError, OutputAuthError, OutputError, ShipperError
+from shipper.config import DEFAULT_CONFIG_PATH
+from shipper.errors import ConfigError, MissingDependency, OutputAuthError, OutputError, ShipperError
 from shipper.logs import setup_logging
 from shipper.normalize import describe as describe_normalizer
 
-EXIT_PROBLEMS, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
-
-
-class Context:
-    """What every command gets: where the config is, loaded on demand."""
-
-    def __init__(self, config_path: Path, explicit: bool) -> None:
-        self.config_path = config_path
-        self.explicit = explicit
-        self._config: ShipperConfig | None = None
-
-    def config(self) -> ShipperConfig:
-        if self._config is None:
-            self._config = load_config(self.config_path)
-        return self._config
-
-    def config_if_present(self) -> ShipperConfig | None:
-        """The config when given explicitly or present at the default path."""
-        if self.explicit or self.config_path.exists():
-            return self.config()
-        return None
-
-
-pass_ctx = click.make_pass_decorator(Context)
-
-
-def fail(message: str, code: int) -> None:
-    click.echo(f"logto-shipper: {message}", err=True)
-    sys.exit(code)
+PREFIX = "LOGTO_SHIPPER"
+LOG_LEVELS = ["debug", "info", "warning", "error"]
+LOG_FORMATS = ["text", "json"]
 
 
 class Group(click.Group):
@@ -54,7 +33,7 @@ class Group(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except ConfigError as exc:
+        except (ConfigError, MissingDependency) as exc:
             fail(str(exc), EXIT_USAGE)
         except OutputAuthError as exc:
             fail(f"authentication failed: {exc}", EXIT_UNREACHABLE)
@@ -65,44 +44,135 @@ class Group(click.Group):
         return None
 
 
-@click.group(cls=Group, context_settings={"auto_envvar_prefix": "LOGTO_SHIPPER", "show_default": True})
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help=f"Config file [env LOGTO_SHIPPER_CONFIG; default {DEFAULT_CONFIG_PATH}].",
+def _global_options(with_env: bool) -> list[Callable[[Any], Any]]:
+    """--config, --log-level, --log-format. On the group they read the environment and set the
+    defaults; repeated after a command name they override the group's only when given."""
+
+    def env(name: str) -> str | None:
+        return f"{PREFIX}_{name}" if with_env else None
+
+    def set_config(ctx: click.Context, _: click.Parameter, value: Path | None) -> None:
+        if value is not None and not with_env:
+            ctx.ensure_object(Context).use_config(value)
+
+    def set_logging(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        if value is None or with_env:
+            return
+        store = ctx.find_root().meta
+        store[param.name or ""] = value
+        setup_logging(store.get("log_level", "info"), store.get("log_format", "text"))
+
+    return [
+        click.option(
+            "--config",
+            "config_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            envvar=env("CONFIG"),
+            allow_from_autoenv=False,
+            expose_value=with_env,
+            callback=None if with_env else set_config,
+            help=f"Config file [default {DEFAULT_CONFIG_PATH}].",
+        ),
+        click.option(
+            "--log-level",
+            type=click.Choice(LOG_LEVELS),
+            default="info" if with_env else None,
+            envvar=env("LOG_LEVEL"),
+            allow_from_autoenv=False,
+            expose_value=with_env,
+            callback=None if with_env else set_logging,
+            show_default=with_env,
+            help="Log level.",
+        ),
+        click.option(
+            "--log-format",
+            type=click.Choice(LOG_FORMATS),
+            default="text" if with_env else None,
+            envvar=env("LOG_FORMAT"),
+            allow_from_autoenv=False,
+            expose_value=with_env,
+            callback=None if with_env else set_logging,
+            show_default=with_env,
+            help="Log format: text (journald-friendly) or JSON lines.",
+        ),
+    ]
+
+
+def _apply(options: list[Callable[[Any], Any]], fn: Any) -> Any:
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+def _apply_group_options(fn: Any) -> Any:
+    return _apply(_global_options(with_env=True), fn)
+
+
+@click.group(
+    cls=Group,
+    context_settings={"auto_envvar_prefix": PREFIX, "show_default": True},
 )
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
+@_apply_group_options
 @click.version_option(
     __version__,
     prog_name="logto-shipper",
     message=f"%(prog)s %(version)s (normalizer: {describe_normalizer()})",
+    allow_from_autoenv=False,
 )
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None, log_level: str, log_format: str) -> None:
-    """Ship Logto audit logs into Elasticsearch, and search them."""
+    """Ship Logto's audit log (its PostgreSQL `logs` table, the Management API, webhooks,
+    JSON-lines files) into Elasticsearch, and search it."""
+    ctx.meta.update(log_level=log_level, log_format=log_format)
     setup_logging(log_level, log_format)
     ctx.obj = Context(config_path or DEFAULT_CONFIG_PATH, explicit=config_path is not None)
+
+
+def _env_name(path: list[str], opt: click.Option) -> str:
+    flag = next((o for o in opt.opts if o.startswith("--")), opt.opts[0]).lstrip("-")
+    return "_".join([PREFIX, *path, flag]).upper().replace("-", "_")
+
+
+def _finish(cmd: click.Command, path: list[str]) -> None:
+    """Every command, nested ones too, takes the global options after its name too, and each
+    of its options reads ``LOGTO_SHIPPER_<COMMAND>_<OPTION>`` (named after the flag, not the
+    Python parameter), shown in ``--help``."""
+    for p in cmd.params:
+        if isinstance(p, click.Option) and p.envvar is None and p.allow_from_autoenv:
+            p.envvar, p.show_envvar = _env_name(path, p), True
+    names = {p.name for p in cmd.params}
+    holder = _apply(_global_options(with_env=False), lambda: None)
+    for param in reversed(getattr(holder, "__click_params__", [])):
+        if param.name not in names:
+            cmd.params.append(param)
+    if isinstance(cmd, click.Group):
+        for name, sub in cmd.commands.items():
+            _finish(sub, [*path, name])
 
 
 def _register() -> None:
     from cli import config_cmd, normalize_cmd, prune_cmd, run_cmd, search_cmd, service_cmd, setup_cmd
 
-    cli.add_command(normalize_cmd.normalize)
-    cli.add_command(config_cmd.config)
-    cli.add_command(run_cmd.run)
-    cli.add_command(setup_cmd.setup)
-    cli.add_command(setup_cmd.retention)
-    cli.add_command(setup_cmd.test_group)
-    cli.add_command(prune_cmd.prune)
-    cli.add_command(service_cmd.install_service)
-    for cmd in search_cmd.COMMANDS:
+    for cmd in [
+        normalize_cmd.normalize,
+        config_cmd.config,
+        run_cmd.run,
+        setup_cmd.setup,
+        setup_cmd.retention,
+        setup_cmd.test_group,
+        prune_cmd.prune,
+        service_cmd.install_service,
+        *search_cmd.COMMANDS,
+    ]:
         cli.add_command(cmd)
+        _finish(cmd, [cmd.name or ""])
 
 
 _register()
+for _p in cli.params:
+    if isinstance(_p, click.Option):
+        _p.show_envvar = _p.envvar is not None
 
 
 def main() -> None:

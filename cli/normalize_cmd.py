@@ -8,7 +8,7 @@ from typing import BinaryIO
 import click
 import orjson
 
-from cli.main import EXIT_PROBLEMS, Context, pass_ctx
+from cli.context import EXIT_PROBLEMS, Context, pass_ctx
 from shipper.deadletter import entry
 from shipper.framing import LineSplitter
 from shipper.normalize import Normalizer, Rejection

@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 import click
 import orjson
 
+from cli.context import EXIT_UNREACHABLE, Context, fail, pass_ctx
 from cli.es import call, es_client, es_config
-from cli.main import EXIT_UNREACHABLE, Context, fail, pass_ctx
 from shipper.config import PostgresInputConfig, parse_duration
-from shipper.errors import ConfigError
+from shipper.errors import ConfigError, postgres_driver
 from shipper.indexing import IndexNamer
+from shipper.redact import dsn_secrets, one_line
 
 
 @click.command()
@@ -26,9 +27,12 @@ def prune(ctx: Context, older_than: str, batch_size: int, dry_run: bool, fmt: st
     Needs the postgres input in the config (its dsn and tenants) and the elasticsearch output.
     The database role needs SELECT and DELETE on logs.
     """
-    import psycopg
+    try:
+        import psycopg
 
-    from shipper.prune import prune as run_prune
+        from shipper.prune import prune as run_prune
+    except ImportError:
+        raise postgres_driver() from None
 
     try:
         age = parse_duration(older_than)
@@ -44,7 +48,10 @@ def prune(ctx: Context, older_than: str, batch_size: int, dry_run: bool, fmt: st
     try:
         conn = psycopg.connect(pg.dsn.get_secret_value(), autocommit=True, connect_timeout=10)
     except psycopg.Error as exc:
-        fail(f"cannot connect to postgres: {str(exc).strip().splitlines()[0]}", EXIT_UNREACHABLE)
+        fail(
+            f"cannot connect to postgres: {one_line(exc, dsn_secrets(pg.dsn.get_secret_value()))}",
+            EXIT_UNREACHABLE,
+        )
     with conn:
         report = call(
             "prune",

@@ -16,8 +16,8 @@ import click
 import orjson
 
 from cli import render
+from cli.context import EXIT_PROBLEMS, Context, pass_ctx
 from cli.es import call, es_client, es_config
-from cli.main import EXIT_PROBLEMS, Context, pass_ctx
 from shipper import search as s
 from shipper.indexing import IndexNamer
 

@@ -8,8 +8,8 @@ from typing import Any
 import click
 import orjson
 
+from cli.context import EXIT_PROBLEMS, EXIT_UNREACHABLE, Context, fail, pass_ctx
 from cli.es import call, es_client, es_config
-from cli.main import EXIT_PROBLEMS, EXIT_UNREACHABLE, Context, fail, pass_ctx
 from shipper.config import parse_duration
 
 

@@ -20,10 +20,11 @@ from shipper.config import (
 )
 from shipper.deadletter import DeadLetterFile
 from shipper.enrich import DatabaseNames, Enricher, ManagementApiNames, NameSource
-from shipper.errors import StateError
+from shipper.errors import StateError, postgres_driver
 from shipper.normalize import Normalizer
 from shipper.normalize.pool import NormalizerPool, default_workers
 from shipper.pipeline.checkpoint import CheckpointStore
+from shipper.pipeline.progress import Progress
 from shipper.pipeline.runner import BatchLimits, Runner
 from shipper.sinks.base import Sink
 from shipper.sinks.local import ConsoleSink, FileSink
@@ -78,8 +79,10 @@ def build_sources(cfg: ShipperConfig, store: CheckpointStore, wake: threading.Ev
         if isinstance(inp, FileInputConfig):
             sources.append(FileSource(inp, store, f"file{i}", forget_after=forget, notify=wake))
         else:
-            from shipper.sources.postgres import PostgresSource
-
+            try:
+                from shipper.sources.postgres import PostgresSource
+            except ImportError:
+                raise postgres_driver() from None
             sources.append(PostgresSource(inp, store, f"pg{i}"))
     return sources
 
@@ -113,6 +116,7 @@ def build_runner(cfg: ShipperConfig) -> Runner:
         pool,
     )
     runner.enricher = enricher
+    runner.progress = Progress(cfg.state.dir, cfg.pipeline.progress_interval)
     return runner
 
 

@@ -7,8 +7,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
 import re
+import stat
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,11 +23,15 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from shipper.errors import ConfigError
 from shipper.normalize.mask import DEFAULT_RULES, MaskRules
+from shipper.redact import redact_url, split_userinfo
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_PATH = Path("/etc/logto-shipper/shipper.toml")
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
@@ -49,7 +56,49 @@ Duration = Annotated[str, AfterValidator(_check_duration)]
 
 class _Model(BaseModel):
     # Unknown keys are errors: a typo such as ``api_keyfile`` must not be ignored silently.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # TOML has ``inf`` and ``nan``: no timeout, backoff or interval may be either.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def check_host_port(text: str) -> str:
+    """``host:port`` (``[v6]:port``) with a port in 1-65535, for listen addresses."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not host:port with a port in 1-65535 (e.g. 127.0.0.1:9464)")
+    return text
+
+
+def is_loopback(listen: str) -> bool:
+    host = listen.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_es_url(url: str) -> str:
+    """An Elasticsearch node URL as the client needs it: http(s), a host, a port (https: 443)."""
+    from urllib.parse import urlsplit
+
+    shown = redact_url(url)
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{shown!r} has a port outside 1-65535") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"{shown!r} is not a URL with scheme, host and port (e.g. http://{url}"
+            + ("" if ":" in url else ":9200")
+            + ")"
+        )
+    if port is None and parts.scheme == "http":
+        raise ValueError(f"{shown!r} has no port (Elasticsearch listens on 9200: {shown}:9200)")
+    if port == 0:
+        raise ValueError(f"{shown!r} has a port outside 1-65535")
+    return url
 
 
 class StateConfig(_Model):
@@ -81,6 +130,24 @@ class PostgresInputConfig(_Model):
     since: str | None = None
     statement_timeout: Duration = "30s"
 
+    @field_validator("dsn")
+    @classmethod
+    def _dsn_parses(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None:
+            return v
+        try:
+            from psycopg.conninfo import conninfo_to_dict
+        except ImportError:
+            return v  # the input reports the missing driver itself, with the extra to install
+        try:
+            conninfo_to_dict(v.get_secret_value())
+        except Exception:
+            raise ValueError(
+                "not a valid PostgreSQL connection string (use postgresql://USER@HOST:5432/DB "
+                "or key=value pairs); its text is not shown, it may hold a password"
+            ) from None
+        return v
+
 
 InputConfig = Annotated[FileInputConfig | PostgresInputConfig, Field(discriminator="type")]
 
@@ -108,6 +175,38 @@ class ElasticsearchOutputConfig(_Model):
     retry_initial_backoff: float = Field(0.1, gt=0)
     retry_max_backoff: float = Field(30.0, gt=0)
     drain_timeout: float = Field(30.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _credentials_out_of_urls(cls, data: Any) -> Any:
+        """``https://user:pass@host:9200`` becomes the host plus username/password, so the
+        password lives in one SecretStr and no URL that is printed can carry it."""
+        if not isinstance(data, dict) or not isinstance(data.get("hosts"), list):
+            return data
+        hosts = []
+        for i, h in enumerate(data["hosts"]):
+            if not isinstance(h, str):
+                hosts.append(h)
+                continue
+            bare, user, password = split_userinfo(h)
+            if user is not None:
+                if data.get("username") or data.get("api_key") or data.get("password"):
+                    raise ValueError(f"hosts[{i}] carries credentials and so does the output; use one")
+                data = {**data, "username": user}
+                if password is not None:
+                    data["password"] = password
+            hosts.append(bare)
+        return {**data, "hosts": hosts}
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts_are_urls(cls, v: list[str]) -> list[str]:
+        for i, h in enumerate(v):
+            try:
+                check_es_url(h)
+            except ValueError as exc:
+                raise ValueError(f"hosts[{i}]: {exc}") from None
+        return v
 
 
 class FileOutputConfig(_Model):
@@ -171,7 +270,7 @@ class EnrichConfig(_Model):
 
 
 class MetricsConfig(_Model):
-    listen: str | None = Field(
+    listen: Annotated[str, AfterValidator(check_host_port)] | None = Field(
         None,
         pattern=r"^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$",
         description="host:port of the Prometheus endpoint; off when unset",
@@ -183,6 +282,9 @@ class PipelineConfig(_Model):
         "auto",
         description="normalizer processes; 0 normalizes in the main process; auto: one per CPU "
         "(none on a single CPU). 0 while [enrich] is active: names are looked up in-process.",
+    )
+    progress_interval: float = Field(
+        30.0, ge=0, description="seconds between INFO progress lines while shipping; 0: none"
     )
 
 
@@ -205,6 +307,24 @@ class ShipperConfig(_Model):
             if out.password and not out.username:
                 raise ValueError("output: password given without username")
         return self
+
+    def warnings(self) -> list[str]:
+        """Risky but valid settings, logged at load (never fatal)."""
+        out: list[str] = []
+        es = self.output
+        if isinstance(es, ElasticsearchOutputConfig) and es.username:
+            plain = [h for h in es.hosts if h.startswith("http://")]
+            if plain:
+                out.append(
+                    f"output: basic auth over plain http to {', '.join(plain)}: the password crosses "
+                    "the network unencrypted (use https)"
+                )
+        if self.metrics.listen and not is_loopback(self.metrics.listen):
+            out.append(
+                f"metrics.listen = {self.metrics.listen!r} is reachable from other hosts "
+                "(no authentication): bind it to 127.0.0.1 unless a firewall guards it"
+            )
+        return out
 
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -250,8 +370,17 @@ def _read_secret_files(data: dict[str, Any], where: tuple[Any, ...]) -> None:
         path = Path(str(data[key]))
         try:
             data[target] = path.read_text(encoding="utf-8").strip()
+            mode = stat.S_IMODE(path.stat().st_mode)
         except OSError as exc:
             raise ConfigError(f"{_loc((*where, key))}: cannot read {path}: {exc.strerror}") from None
+        if mode & 0o077:
+            log.warning(
+                "%s: %s is readable by %s (mode %04o): chmod 600 it",
+                _loc((*where, key)),
+                path,
+                "others" if mode & 0o007 else "its group",
+                mode,
+            )
 
 
 def parse_config(data: dict[str, Any], source: str, env: dict[str, str] | None = None) -> ShipperConfig:
@@ -277,7 +406,8 @@ def parse_config(data: dict[str, Any], source: str, env: dict[str, str] | None =
                 for p in err["loc"]
                 if p not in ("file", "postgres", "elasticsearch", "console") or len(err["loc"]) < 2
             )
-            lines.append(f"{source}: {_loc(loc)}: {err['msg']}")
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{source}: {_loc(loc)}: {msg}")
         raise ConfigError("\n".join(lines)) from None
 
 
@@ -291,7 +421,10 @@ def load_config(path: Path, env: dict[str, str] | None = None) -> ShipperConfig:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    return parse_config(data, str(path), env)
+    cfg = parse_config(data, str(path), env)
+    for warning in cfg.warnings():
+        log.warning("%s: %s", path, warning)
+    return cfg
 
 
 def redacted(cfg: ShipperConfig) -> dict[str, Any]:

@@ -31,29 +31,7 @@ STATUS_EVERY = 5.0
 
 def source_lag(runner: Runner) -> list[tuple[str, str, float]]:
     """[(source, unit, value)]: bytes behind for files, seconds behind for postgres tenants."""
-    import os
-
-    from shipper.sources.file import FileSource
-    from shipper.sources.postgres import PostgresSource
-
-    out: list[tuple[str, str, float]] = []
-    for src in runner.sources:
-        if isinstance(src, FileSource):
-            behind = 0
-            deleted = 0
-            for tf in list(src.files.values()):
-                acked = int(src.store.streams.get(tf.stream, {}).get("offset", 0))
-                try:
-                    behind += max(0, os.fstat(tf.fd).st_size - acked)
-                except OSError:
-                    continue
-                deleted += tf.deleted_at is not None
-            METRICS.set("open_deleted_files", deleted)
-            out.append((src.prefix, "bytes", float(behind)))
-        elif isinstance(src, PostgresSource):
-            for tenant, secs in src.lag_seconds().items():
-                out.append((f"{src.prefix}:{tenant}", "seconds", secs))
-    return out
+    return [(lag.source, lag.unit, lag.value) for src in runner.sources for lag in src.lag()]
 
 
 def tune_gc() -> None:

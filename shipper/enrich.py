@@ -61,7 +61,10 @@ class DatabaseNames:
     """Logto's ``applications`` and ``users`` tables."""
 
     def __init__(self, dsn: str) -> None:
+        from shipper.redact import dsn_secrets
+
         self.dsn = dsn
+        self.secrets = dsn_secrets(dsn)  # scrubbed from any error text that is logged
         self._conn: Any = None
 
     def _cursor(self) -> Any:
@@ -116,6 +119,7 @@ class ManagementApiNames:
 
         self.endpoint = endpoint.rstrip("/")
         self.app_id, self._secret, self.resource = app_id, app_secret, resource
+        self.secrets = [app_secret]
         self.min_interval, self.clock = min_interval, clock
         self._session = requests.Session()
         self._token: str | None = None
@@ -316,10 +320,11 @@ class Enricher:
             except Exception as exc:
                 METRICS.inc("enrich_source_errors_total")
                 if not self._down_logged:
-                    log.warning(
-                        "name source unavailable (%s); documents keep ids only",
-                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
-                    )
+                    from shipper.redact import one_line
+
+                    secrets = [x for src in self.sources for x in getattr(src, "secrets", [])]
+                    why = one_line(exc, secrets)
+                    log.warning("name source unavailable (%s); documents keep ids only", why)
                     self._down_logged = True
 
     def _load_apps(self, tenant: str, wanted: set[str]) -> None:

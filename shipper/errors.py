@@ -2,6 +2,7 @@
 
     ShipperError
     ├── ConfigError          invalid or unreadable configuration (exit 2 from the CLI)
+    ├── MissingDependency    an optional package the configuration needs is not installed (exit 2)
     ├── StateError           state dir locked, unreadable, or corrupt beyond recovery
     └── OutputError          the configured output cannot be reached or refuses us
         └── OutputAuthError  credentials rejected (401/403)
@@ -22,6 +23,10 @@ class ConfigError(ShipperError):
     """The configuration file is missing, unparseable or invalid."""
 
 
+class MissingDependency(ShipperError):
+    """A feature needs a package that is not installed; the message names the extra to install."""
+
+
 class StateError(ShipperError):
     """The state directory cannot be used (locked by another instance, unwritable)."""
 
@@ -32,3 +37,11 @@ class OutputError(ShipperError):
 
 class OutputAuthError(OutputError):
     """The output rejected our credentials."""
+
+
+def postgres_driver() -> MissingDependency:
+    """Raised where psycopg cannot be imported (a broken install, or pure psycopg without libpq)."""
+    return MissingDependency(
+        "the PostgreSQL driver (psycopg) cannot be loaded; reinstall with: "
+        "pip install 'logto-shipper[postgres]'"
+    )

@@ -37,3 +37,42 @@ def setup_logging(level: str = "info", fmt: str = "text") -> None:
     # The ES client logs every request at INFO and every failed attempt at WARNING; the sink
     # logs changes of state itself, so keep the journal readable.
     logging.getLogger("elastic_transport").setLevel(logging.ERROR)
+
+
+class Throttle:
+    """Rate-limits a repeating warning per key: ``due(key)`` is True at most once per
+    ``every`` seconds, and ``suppressed(key)`` says how many were held back since the last.
+
+    Repeating problems (a file that cannot be opened, a full disk, a cluster that refuses us)
+    must stay visible without flooding the journal: one line a minute with a count.
+    """
+
+    def __init__(self, every: float = 60.0, clock: Any = None) -> None:
+        import time
+
+        self.every = every
+        self._clock = clock or time.monotonic
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def due(self, key: str) -> bool:
+        now = self._clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.every:
+            self._held[key] = self._held.get(key, 0) + 1
+            return False
+        self._last[key] = now
+        return True
+
+    def held(self, key: str) -> int:
+        """How many were held back since the last report, resetting the count."""
+        return self._held.pop(key, 0)
+
+    def suppressed(self, key: str) -> str:
+        """`` (N more since the last report)`` or "", resetting the count."""
+        n = self.held(key)
+        return f" ({n} more since the last report)" if n else ""
+
+    def reset(self, key: str) -> None:
+        self._last.pop(key, None)
+        self._held.pop(key, None)

@@ -25,11 +25,15 @@ from shipper.normalize.loop import Encoded, encode
 from shipper.normalize.pool import NormalizerPool, Ticket
 from shipper.pipeline.acks import AckTracker
 from shipper.pipeline.checkpoint import CheckpointStore
+from shipper.pipeline.progress import Progress
 from shipper.sinks.base import Batch, Segment, Sink
-from shipper.sources import Chunk, Source
+from shipper.sources import Chunk, Lag, Source
 
 log = logging.getLogger(__name__)
 RELOAD = -1  # run() result: a reload was requested; the runner is still live
+# run_once() results (the CLI's exit codes): everything delivered; some records refused
+# (dead-lettered); the output or an input could not be reached within the timeout.
+ONCE_OK, ONCE_REFUSED, ONCE_UNREACHABLE = 0, 1, 3
 # Requests queued per normalizer worker. Answers are merged in order, so a worker that is done
 # waits while the oldest request (another worker's) is still running: a deeper queue keeps
 # every worker busy through such waits. Each request is at most one file read (READ_SIZE).
@@ -82,11 +86,18 @@ class Runner:
         self._seq = 0
         self._batch = Batch(0)
         self._batch_started: float | None = None
+        self._docs_of: dict[int, int] = {}  # documents per batch in flight
+        self._last_completion = time.monotonic()
+        self.progress: Progress | None = None  # progress lines and status.json
+        self.failure = ""  # run_once: why it gave up (unreachable output or input)
         self.stop = threading.Event()
         self.reload = threading.Event()  # run() returns so the daemon can swap the config
         self.tick: Any = None  # called every iteration (systemd watchdog, status)
         self.enricher: Any = None  # shipper.enrich.Enricher: names next to ids
         self.wake = wake or threading.Event()  # set by sources (inotify) and by request_stop
+
+    def lags(self) -> list[Lag]:
+        return [lag for src in self.sources for lag in src.lag()]
 
     def request_stop(self) -> None:
         """Ask the loop to drain and exit (safe from a signal handler)."""
@@ -237,6 +248,7 @@ class Runner:
     def _submit(self) -> None:
         batch = self._batch
         self.acks.register(batch.seq, batch.positions)
+        self._docs_of[batch.seq] = batch.count
         METRICS.inc("records_normalized_total", batch.count)
         self.sink.submit(batch)
         self._seq += 1
@@ -246,6 +258,9 @@ class Runner:
     def _settle(self, timeout: float = 0.0) -> int:
         """Process finished batches; returns how many finished."""
         done = self.sink.completed(timeout)
+        if done:
+            self._last_completion = time.monotonic()
+            METRICS.inc("docs_acknowledged_total", sum(self._docs_of.pop(seq, 0) for seq in done))
         for seq in done:
             for stream, pos in self.acks.complete(seq).items():
                 src = self._source_of.get(stream)
@@ -297,6 +312,8 @@ class Runner:
         while not self.stop.is_set() and not self.reload.is_set():
             if self.tick is not None:
                 self.tick()
+            if self.progress is not None:
+                self.progress.tick(self.lags)
             if not self.step() and self.acks.in_flight < self.sink.max_in_flight:
                 wait = 0.25
                 if self._batch_started is not None:
@@ -351,16 +368,47 @@ class Runner:
         log.info("shipping stopped cleanly")
         return 0
 
-    def run_once(self) -> int:
-        """Ship everything readable now, then shut down (``run --once``)."""
+    def run_once(self, timeout: float = 60.0) -> int:
+        """Ship everything readable now, then shut down (``run --once``, a batch job).
+
+        ``ONCE_OK`` when all was delivered, ``ONCE_REFUSED`` when some records were rejected
+        or dead-lettered, ``ONCE_UNREACHABLE`` when for ``timeout`` seconds batches stopped
+        completing or an input could not be read (``failure`` says why): it always ends.
+        """
         idle = 0
+        stuck_since: float | None = None
         while not self.stop.is_set() and idle < 2:
             read = self.step()
-            if self._batch.positions and not read:
-                while self.acks.in_flight >= self.sink.max_in_flight:
-                    self._settle(timeout=0.2)
+            if self.progress is not None:
+                self.progress.tick(self.lags)
+            if self._batch.positions and not read and self.acks.in_flight < self.sink.max_in_flight:
                 self._submit()
-                self._settle()
-            busy = read or self.acks.in_flight or self._batch.positions or self._pending
+            self._settle(timeout=0.05 if self.acks.in_flight else 0.0)
+            down = [lag for lag in self.lags() if lag.unavailable] if not read else []
+            now = time.monotonic()
+            waiting = bool(self.acks.in_flight) and now - self._last_completion >= timeout
+            if down or waiting:
+                stuck_since = now if stuck_since is None else stuck_since
+                if waiting or now - stuck_since >= timeout:
+                    self.failure = self._why_stuck(down, timeout)
+                    break
+                time.sleep(0.1)  # the source backs off itself; do not spin
+            else:
+                stuck_since = None
+            busy = read or self.acks.in_flight or self._batch.positions or self._pending or down
             idle = 0 if busy else idle + 1
-        return self.shutdown()
+        if self.failure:
+            log.error("giving up: %s", self.failure)
+            self.drain_timeout = min(self.drain_timeout, 1.0)
+            self.shutdown()
+            return ONCE_UNREACHABLE
+        code = self.shutdown()
+        if code != 0:
+            return ONCE_UNREACHABLE
+        t = self.progress.totals() if self.progress else None
+        return ONCE_REFUSED if t is not None and (t.rejected or t.dead_lettered) else ONCE_OK
+
+    def _why_stuck(self, down: list[Lag], timeout: float) -> str:
+        if down:
+            return "; ".join(f"input {d.source} unavailable for {timeout:g} s: {d.unavailable}" for d in down)
+        return f"output not accepting batches for {timeout:g} s: {self.sink.problem() or 'no answer'}"

@@ -106,4 +106,11 @@ class Sink(Protocol):
     def committed(self) -> Any:
         """The output's own position to keep in the checkpoint (``None`` when not needed)."""
 
+    def preflight(self, timeout: float) -> None:
+        """Reach the output (and prepare it) within ``timeout`` seconds, or raise
+        ``OutputError``/``OutputAuthError`` saying why: for batch runs, which must end."""
+
+    def problem(self) -> str | None:
+        """Why batches are not completing now (None: no known problem)."""
+
     def close(self) -> None: ...

@@ -38,6 +38,12 @@ class _SyncSink:
     def committed(self) -> Any:
         return None
 
+    def preflight(self, timeout: float) -> None:
+        pass
+
+    def problem(self) -> str | None:
+        return None
+
     def close(self) -> None:
         pass
 

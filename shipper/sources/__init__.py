@@ -31,6 +31,25 @@ class Chunk:
         return frames_of(self.block, self.block_start) if self.block else self.frames
 
 
+@dataclass(frozen=True, slots=True)
+class Lag:
+    """How far one input is behind: what ``status``, metrics, sd_notify and progress lines show.
+
+    ``unit`` is ``bytes`` (files: size minus acknowledged offset) or ``seconds`` (postgres:
+    now minus the acknowledged row's time); ``records`` counts rows not yet read where the
+    source can tell cheaply (capped: ``records_capped``); ``note`` says why nothing is read
+    (no file matches); ``unavailable`` why the source cannot be read now (database down).
+    """
+
+    source: str
+    unit: str
+    value: float
+    records: int | None = None
+    records_capped: bool = False
+    note: str = ""
+    unavailable: str = ""
+
+
 class Source(Protocol):
     def poll(self, max_records: int) -> list[Chunk]:
         """Return what is available now without blocking (possibly nothing)."""
@@ -40,5 +59,8 @@ class Source(Protocol):
 
     def housekeeping(self) -> None:
         """Time-based upkeep that must run even while reading is paused (backpressure)."""
+
+    def lag(self) -> list[Lag]:
+        """Where each of this source's streams stands (cheap; called every few seconds)."""
 
     def close(self) -> None: ...

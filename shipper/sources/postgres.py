@@ -22,9 +22,11 @@ import psycopg
 from psycopg.rows import dict_row
 
 from shipper.config import PostgresInputConfig, parse_duration
+from shipper.logs import Throttle
 from shipper.metrics import METRICS
 from shipper.pipeline.checkpoint import CheckpointStore
-from shipper.sources import Chunk
+from shipper.redact import dsn_secrets, one_line
+from shipper.sources import Chunk, Lag
 
 log = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -44,6 +46,32 @@ INDEX_CHECK = """
 SELECT indexdef FROM pg_indexes
 WHERE tablename = 'logs' AND indexdef ILIKE '%%(tenant_id, created_at%%'
 """
+# Can this role read the table, and does row-level security hide rows from it? (Logto turns RLS
+# on for its tables; the table owner without FORCE, superusers and BYPASSRLS roles see all.)
+ACCESS_CHECK = """
+SELECT c.oid IS NOT NULL AS found,
+       c.oid IS NOT NULL AND has_table_privilege(c.oid, 'SELECT') AS can_select,
+       COALESCE(c.relrowsecurity, false) AS rls,
+       COALESCE(c.relforcerowsecurity, false) AS forced,
+       COALESCE(pg_get_userbyid(c.relowner) = current_user, false) AS owner,
+       r.rolsuper OR r.rolbypassrls AS bypass,
+       current_user AS role, current_database() AS db
+FROM pg_roles r LEFT JOIN pg_class c ON c.oid = to_regclass('logs')
+WHERE r.rolname = current_user
+"""
+# Rows not read yet, counted along the index and capped: a progress figure, not a scan.
+BEHIND = """
+SELECT count(*) FROM (
+  SELECT 1 FROM logs WHERE tenant_id = %(tenant)s AND (created_at, id) > (%(ts)s, %(id)s)
+  LIMIT %(cap)s
+) behind
+"""
+BEHIND_CAP = 1_000_000
+BEHIND_EVERY = 30.0  # seconds between counts, per tenant, while behind
+
+
+class NoAccess(Exception):
+    """The role cannot read ``logs`` (missing table or privilege): said once a minute, retried."""
 
 
 def connect(dsn: str, statement_timeout_ms: int) -> psycopg.Connection[Any]:
@@ -65,6 +93,8 @@ class _Tenant:
         self.id = row_id
         self.seen: OrderedDict[str, datetime] = OrderedDict()
         self.caught_up = False
+        self.behind: int | None = None  # rows after the cursor at the last count
+        self.counted_at = float("-inf")
 
     def remember(self, row_id: str, ts: datetime, overlap: timedelta) -> None:
         self.seen[row_id] = ts
@@ -103,6 +133,9 @@ class PostgresSource:
         self._down_logged = False
         self._next_poll = 0.0
         self._checked_index = False
+        self._secrets = dsn_secrets(self._dsn)
+        self._warn = Throttle(60.0)
+        self.unavailable = ""  # why the database cannot be read now ("" when it can)
         start = EPOCH
         if cfg.since:
             from shipper.search import parse_when
@@ -132,22 +165,48 @@ class PostgresSource:
             return None
         try:
             self._conn = connect(self._dsn, self._timeout_ms)
-        except psycopg.Error as exc:
+            self._check_access(self._conn)
+        except (psycopg.Error, NoAccess) as exc:
             self._failed(exc)
             return None
         if self._down_logged:
             log.info("postgres: connected again")
         self._down_logged = False
+        self.unavailable = ""
         self._attempt = 0
         if not self._checked_index:
             self._check_index(self._conn)
         return self._conn
 
+    def _check_access(self, conn: psycopg.Connection[Any]) -> None:
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(ACCESS_CHECK)
+            a = cur.fetchone()
+        if a is None:
+            return
+        if not a["found"]:
+            raise NoAccess(
+                f"no table logs in database {a['db']} for role {a['role']} "
+                "(is this Logto's database? is logs on the role's search_path?)"
+            )
+        if not a["can_select"]:
+            raise NoAccess(f"role {a['role']} may not read logs: GRANT SELECT ON logs TO {a['role']}")
+        hidden = a["rls"] and not a["bypass"] and (a["forced"] or not a["owner"])
+        if hidden and self._warn.due("rls"):
+            log.warning(
+                "postgres: row-level security is on for logs and role %s does not bypass it: only "
+                "rows its policies allow are read (connect as the table owner or a BYPASSRLS role, "
+                "see README)",
+                a["role"],
+            )
+
     def _failed(self, exc: BaseException) -> None:
         METRICS.inc("postgres_errors_total")
-        if not self._down_logged:
-            # psycopg's messages name host/port/db, never the password.
-            log.warning("postgres unavailable (%s); retrying with backoff", str(exc).strip().splitlines()[0])
+        # psycopg's messages name host/port/db; scrub anyway: some echo what they were given.
+        why = self.unavailable = one_line(exc, self._secrets)
+        if not self._down_logged or self._warn.due("down"):
+            held = self._warn.suppressed("down")
+            log.warning("postgres unavailable (%s); retrying with backoff%s", why, held)
             self._down_logged = True
         if self._conn is not None:
             with contextlib.suppress(psycopg.Error):
@@ -185,6 +244,7 @@ class PostgresSource:
                 chunk = self._read(conn, t, budget)
                 if chunk is not None:
                     chunks.append(chunk)
+                self._count_behind(conn, t)
         except psycopg.Error as exc:
             self._failed(exc)
             return chunks
@@ -238,12 +298,29 @@ class PostgresSource:
     def acked(self, stream: str, position: Any) -> None:
         self.store.stage(stream, position=position, seen=int(time.time()))
 
-    def lag_seconds(self) -> dict[str, float]:
-        out = {}
+    def _count_behind(self, conn: psycopg.Connection[Any], t: _Tenant) -> None:
+        if t.caught_up:
+            t.behind = 0
+            return
+        now = time.monotonic()
+        if now - t.counted_at < BEHIND_EVERY:
+            return
+        t.counted_at = now
+        with conn.cursor() as cur:
+            cur.execute(BEHIND, {"tenant": t.name, "ts": t.ts, "id": t.id, "cap": BEHIND_CAP})
+            row = cur.fetchone()
+        t.behind = int(row[0]) if row else None
+
+    def lag(self) -> list[Lag]:
+        out = []
+        now = datetime.now(UTC)
         for t in self.tenants:
             pos = self.store.streams.get(self.stream(t.name), {}).get("position")
-            if pos:
-                out[t.name] = max(0.0, (datetime.now(UTC) - datetime.fromisoformat(pos[0])).total_seconds())
+            acked = datetime.fromisoformat(pos[0]) if pos else (t.ts if t.ts > EPOCH else None)
+            secs = max(0.0, (now - acked).total_seconds()) if acked else 0.0
+            capped = t.behind is not None and t.behind >= BEHIND_CAP
+            lag = Lag(self.stream(t.name), "seconds", secs, t.behind, capped, unavailable=self.unavailable)
+            out.append(lag)
         return out
 
     def housekeeping(self) -> None:

@@ -13,8 +13,10 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=9200)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--version", default="8.15.0", help="version.number to report (8.x or 9.x)")
+    ap.add_argument("--user", action="append", default=[], help="NAME:PASSWORD: require basic auth")
     args = ap.parse_args()
-    srv = EsTestServer(args.version, args.host, args.port).start()
+    users = dict(u.split(":", 1) for u in args.user)
+    srv = EsTestServer(args.version, args.host, args.port, users=users).start()
     print(f"Elasticsearch test server {args.version} on {srv.url}", flush=True)
     try:
         while True:

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "ApiError",
+    "AuthenticationException",
+    "AuthorizationException",
     "ConnectionTimeout",
     "Elasticsearch",
     "TransportConnectionError",

@@ -10,6 +10,7 @@ while running; ``close`` abandons them (the batch is then not acknowledged and i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -22,18 +23,23 @@ import orjson
 
 from shipper.config import ElasticsearchOutputConfig, IndexConfig
 from shipper.deadletter import DeadLetterFile
+from shipper.errors import OutputError
 from shipper.es_setup import setup
 from shipper.indexing import IndexNamer
+from shipper.logs import Throttle
 from shipper.metrics import METRICS
 from shipper.sinks.base import Batch, Segment
 from shipper.sinks.elasticsearch.client import (
     RAW_NDJSON,
     ApiError,
+    AuthenticationException,
+    AuthorizationException,
     ConnectionTimeout,
     TransportConnectionError,
     TransportError,
     describe,
     make_client,
+    translate,
 )
 from shipper.sinks.elasticsearch.encode import Item, body, items
 from shipper.sinks.elasticsearch.retry import Backoff, Outcome, classify
@@ -80,6 +86,9 @@ class ElasticsearchSink:
         self._dl_file_path = deadletter_path
         self._dl_file: DeadLetterFile | None = None
         self._last_error: str | None = None
+        self._failing_since: float | None = None
+        self._warn = Throttle(60.0)
+        self.hosts = ", ".join(out.hosts)  # as configured: credentials are never in them
 
     @classmethod
     def from_config(
@@ -112,6 +121,40 @@ class ElasticsearchSink:
     def committed(self) -> Any:
         return None
 
+    def problem(self) -> str | None:
+        return self._last_error
+
+    def preflight(self, timeout: float) -> None:
+        """Reach the cluster with our credentials and run setup (if on) within ``timeout``.
+
+        A refused credential ends it at once; an unreachable cluster is retried with backoff
+        until the deadline. ``GET /`` answered 403 means authenticated without the ``monitor``
+        privilege: shipping does not need it.
+        """
+        deadline = time.monotonic() + timeout
+        attempt = 0
+        where = f"Elasticsearch at {self.hosts}"
+        while True:
+            try:
+                with contextlib.suppress(AuthorizationException):
+                    self.client.info()
+                if not self._setup_done:
+                    self._apply_setup()
+                return
+            except AuthenticationException as exc:
+                raise translate(exc, where) from None
+            except AuthorizationException as exc:
+                raise translate(exc, f"{where}: setup") from None
+            except (ApiError, TransportError) as exc:
+                delay = self.backoff.delay(attempt)
+                if time.monotonic() + delay >= deadline:
+                    raise OutputError(
+                        f"{where} not reachable within {timeout:g} s: {describe(exc)}"
+                    ) from None
+                self._note_error(describe(exc))
+                time.sleep(delay)
+                attempt += 1
+
     def close(self) -> None:
         self._closing.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -136,9 +179,29 @@ class ElasticsearchSink:
             raise Abandoned
 
     def _note_error(self, message: str) -> None:
-        if message != self._last_error:  # log changes of state, not every retry
-            log.warning("Elasticsearch: %s; retrying with backoff", message)
-            self._last_error = message
+        """Changes of state at once; the same problem again once a minute, saying for how long."""
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        if message != self._last_error:
+            self._warn.reset("error")
+        if self._warn.due("error"):
+            since, held = now - self._failing_since, self._warn.held("error")
+            extra = [f"not shipping for {since:.0f} s"] if since >= 1 else []
+            extra += [f"{held} more failures since the last report"] if held else []
+            log.warning(
+                "Elasticsearch: %s; retrying with backoff%s",
+                message,
+                f" ({', '.join(extra)})" if extra else "",
+            )
+        self._last_error = message
+
+    def _apply_setup(self) -> None:
+        changes = setup(self.client, self.index_cfg)
+        for c in changes:
+            if c.action != "unchanged":
+                log.info("setup: %s %s %s", c.action, c.desired.kind, c.desired.name)
+        self._setup_done = True
 
     def _ensure_setup(self) -> None:
         attempt = 0
@@ -147,11 +210,7 @@ class ElasticsearchSink:
                 if self._setup_done:
                     return
                 try:
-                    changes = setup(self.client, self.index_cfg)
-                    for c in changes:
-                        if c.action != "unchanged":
-                            log.info("setup: %s %s %s", c.action, c.desired.kind, c.desired.name)
-                    self._setup_done = True
+                    self._apply_setup()
                     return
                 except (ApiError, TransportError) as exc:
                     self._note_error(f"setup failed: {describe(exc)}")
@@ -194,6 +253,7 @@ class ElasticsearchSink:
         if self._last_error is not None:
             log.info("Elasticsearch: delivering again")
             self._last_error = None
+            self._failing_since = None
         METRICS.set("last_delivery_timestamp_seconds", time.time())
         if resp.get("errors") is False:  # every item 2xx: no need to look at each
             return ALL_DELIVERED

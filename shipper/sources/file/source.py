@@ -23,14 +23,16 @@ from typing import Any
 
 from shipper.config import FileInputConfig, parse_duration
 from shipper.framing import Frame, LineSplitter
+from shipper.logs import Throttle
 from shipper.metrics import METRICS
 from shipper.pipeline.checkpoint import CheckpointStore
-from shipper.sources import Chunk
-from shipper.sources.file.discovery import Discovery
+from shipper.sources import Chunk, Lag
+from shipper.sources.file.discovery import Discovery, watch_root
 from shipper.sources.file.fingerprint import Fingerprint
 
 log = logging.getLogger(__name__)
 READ_SIZE = 1 << 19  # ~600 records: a block rarely needs cutting to the poll budget (half a batch)
+WARN_EVERY = 300.0  # seconds between repeats of one warning ("no file matches", "cannot open")
 
 
 @dataclass(eq=False)
@@ -92,6 +94,8 @@ class FileSource:
         self._next_scan = 0.0
         self._first_scan = True
         self._seq = 0
+        self._matched = 0  # files matching the globs at the last scan
+        self._warn = Throttle(WARN_EVERY)  # repeating warnings: nothing matches, cannot open
 
     # -- discovery -------------------------------------------------------------------------
 
@@ -113,9 +117,11 @@ class FileSource:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
-            log.warning("cannot open %s: %s", path, exc.strerror)
             METRICS.inc("file_open_errors_total")
+            if self._warn.due(path):
+                log.warning("cannot open %s: %s%s", path, exc.strerror, self._warn.suppressed(path))
             return
+        self._warn.reset(path)
         st = os.fstat(fd)
         key = (st.st_dev, st.st_ino)
         if not stat.S_ISREG(st.st_mode) or key in self.files:
@@ -155,10 +161,28 @@ class FileSource:
             seen=int(time.time()),
         )
 
+    def nothing_matches(self) -> str:
+        """Why this input reads nothing ("" when some file matches)."""
+        if self._matched or self.files:
+            return ""
+        missing = sorted({str(watch_root(p)[0]) for p in self.cfg.paths if not watch_root(p)[0].is_dir()})
+        if missing:
+            return f"no file matches {', '.join(self.cfg.paths)} (missing directory {', '.join(missing)})"
+        return f"no file matches {', '.join(self.cfg.paths)}"
+
+    def _warn_if_nothing(self) -> None:
+        why = self.nothing_matches()
+        if not why:
+            self._warn.reset("nothing")
+        elif self._warn.due("nothing"):
+            log.warning("input %s: %s; nothing to ship yet (looking again every scan)", self.prefix, why)
+
     def scan(self) -> None:
         """Match globs, open new files, and notice renamed-away or deleted ones."""
         at_path: set[tuple[int, int]] = set()
-        for path in self.discovery.scan():
+        paths = self.discovery.scan()
+        self._matched = len(paths)
+        for path in paths:
             try:
                 st = os.stat(path)
             except OSError:
@@ -185,6 +209,7 @@ class FileSource:
         self._first_scan = False
         self.housekeeping()
         self._prune_registry()
+        self._warn_if_nothing()
 
     def _prune_registry(self) -> None:
         cutoff = time.time() - self._forget_after
@@ -322,6 +347,18 @@ class FileSource:
                 chunks.append(chunk)
                 max_records -= chunk.count()
         return chunks
+
+    def lag(self) -> list[Lag]:
+        behind = deleted = 0
+        for tf in list(self.files.values()):
+            acked = int(self.store.streams.get(tf.stream, {}).get("offset", 0))
+            try:
+                behind += max(0, os.fstat(tf.fd).st_size - acked)
+            except OSError:
+                continue
+            deleted += tf.deleted_at is not None
+        METRICS.set("open_deleted_files", deleted)
+        return [Lag(self.prefix, "bytes", float(behind), note=self.nothing_matches())]
 
     def acked(self, stream: str, position: Any) -> None:
         tf = self.by_stream.get(stream)
