@@ -378,7 +378,7 @@ def status_cmd(ctx: Context, fmt: str) -> None:
         delete = pol[policy_name(idx)]["policy"]["phases"].get("delete")
         retention = delete.get("min_age") if delete else None
     indices = sorted(cat.body, key=lambda r: r["index"])
-    lag = checkpoint_lag(ctx.config().state.dir)
+    daemon = daemon_status(ctx.config().state.dir)
     report: dict[str, Any] = {
         "cluster": {
             "name": info.get("cluster_name"),
@@ -395,7 +395,7 @@ def status_cmd(ctx: Context, fmt: str) -> None:
             }
             for r in indices
         ],
-        "sources": lag,
+        "daemon": daemon,
     }
     if fmt == "json":
         click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
@@ -413,11 +413,8 @@ def status_cmd(ctx: Context, fmt: str) -> None:
         for r in report["indices"]
     ]
     click.echo(render.table(rows, ["index", "docs", "size", "ilm phase"]) if rows else "no indices yet")
-    if lag is None:
-        click.echo("daemon: state dir not readable here")
-    else:
-        for src in lag:
-            click.echo(f"source {src['path']}: {src['lag_bytes']} bytes behind")
+    for line in describe_daemon(daemon):
+        click.echo(line)
 
 
 def _human(n: int) -> str:
@@ -428,31 +425,77 @@ def _human(n: int) -> str:
     return f"{n:.1f} TiB"
 
 
-def checkpoint_lag(state_dir: Path) -> list[dict[str, Any]] | None:
-    """Bytes between each file's checkpoint and its current size (None if unreadable)."""
+def daemon_status(state_dir: Path) -> dict[str, Any]:
+    """What this host's daemon last wrote to ``status.json`` (totals, every input's lag), with
+    ``running`` and ``age_seconds``; without one, what the registry tells (``from_registry``)."""
     import os
+
+    from shipper.pipeline.progress import read_status
+
+    st = read_status(state_dir)
+    if st is not None:
+        age = max(0.0, time.time() - float(st.get("updated", 0)))
+        try:
+            os.kill(int(st.get("pid", 0)), 0)
+            alive = True
+        except PermissionError:
+            alive = True  # another user's process (the service user): it exists
+        except (OSError, ValueError):
+            alive = False
+        return {**st, "running": alive and age < 120, "age_seconds": round(age, 1)}
+    return {"running": False, "from_registry": True, "inputs": registry_lag(state_dir)}
+
+
+def describe_daemon(d: dict[str, Any]) -> list[str]:
+    from shipper.pipeline.progress import describe_lag
+    from shipper.sources import Lag
+
+    lines = []
+    if d.get("from_registry"):
+        lines.append("daemon: no status.json (not started here, or state dir not readable)")
+    else:
+        t = d.get("totals", {})
+        state = "running" if d.get("running") else f"not running (last update {d.get('age_seconds')} s ago)"
+        lines.append(
+            f"daemon: {state}, pid {d.get('pid')}: {t.get('shipped', 0):,} shipped "
+            f"({d.get('per_second', 0)}/s), {t.get('rejected', 0):,} rejected, "
+            f"{t.get('dead_lettered', 0):,} dead-lettered since start"
+        )
+    for i in d.get("inputs") or []:
+        lines.append("input " + describe_lag(Lag(**i)))
+    return lines
+
+
+def registry_lag(state_dir: Path) -> list[dict[str, Any]]:
+    """Each stream's lag from the checkpoint alone: bytes for files, seconds for postgres."""
+    import os
+    from datetime import UTC, datetime
 
     try:
         data = orjson.loads((state_dir / "registry.json").read_bytes())
+        streams = data.get("streams", {}) if isinstance(data, dict) else {}
     except (OSError, orjson.JSONDecodeError):
-        return None
-    out = []
-    for entry in data.get("streams", {}).values():
-        path = entry.get("path")
+        return []
+    out: list[dict[str, Any]] = []
+    for name, entry in streams.items() if isinstance(streams, dict) else ():
+        if not isinstance(entry, dict):
+            continue
+        pos = entry.get("position")
+        if isinstance(pos, list) and pos and isinstance(pos[0], str):
+            try:
+                when = datetime.fromisoformat(pos[0])
+            except ValueError:
+                continue
+            secs = max(0.0, (datetime.now(UTC) - when).total_seconds())
+            out.append({"source": name, "unit": "seconds", "value": secs})
+            continue
         try:
-            st = os.stat(path)
-        except (OSError, TypeError):
+            st = os.stat(entry["path"])
+            offset = int(entry.get("offset", 0))
+        except (OSError, TypeError, KeyError, ValueError):
             continue
-        if st.st_ino != entry.get("ino"):
-            continue
-        out.append(
-            {
-                "path": path,
-                "offset": entry.get("offset", 0),
-                "size": st.st_size,
-                "lag_bytes": max(0, st.st_size - int(entry.get("offset", 0))),
-            }
-        )
+        if st.st_ino == entry.get("ino"):
+            out.append({"source": entry["path"], "unit": "bytes", "value": max(0, st.st_size - offset)})
     return out
 
 

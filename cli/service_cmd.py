@@ -15,19 +15,30 @@ import click
 from shipper.resources import data_dir
 
 
-def render_unit(exec_path: str, user: str, log_dir: str, log_group: str) -> str:
+def render_unit(exec_path: str, user: str, log_dir: str | None, log_group: str) -> str:
+    """The unit; without ``log_dir`` (no file input: Logto itself writes no log files) the
+    log directory's read access and group are left out."""
     text = (data_dir("deploy") / "systemd" / "logto-shipper.service").read_text()
+    if log_dir is None:
+        text = "".join(
+            ln for ln in text.splitlines(True) if "@LOG_DIR@" not in ln and "@LOG_GROUP@" not in ln
+        )
     return (
         text.replace("@EXEC@", exec_path)
         .replace("@USER@", user)
-        .replace("@LOG_DIR@", log_dir)
+        .replace("@LOG_DIR@", log_dir or "")
         .replace("@LOG_GROUP@", log_group)
     )
 
 
 @click.command("install-service")
 @click.option("--user", default="logto-shipper", show_default=True, help="System user to run as.")
-@click.option("--log-dir", default="/var/log/logto", show_default=True, help="Where Logto's log files are.")
+@click.option(
+    "--log-dir",
+    default=None,
+    help="Only for a file input: the directory of the JSON-lines files it reads (the service may read "
+    "it, and joins its group). Logto itself writes no log files: its audit log is in PostgreSQL.",
+)
 @click.option(
     "--exec", "exec_path", default=None, help="Path of the logto-shipper executable [default: this one]."
 )
@@ -39,11 +50,11 @@ def render_unit(exec_path: str, user: str, log_dir: str, log_group: str) -> str:
     help="Install under this root (packaging, tests); users are not created unless it is /.",
 )
 @click.option("--dry-run", is_flag=True, help="Print what would be done.")
-def install_service(user: str, log_dir: str, exec_path: str | None, root: Path, dry_run: bool) -> None:
+def install_service(user: str, log_dir: str | None, exec_path: str | None, root: Path, dry_run: bool) -> None:
     """Install the systemd unit, create the service user and its directories."""
     exe = exec_path or shutil.which("logto-shipper") or str(Path(sys.argv[0]).resolve())
     try:
-        log_group = grp.getgrgid(os.stat(log_dir).st_gid).gr_name
+        log_group = grp.getgrgid(os.stat(log_dir).st_gid).gr_name if log_dir else user
     except (OSError, KeyError):
         log_group = user
     unit = render_unit(exe, user, log_dir, log_group)

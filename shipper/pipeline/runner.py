@@ -351,6 +351,8 @@ class Runner:
             wait()
         drained = self.acks.in_flight == 0 and not self._pending and not self._batch.positions
         self.store.flush(force=True)
+        if self.progress is not None:
+            self.progress.write_status(self.lags())  # where it stopped, for `status`
         self.sink.close()
         for src in self.sources:
             src.close()

@@ -162,8 +162,8 @@ class FileSource:
         )
 
     def nothing_matches(self) -> str:
-        """Why this input reads nothing ("" when some file matches)."""
-        if self._matched or self.files:
+        """Why this input reads nothing ("" when some file matches, or before the first scan)."""
+        if self._first_scan or self._matched or self.files:
             return ""
         missing = sorted({str(watch_root(p)[0]) for p in self.cfg.paths if not watch_root(p)[0].is_dir()})
         if missing:
