@@ -97,7 +97,9 @@ def build_runner(cfg: ShipperConfig) -> Runner:
         limits = BatchLimits(o.batch_max_docs, o.batch_max_bytes, o.batch_max_wait)
         drain = o.drain_timeout
     deadletter = DeadLetterFile(cfg.state.dir / "dead-letter" / "records.jsonl")
-    line_limits = [i.max_line_bytes for i in cfg.inputs if isinstance(i, FileInputConfig)]
+    line_limits = [
+        i.max_line_bytes if isinstance(i, FileInputConfig) else i.max_row_bytes for i in cfg.inputs
+    ]
     rules, max_line = cfg.mask.rules(), max(line_limits, default=1 << 20)
     enricher = build_enricher(cfg)
     workers = cfg.pipeline.workers

@@ -129,6 +129,9 @@ class PostgresInputConfig(_Model):
     overlap: Duration = "5m"
     since: str | None = None
     statement_timeout: Duration = "30s"
+    max_row_bytes: int = Field(
+        8 << 20, ge=1024, description="longer rows are dead-lettered (first bytes kept)"
+    )
 
     @field_validator("dsn")
     @classmethod

@@ -98,7 +98,7 @@ class Progress:
         self.started_wall = time.time()
         self.base = Totals.now()
         self._last_line = self.started
-        self._last_totals = self.base
+        self._last_totals = Totals(0, 0, 0, 0)
         self._last_status = float("-inf")
         self._warn = Throttle(60.0, clock)
 

@@ -15,8 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from shipper.deadletter import DeadLetterFile, entry
 from shipper.framing import Frame
 from shipper.metrics import METRICS
@@ -114,7 +112,7 @@ class Runner:
                 dead.append(
                     entry(
                         chunk.name,
-                        f.start,
+                        f.start if chunk.offsets else None,
                         "line_too_long",
                         f"line of {f.length} bytes exceeds {self.normalizer.max_line_bytes}",
                         f.raw,
@@ -126,7 +124,7 @@ class Runner:
         return keep
 
     def _normalize(self, chunk: Chunk, dead: list[dict[str, Any]]) -> None:
-        """In this thread: no pool, or pre-decoded records (postgres)."""
+        """In this thread (no pool)."""
         mark = len(dead)
         if chunk.block:
             chunk.frames, chunk.block = chunk.lines(), b""
@@ -136,12 +134,9 @@ class Runner:
         if sent:
             lines = [f.raw for f in sent]
             encoded = encode(lines, self.normalizer.line, frame, enrich, native=self.normalizer.native)
-            self._place(chunk, encoded, dead, mark, lambda i: (sent[i].start, sent[i].raw))
-        if chunk.records:
-            records = chunk.records
-            encoded = encode(records, self.normalizer.record, frame, enrich)
+            offsets = chunk.offsets
             self._place(
-                chunk, encoded, dead, len(dead), lambda i: (None, orjson.dumps(records[i], default=str))
+                chunk, encoded, dead, mark, lambda i: (sent[i].start if offsets else None, sent[i].raw)
             )
         self._batch.positions[chunk.stream] = chunk.position
 
@@ -163,7 +158,7 @@ class Runner:
         for i, reason, detail in rejects:
             offset, raw = locate(i)
             dead.append(entry(chunk.name, offset, reason, detail, raw))
-        if rejects and len(dead) > mark + len(rejects):  # over-long lines were set aside first
+        if rejects and len(dead) > mark + len(rejects) and chunk.offsets:  # over-long lines set aside first
             dead[mark:] = sorted(dead[mark:], key=lambda d: d["offset"])
 
     def _ingest(self, chunks: list[Chunk], source: Source) -> None:
@@ -175,7 +170,7 @@ class Runner:
             if self.pool is not None and chunk.block:
                 block = self.pool.submit_block(chunk.block, chunk.count())
                 self._pending.append(_Pending(chunk, block, None, []))
-            elif self.pool is not None and not chunk.records:
+            elif self.pool is not None:
                 own: list[dict[str, Any]] = []
                 sent = self._screen(chunk, own)
                 ticket = self.pool.submit([f.raw for f in sent]) if sent else None
@@ -194,7 +189,7 @@ class Runner:
                 nonlocal sent
                 if sent is None:
                     sent = chunk.lines()  # a block: framed only now, for the lines refused
-                return sent[i].start, sent[i].raw
+                return (sent[i].start if chunk.offsets else None), sent[i].raw
 
             self._place(chunk, self.pool.result(), dead, 0, locate)
         self._dead_letter(dead)

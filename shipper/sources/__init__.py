@@ -15,16 +15,16 @@ class Chunk:
     stream: str
     name: str  # human-readable origin (path) for dead letters and logs
     frames: list[Frame] = field(default_factory=list)
-    records: list[dict[str, Any]] = field(default_factory=list)  # pre-decoded (postgres)
     position: Any = None
     # Or, instead of frames, complete lines in one block (``LineSplitter.feed_block``), starting
     # at offset ``block_start``: what normalizer workers take as it is.
     block: bytes = b""
     block_start: int = 0
     n: int = 0  # lines in the block
+    offsets: bool = True  # frames carry byte offsets in ``name`` (files); rows do not (postgres)
 
     def count(self) -> int:
-        return self.n if self.block else len(self.frames) + len(self.records)
+        return self.n if self.block else len(self.frames)
 
     def lines(self) -> list[Frame]:
         """The frames, made from the block when there is one (only when needed: it costs)."""

@@ -1,27 +1,51 @@
 """The ``postgres`` input: follow Logto's ``logs`` table.
 
-Keyset pagination on ``(created_at, id)`` per tenant, from the acknowledged checkpoint. Rows
-committed late with an earlier ``created_at`` (concurrent transactions) are caught by re-scanning
-``overlap`` behind the read cursor and skipping ids already seen; after a restart the window is
-re-sent and Elasticsearch's ``_id`` answers 409 for what it has. Statements are short
-(``statement_timeout``), read-only and bounded by ``batch_size``; a database that goes away is
-retried with backoff without crashing or losing rows.
+Keyset pagination on ``(created_at, id)`` per tenant, from the acknowledged checkpoint, in
+bounded, read-only, short statements; a database that goes away is retried with backoff.
+
+Invariant: every row of a configured tenant is shipped (as a document, or dead-lettered with
+its reason and raw bytes) exactly once, whatever its ``created_at`` holds, and no row holds up
+the rows after it. How:
+
+- **The watermark never passes the database's clock.** The keyset read takes only rows with
+  ``created_at <= statement_timestamp()``, so a row dated in the future (clock skew, a restore,
+  a hand-written row, ``infinity``) cannot move the cursor past rows still to be written.
+- **Rows outside the window are found by id.** Rows dated after the database's now, or with no
+  time at all, are read by a second query (``created_at > now OR created_at IS NULL``, ids not
+  yet shipped) and shipped at once; their ids are kept (``ahead``, in the checkpoint) and the
+  keyset read skips them when their time comes. Rows before 1970 or ``-infinity`` are inside
+  the keyset range (the first cursor is ``-infinity``) and are dead-lettered by the normalizer
+  as having no valid time.
+- **Late commits** (a transaction that commits after the cursor passed its ``created_at``) are
+  caught by re-scanning ``overlap`` behind the cursor, skipping ids already shipped (``seen``);
+  ``seen`` is in the checkpoint too (the newest ``SEEN_CAP`` ids), so a restart does not ship
+  the window again, to a file output either.
+- **Rows travel as the bytes the file input sees**: ``payload::text`` spliced into a table-row
+  line, never parsed here, so any depth or size reaches the normalizer, which decides (and
+  dead-letters what it refuses with those bytes). The cursor is ``created_at::text`` (exact to
+  the microsecond; ``infinity`` and BC dates included), never a Python datetime.
+
+The checkpoint position of a tenant is ``{"ts", "id", "seen": [[id, epoch s], ...], "ahead":
+[id, ...]}``; the older ``[ts, id]`` form is read too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import random
 import time
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg.rows import dict_row
 
 from shipper.config import PostgresInputConfig, parse_duration
+from shipper.framing import Frame
 from shipper.logs import Throttle
 from shipper.metrics import METRICS
 from shipper.pipeline.checkpoint import CheckpointStore
@@ -29,18 +53,33 @@ from shipper.redact import dsn_secrets, one_line
 from shipper.sources import Chunk, Lag
 
 log = logging.getLogger(__name__)
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+START = "-infinity"  # the first cursor: every row with a time is after it
+SEEN_CAP = 5000  # overlap ids kept in the checkpoint (newest first kept)
+AHEAD_CAP = 1000  # rows shipped ahead of the watermark (future-dated, no time)
 
-SELECT_AFTER = """
-SELECT id, key, payload, created_at FROM logs
-WHERE tenant_id = %(tenant)s AND (created_at, id) > (%(ts)s, %(id)s)
+# created_at as text (exact, castable back), as the normalizer's ISO time (NULL when it has
+# none it could take), and as epoch seconds (to keep the overlap window).
+COLUMNS = """id, key, payload::text AS payload, created_at::text AS cursor,
+  CASE WHEN isfinite(created_at) AND created_at >= '0001-01-01 00:00:00+00'
+       THEN to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END AS created,
+  extract(epoch FROM created_at)::float8 AS epoch"""
+SELECT_AFTER = f"""
+SELECT {COLUMNS} FROM logs
+WHERE tenant_id = %(tenant)s AND (created_at, id) > (%(ts)s::timestamptz, %(id)s)
+  AND created_at <= statement_timestamp()
 ORDER BY created_at, id LIMIT %(limit)s
 """
-SELECT_LATE = """
-SELECT id, key, payload, created_at FROM logs
-WHERE tenant_id = %(tenant)s AND created_at >= %(from)s AND (created_at, id) <= (%(ts)s, %(id)s)
-  AND NOT (id = ANY(%(seen)s))
+SELECT_LATE = f"""
+SELECT {COLUMNS} FROM logs
+WHERE tenant_id = %(tenant)s AND created_at >= %(ts)s::timestamptz - %(overlap)s::interval
+  AND (created_at, id) <= (%(ts)s::timestamptz, %(id)s) AND NOT (id = ANY(%(seen)s))
 ORDER BY created_at, id LIMIT %(limit)s
+"""
+SELECT_OUTSIDE = f"""
+SELECT {COLUMNS} FROM logs
+WHERE tenant_id = %(tenant)s AND (created_at > statement_timestamp() OR created_at IS NULL)
+  AND NOT (id = ANY(%(ahead)s))
+ORDER BY id LIMIT %(limit)s
 """
 INDEX_CHECK = """
 SELECT indexdef FROM pg_indexes
@@ -62,7 +101,8 @@ WHERE r.rolname = current_user
 # Rows not read yet, counted along the index and capped: a progress figure, not a scan.
 BEHIND = """
 SELECT count(*) FROM (
-  SELECT 1 FROM logs WHERE tenant_id = %(tenant)s AND (created_at, id) > (%(ts)s, %(id)s)
+  SELECT 1 FROM logs WHERE tenant_id = %(tenant)s AND (created_at, id) > (%(ts)s::timestamptz, %(id)s)
+    AND created_at <= statement_timestamp()
   LIMIT %(cap)s
 ) behind
 """
@@ -79,44 +119,68 @@ def connect(dsn: str, statement_timeout_ms: int) -> psycopg.Connection[Any]:
         dsn,
         autocommit=True,
         connect_timeout=10,
-        options=f"-c statement_timeout={statement_timeout_ms} -c default_transaction_read_only=on",
+        options=f"-c statement_timeout={statement_timeout_ms} -c default_transaction_read_only=on "
+        "-c TimeZone=UTC -c DateStyle=ISO",
     )
     return conn
 
 
 class _Tenant:
-    """Read state of one tenant: the cursor and the ids seen inside the overlap window."""
+    """Read state of one tenant: the cursor, the ids seen inside the overlap window, and the
+    ids shipped ahead of the watermark."""
 
-    def __init__(self, name: str, ts: datetime, row_id: str) -> None:
+    def __init__(self, name: str, position: Any, start: str) -> None:
         self.name = name
-        self.ts = ts
-        self.id = row_id
-        self.seen: OrderedDict[str, datetime] = OrderedDict()
+        self.ts, self.id = start, ""
+        self.seen: OrderedDict[str, float] = OrderedDict()  # id -> epoch seconds
+        self.ahead: dict[str, None] = {}
+        self.epoch = -math.inf  # of the cursor
+        if isinstance(position, list) and len(position) == 2:  # the older [ts, id] form
+            self.ts, self.id = str(position[0]), str(position[1])
+        elif isinstance(position, dict):
+            self.ts, self.id = str(position.get("ts", start)), str(position.get("id", ""))
+            for item in position.get("seen") or []:
+                if isinstance(item, list) and len(item) == 2 and isinstance(item[1], int | float):
+                    self.seen[str(item[0])] = float(item[1])
+            self.ahead = dict.fromkeys(str(i) for i in position.get("ahead") or [])
+            if isinstance(position.get("epoch"), int | float):
+                self.epoch = float(position["epoch"])
         self.caught_up = False
         self.behind: int | None = None  # rows after the cursor at the last count
         self.counted_at = float("-inf")
 
-    def remember(self, row_id: str, ts: datetime, overlap: timedelta) -> None:
-        self.seen[row_id] = ts
-        horizon = self.ts - overlap
+    def remember(self, row_id: str, epoch: float | None, overlap: float) -> None:
+        if epoch is None or not math.isfinite(epoch):
+            return
+        self.seen[row_id] = epoch
+        horizon = self.epoch - overlap
         while self.seen and next(iter(self.seen.values())) < horizon:
             self.seen.popitem(last=False)
 
+    def position(self) -> dict[str, Any]:
+        seen = list(self.seen.items())[-SEEN_CAP:]
+        epoch = self.epoch if math.isfinite(self.epoch) else None
+        return {
+            "ts": self.ts,
+            "id": self.id,
+            "epoch": epoch,
+            "seen": [list(x) for x in seen],
+            "ahead": list(self.ahead),
+        }
 
-def row_record(tenant: str, row: dict[str, Any]) -> dict[str, Any]:
-    """A table row in the table-row shape the normalizer accepts."""
-    created: datetime = row["created_at"]
-    return {
-        "tenant_id": tenant,
-        "id": row["id"],
-        "key": row["key"],
-        "payload": row["payload"],
-        "created_at": created.isoformat(),
-    }
+
+def row_line(tenant: str, row: dict[str, Any]) -> bytes:
+    """A row as the table-row line the normalizer (and the file input) takes: the payload's
+    text spliced in as it is, never parsed here."""
+    head = orjson.dumps(
+        {"tenant_id": tenant, "id": row["id"], "key": row["key"], "created_at": row["created"]}
+    )
+    payload = row["payload"] if row["payload"] is not None else "null"
+    return head[:-1] + b',"payload":' + payload.encode("utf-8", "surrogatepass") + b"}"
 
 
 class PostgresSource:
-    """Source over ``logs``; positions are ``[created_at ISO, id]`` per tenant stream."""
+    """Source over ``logs``; positions are ``_Tenant.position()`` per tenant stream."""
 
     def __init__(self, cfg: PostgresInputConfig, store: CheckpointStore, prefix: str = "pg") -> None:
         if cfg.dsn is None:
@@ -126,7 +190,7 @@ class PostgresSource:
         self.prefix = prefix
         self._dsn = cfg.dsn.get_secret_value()
         self._timeout_ms = int(parse_duration(cfg.statement_timeout) * 1000)
-        self._overlap = timedelta(seconds=parse_duration(cfg.overlap))
+        self._overlap = parse_duration(cfg.overlap)
         self._conn: psycopg.Connection[Any] | None = None
         self._next_try = 0.0
         self._attempt = 0
@@ -136,22 +200,20 @@ class PostgresSource:
         self._secrets = dsn_secrets(self._dsn)
         self._warn = Throttle(60.0)
         self.unavailable = ""  # why the database cannot be read now ("" when it can)
-        start = EPOCH
+        start = START
         if cfg.since:
             from shipper.search import parse_when
 
             when = parse_when(cfg.since)
             if when.startswith("now-"):
-                start = datetime.now(UTC) - timedelta(seconds=parse_duration(when[4:].replace("w", "d")))
+                since = datetime.now(UTC) - timedelta(seconds=parse_duration(when[4:].replace("w", "d")))
             else:
-                start = datetime.fromisoformat(when.replace("Z", "+00:00"))
-        self.tenants: list[_Tenant] = []
-        for t in cfg.tenants:
-            pos = store.streams.get(self.stream(t), {}).get("position")
-            if pos:
-                self.tenants.append(_Tenant(t, datetime.fromisoformat(pos[0]), pos[1]))
-            else:
-                self.tenants.append(_Tenant(t, start, ""))
+                since = datetime.fromisoformat(when.replace("Z", "+00:00"))
+            start = since.isoformat()
+        self.max_row_bytes = cfg.max_row_bytes
+        self.tenants = [
+            _Tenant(t, store.streams.get(self.stream(t), {}).get("position"), start) for t in cfg.tenants
+        ]
 
     def stream(self, tenant: str) -> str:
         return f"{self.prefix}:{tenant}"
@@ -238,7 +300,7 @@ class PostgresSource:
         chunks: list[Chunk] = []
         try:
             for t in self.tenants:
-                budget = min(self.cfg.batch_size, max_records - sum(len(c.records) for c in chunks))
+                budget = min(self.cfg.batch_size, max_records - sum(len(c.frames) for c in chunks))
                 if budget <= 0:
                     break
                 chunk = self._read(conn, t, budget)
@@ -256,44 +318,69 @@ class PostgresSource:
         with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(SELECT_AFTER, {"tenant": t.name, "ts": t.ts, "id": t.id, "limit": budget})
             rows = cur.fetchall()
-            late: list[dict[str, Any]] = []
             t.caught_up = len(rows) < budget
-            if t.caught_up and self._overlap and t.ts > EPOCH:
-                cur.execute(
-                    SELECT_LATE,
-                    {
-                        "tenant": t.name,
-                        "from": t.ts - self._overlap,
-                        "ts": t.ts,
-                        "id": t.id,
-                        "seen": list(t.seen),
-                        "limit": budget,
-                    },
-                )
-                late = cur.fetchall()
+            late: list[dict[str, Any]] = []
+            outside: list[dict[str, Any]] = []
+            if t.caught_up and self._overlap and t.ts != START:
+                params = {"tenant": t.name, "ts": t.ts, "id": t.id, "seen": list(t.seen)}
+                cur.execute(SELECT_LATE, {**params, "overlap": f"{self._overlap} seconds", "limit": budget})
+                late = [r for r in cur.fetchall() if r["id"] not in t.ahead]
                 if late:
                     METRICS.inc("postgres_late_rows_total", len(late))
                     log.info(
-                        "postgres: %d rows of tenant %s committed late; shipping them",
-                        len(late),
-                        t.name,
+                        "postgres: %d rows of tenant %s committed late; shipping them", len(late), t.name
                     )
-        if not rows and not late:
-            return None
-        records = []
-        for row in late + rows:
-            records.append(row_record(t.name, row))
+            if t.caught_up:
+                outside = self._outside(cur, t, budget)
         if rows:
-            t.ts, t.id = rows[-1]["created_at"], rows[-1]["id"]
-        for row in late + rows:
-            t.remember(row["id"], row["created_at"], self._overlap)
-        METRICS.inc("postgres_rows_read_total", len(records))
+            t.ts, t.id, t.epoch = rows[-1]["cursor"], rows[-1]["id"], rows[-1]["epoch"] or t.epoch
+        fresh = [r for r in rows if r["id"] not in t.ahead]
+        for r in rows:
+            t.ahead.pop(r["id"], None)  # its time has come: shipped already, by id
+        for r in late + fresh:
+            t.remember(r["id"], r["epoch"], self._overlap)
+        for r in outside:
+            t.ahead[r["id"]] = None
+        shipped = late + fresh + outside
+        if not shipped and not rows:
+            return None
+        METRICS.inc("postgres_rows_read_total", len(shipped))
+        frames = [self._frame(t.name, r) for r in shipped]
         return Chunk(
-            self.stream(t.name),
-            f"postgres:logs:{t.name}",
-            records=records,
-            position=[t.ts.isoformat(), t.id],
+            self.stream(t.name), f"postgres:logs:{t.name}", frames, position=t.position(), offsets=False
         )
+
+    def _outside(self, cur: Any, t: _Tenant, budget: int) -> list[dict[str, Any]]:
+        """Rows dated after the database's now, or without a time: shipped by id, ahead."""
+        room = min(budget, AHEAD_CAP - len(t.ahead))
+        if room <= 0:
+            if self._warn.due(f"ahead:{t.name}"):
+                log.warning(
+                    "postgres: tenant %s has over %d rows dated in the future or without a time; "
+                    "the rest ships when the database's clock reaches them",
+                    t.name,
+                    AHEAD_CAP,
+                )
+            return []
+        cur.execute(SELECT_OUTSIDE, {"tenant": t.name, "ahead": list(t.ahead), "limit": room})
+        rows: list[dict[str, Any]] = cur.fetchall()
+        if rows:
+            METRICS.inc("postgres_rows_outside_window_total", len(rows))
+            log.info(
+                "postgres: %d rows of tenant %s are dated after the database's clock or have no time "
+                "(e.g. %s: %s); shipping them now",
+                len(rows),
+                t.name,
+                rows[0]["id"],
+                rows[0]["cursor"] or "NULL",
+            )
+        return rows
+
+    def _frame(self, tenant: str, row: dict[str, Any]) -> Frame:
+        line = row_line(tenant, row)
+        if len(line) > self.max_row_bytes:  # dead-lettered with its first bytes and real length
+            return Frame(line[: self.max_row_bytes], 0, 0, len(line))
+        return Frame(line, 0, 0, len(line))
 
     def acked(self, stream: str, position: Any) -> None:
         self.store.stage(stream, position=position, seen=int(time.time()))
@@ -316,8 +403,8 @@ class PostgresSource:
         now = datetime.now(UTC)
         for t in self.tenants:
             pos = self.store.streams.get(self.stream(t.name), {}).get("position")
-            acked = datetime.fromisoformat(pos[0]) if pos else (t.ts if t.ts > EPOCH else None)
-            secs = max(0.0, (now - acked).total_seconds()) if acked else 0.0
+            acked = _Tenant(t.name, pos, START).epoch if pos else t.epoch
+            secs = max(0.0, now.timestamp() - acked) if math.isfinite(acked) else 0.0
             capped = t.behind is not None and t.behind >= BEHIND_CAP
             lag = Lag(self.stream(t.name), "seconds", secs, t.behind, capped, unavailable=self.unavailable)
             out.append(lag)

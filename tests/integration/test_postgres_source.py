@@ -82,7 +82,7 @@ def test_backfill_then_live_inserts_then_restart(tmp_path, es_target, pg):
     assert doc["logto"]["payload"]["params"]["refresh_token"] == "******"
     assert doc["organization"]["id"] == "default"
     # the checkpoint follows the acknowledgements to the last row
-    p.pump(until=lambda: p.runner.store.streams["pg0:default"]["position"][1] == "def00003074")
+    p.pump(until=lambda: p.runner.store.streams["pg0:default"]["position"]["id"] == "def00003074")
     assert p.stop() == 0
 
 
