@@ -39,6 +39,10 @@ def _one(
         if enrich is not None:
             enrich(r.body)
         body = orjson.dumps(r.body)
+    except TypeError as exc:  # orjson's only refusal of a document the normalizer built
+        if "Recursion" in str(exc):
+            return "too_deep", "nested deeper than the 255 levels a document may have"
+        return "internal_error", f"normalizer failed: {type(exc).__name__}"
     except Exception as exc:  # a normalizer bug must cost one record, not the process
         return "internal_error", f"normalizer failed: {type(exc).__name__}"
     # Framed here rather than by calling ``frame`` per document: this module is compiled, the

@@ -10,12 +10,12 @@ the rows after it. How:
 - **The watermark never passes the database's clock.** The keyset read takes only rows with
   ``created_at <= statement_timestamp()``, so a row dated in the future (clock skew, a restore,
   a hand-written row, ``infinity``) cannot move the cursor past rows still to be written.
-- **Rows outside the window are found by id.** Rows dated after the database's now, or with no
-  time at all, are read by a second query (``created_at > now OR created_at IS NULL``, ids not
-  yet shipped) and shipped at once; their ids are kept (``ahead``, in the checkpoint) and the
-  keyset read skips them when their time comes. Rows before 1970 or ``-infinity`` are inside
-  the keyset range (the first cursor is ``-infinity``) and are dead-lettered by the normalizer
-  as having no valid time.
+- **Rows outside the window are found by id.** The keyset covers ``[1970, the database's
+  now]``. Rows dated after now, before 1970 (``-infinity``, BC, year 1), or with no time at
+  all are read by a second, index-bounded query (ids not yet shipped) whenever the keyset has
+  caught up, and shipped at once (the normalizer dead-letters those without a usable time,
+  with their bytes); their ids are kept (``ahead``, in the checkpoint, at most ``AHEAD_CAP``)
+  and the keyset read skips a future-dated one when its time comes.
 - **Late commits** (a transaction that commits after the cursor passed its ``created_at``) are
   caught by re-scanning ``overlap`` behind the cursor, skipping ids already shipped (``seen``);
   ``seen`` is in the checkpoint too (the newest ``SEEN_CAP`` ids), so a restart does not ship
@@ -53,31 +53,35 @@ from shipper.redact import dsn_secrets, one_line
 from shipper.sources import Chunk, Lag
 
 log = logging.getLogger(__name__)
-START = "-infinity"  # the first cursor: every row with a time is after it
+START = "1970-01-01 00:00:00+00"  # the first cursor; earlier rows are outside the window
 SEEN_CAP = 5000  # overlap ids kept in the checkpoint (newest first kept)
 AHEAD_CAP = 1000  # rows shipped ahead of the watermark (future-dated, no time)
 
-# created_at as text (exact, castable back), as the normalizer's ISO time (NULL when it has
-# none it could take), and as epoch seconds (to keep the overlap window).
+# created_at as text (exact, castable back), as the normalizer's ISO time (the database's text
+# where it has none: infinity, BC, which the normalizer then refuses by name), and as epoch
+# seconds (to keep the overlap window).
 COLUMNS = """id, key, payload::text AS payload, created_at::text AS cursor,
   CASE WHEN isfinite(created_at) AND created_at >= '0001-01-01 00:00:00+00'
-       THEN to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END AS created,
+       THEN to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+       ELSE created_at::text END AS created,
   extract(epoch FROM created_at)::float8 AS epoch"""
 SELECT_AFTER = f"""
 SELECT {COLUMNS} FROM logs
 WHERE tenant_id = %(tenant)s AND (created_at, id) > (%(ts)s::timestamptz, %(id)s)
-  AND created_at <= statement_timestamp()
+  AND created_at >= '1970-01-01 00:00:00+00' AND created_at <= statement_timestamp()
 ORDER BY created_at, id LIMIT %(limit)s
 """
 SELECT_LATE = f"""
 SELECT {COLUMNS} FROM logs
 WHERE tenant_id = %(tenant)s AND created_at >= %(ts)s::timestamptz - %(overlap)s::interval
+  AND created_at >= '1970-01-01 00:00:00+00'
   AND (created_at, id) <= (%(ts)s::timestamptz, %(id)s) AND NOT (id = ANY(%(seen)s))
 ORDER BY created_at, id LIMIT %(limit)s
 """
 SELECT_OUTSIDE = f"""
 SELECT {COLUMNS} FROM logs
-WHERE tenant_id = %(tenant)s AND (created_at > statement_timestamp() OR created_at IS NULL)
+WHERE tenant_id = %(tenant)s
+  AND (created_at > statement_timestamp() OR created_at < '1970-01-01 00:00:00+00' OR created_at IS NULL)
   AND NOT (id = ANY(%(ahead)s))
 ORDER BY id LIMIT %(limit)s
 """
@@ -321,7 +325,7 @@ class PostgresSource:
             t.caught_up = len(rows) < budget
             late: list[dict[str, Any]] = []
             outside: list[dict[str, Any]] = []
-            if t.caught_up and self._overlap and t.ts != START:
+            if t.caught_up and self._overlap and t.id:
                 params = {"tenant": t.name, "ts": t.ts, "id": t.id, "seen": list(t.seen)}
                 cur.execute(SELECT_LATE, {**params, "overlap": f"{self._overlap} seconds", "limit": budget})
                 late = [r for r in cur.fetchall() if r["id"] not in t.ahead]
