@@ -12,6 +12,7 @@ from cli.context import EXIT_PROBLEMS, Context, pass_ctx
 from shipper.deadletter import entry
 from shipper.framing import LineSplitter
 from shipper.normalize import Normalizer, Rejection
+from shipper.normalize.loop import dumps_or_reject
 
 CHUNK = 1 << 16
 
@@ -38,12 +39,14 @@ def _run(stream: BinaryIO, name: str, normalizer: Normalizer, out: BinaryIO, err
                 if f.too_long
                 else normalizer.line(f.raw)
             )
-            if isinstance(result, Rejection):
-                rejected += 1
-                e = entry(name, f.start, result.reason, result.detail, result.raw, f.length)
-                err.write(orjson.dumps({"line": lineno, **e}) + b"\n")
-            else:
-                docs.append(orjson.dumps(result.body))
+            data = result if isinstance(result, Rejection) else dumps_or_reject(result.body)
+            if isinstance(data, bytes):
+                docs.append(data)
+                continue
+            reason, detail = (data.reason, data.detail) if isinstance(data, Rejection) else data
+            rejected += 1
+            e = entry(name, f.start, reason, detail, f.raw, f.length)
+            err.write(orjson.dumps({"line": lineno, **e}) + b"\n")
         if docs:
             out.write(b"\n".join(docs) + b"\n")
 

@@ -51,10 +51,13 @@ def lock_state_dir(state_dir: Path) -> IO[str]:
             f"another logto-shipper (pid {holder}) is using state dir {state_dir}; "
             "stop it or give this one its own [state] dir"
         ) from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"{os.getpid()}\n")
-    fh.flush()
+    try:  # the pid is for the message above; the lock holds without it (a full disk)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+    except OSError as exc:
+        log.warning("cannot write the pid to %s: %s", state_dir / "lock", exc.strerror)
     return fh
 
 
@@ -62,7 +65,7 @@ def build_sink(cfg: ShipperConfig, store: CheckpointStore) -> Sink:
     out = cfg.output
     if isinstance(out, FileOutputConfig):
         committed = store.outputs.get("sink")
-        return FileSink(out.path, committed if isinstance(committed, int) else None)
+        return FileSink(out.path, committed if isinstance(committed, int) else None, dedupe=store.corrupt)
     if isinstance(out, ConsoleOutputConfig):
         return ConsoleSink()
     if isinstance(out, ElasticsearchOutputConfig):

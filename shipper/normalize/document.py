@@ -260,11 +260,13 @@ class Normalizer:
             return Rejection("line_too_long", f"line of {len(raw)} bytes exceeds {self.max_line_bytes}", raw)
         try:
             obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+        except orjson.JSONDecodeError as err:
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 return Rejection("invalid_utf8", f"invalid UTF-8 at byte {exc.start}", raw)
+            if "depth limit" in str(err):
+                return Rejection("too_deep", "nested deeper than the 1,024 levels JSON is read to", raw)
             return Rejection("invalid_json", "line is not valid JSON", raw)
         if not isinstance(obj, dict):
             return Rejection("not_an_object", f"JSON {type(obj).__name__} is not an object", raw)

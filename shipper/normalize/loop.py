@@ -24,6 +24,18 @@ Encoded = tuple[bytes, int | None, int, DocRefs, list[Reject], int]
 Actions = dict[int, tuple[bytes, bytes] | None]
 
 
+TOO_DEEP = ("too_deep", "nested deeper than the 255 levels a document may have")
+
+
+def dumps_or_reject(body: dict[str, Any]) -> bytes | tuple[str, str]:
+    """A document's JSON, or ``(reason, detail)`` when it cannot be written (orjson refuses
+    nesting beyond 255 levels, which JSON input may have: parsing allows 1,024)."""
+    try:
+        return orjson.dumps(body)
+    except TypeError as exc:
+        return TOO_DEEP if "Recursion" in str(exc) else ("internal_error", "normalizer failed: TypeError")
+
+
 def _one(
     x: Any,
     normalize: Callable[[Any], Document | Rejection],
@@ -38,11 +50,10 @@ def _one(
             return r.reason, r.detail  # type: ignore[union-attr]
         if enrich is not None:
             enrich(r.body)
-        body = orjson.dumps(r.body)
-    except TypeError as exc:  # orjson's only refusal of a document the normalizer built
-        if "Recursion" in str(exc):
-            return "too_deep", "nested deeper than the 255 levels a document may have"
-        return "internal_error", f"normalizer failed: {type(exc).__name__}"
+        dumped = dumps_or_reject(r.body)
+        if not isinstance(dumped, bytes):
+            return dumped
+        body = dumped
     except Exception as exc:  # a normalizer bug must cost one record, not the process
         return "internal_error", f"normalizer failed: {type(exc).__name__}"
     # Framed here rather than by calling ``frame`` per document: this module is compiled, the

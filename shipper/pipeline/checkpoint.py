@@ -9,16 +9,62 @@ from the inputs' ``start_at`` rule; it never crashes the daemon.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import orjson
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError
+
+from shipper.logs import Throttle
+from shipper.metrics import METRICS
 
 log = logging.getLogger(__name__)
 VERSION = 1
+NonNegative = Annotated[StrictInt, Field(ge=0)]
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FileStream(_Entry):
+    """A file's identity and acknowledged offset."""
+
+    path: StrictStr | None = None
+    dev: NonNegative | None = None
+    ino: NonNegative | None = None
+    fp_len: NonNegative | None = None
+    fp: StrictStr | None = None
+    offset: NonNegative = 0
+    seen: StrictInt = 0
+
+
+class PgPosition(_Entry):
+    ts: StrictStr
+    id: StrictStr
+    epoch: StrictFloat | StrictInt | None = None
+    seen: list[tuple[StrictStr, StrictFloat | StrictInt]] = []
+    ahead: list[StrictStr] = []
+
+
+class PgStream(_Entry):
+    """A postgres tenant's cursor (``[ts, id]`` in registries before the position object)."""
+
+    position: PgPosition | tuple[StrictStr, StrictStr]
+    seen: StrictInt = 0
+
+
+class Registry(_Entry):
+    """``registry.json``, validated like any input: a wrong shape or type is not used."""
+
+    version: Literal[1]
+    streams: dict[str, FileStream | PgStream] = {}
+    outputs: dict[str, NonNegative] = {}
 
 
 class CheckpointStore:
@@ -31,33 +77,36 @@ class CheckpointStore:
         self.outputs: dict[str, Any] = {}
         self._dirty = False
         self._last_flush = float("-inf")
+        self._failing = False
+        self._warn = Throttle(60.0)
+        self.hold: Callable[[], bool] = lambda: False  # set by the runner: dead letters pending
         self.corrupt = False
         self._load()
 
     def _load(self) -> None:
         try:
-            data = orjson.loads(self.path.read_bytes())
-            if not isinstance(data, dict) or data.get("version") != VERSION:
-                raise ValueError(f"unsupported registry version {data.get('version')!r}")
-            streams, outputs = data.get("streams", {}), data.get("outputs", {})
-            if not isinstance(streams, dict) or not isinstance(outputs, dict):
-                raise ValueError("registry sections are not objects")
-            self.streams, self.outputs = streams, outputs
+            reg = Registry.model_validate_json(self.path.read_bytes())
+            self.streams = {k: v.model_dump(mode="json", exclude_unset=True) for k, v in reg.streams.items()}
+            self.outputs = dict(reg.outputs)
         except FileNotFoundError:
             return
+        except ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            self._aside(f"{where}: {first['msg']}" if where else first["msg"])
         except (OSError, ValueError) as exc:
-            aside = self.path.with_name(f"registry.json.corrupt-{int(time.time())}")
-            try:
-                self.path.rename(aside)
-            except OSError:
-                aside = self.path
-            self.corrupt = True
-            log.error(
-                "registry %s is unreadable (%s); moved to %s, starting without it",
-                self.path,
-                exc,
-                aside,
-            )
+            self._aside(str(exc))
+
+    def _aside(self, why: str) -> None:
+        """Move an unusable registry aside and start without it (never fatal)."""
+        aside = self.path.with_name(f"registry.json.corrupt-{int(time.time())}")
+        try:
+            self.path.rename(aside)
+        except OSError:
+            aside = self.path
+        self.corrupt = True
+        METRICS.inc("registry_corrupt_total")
+        log.error("registry %s is unusable (%s); moved to %s, starting without it", self.path, why, aside)
 
     def stage(self, stream: str, **fields: Any) -> None:
         self.streams.setdefault(stream, {}).update(fields)
@@ -72,24 +121,61 @@ class CheckpointStore:
             self._dirty = True
 
     def flush(self, force: bool = False) -> bool:
-        """Persist when dirty and the interval has passed (or ``force``); True if written."""
+        """Persist when dirty and the interval has passed (or ``force``); True if written.
+
+        A host fault (full disk, I/O error, read-only filesystem) is a pause, not a crash: the
+        checkpoint stays in memory, the error is logged once a minute and counted
+        (``state_write_errors_total``), and the next flush tries again. ``hold()`` true (dead
+        letters not yet durable) also defers the write: a checkpoint must never cover records
+        whose dead letters could still be lost.
+        """
         now = time.monotonic()
         if not self._dirty or (not force and now - self._last_flush < self.interval):
             return False
+        if self.hold():
+            return False
         data = orjson.dumps({"version": VERSION, "streams": self.streams, "outputs": self.outputs})
         tmp = self.path.with_name("registry.json.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        dfd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+            _write_durably(tmp, data)
+            os.replace(tmp, self.path)
+            _fsync_dir(self.path.parent)
+        except OSError as exc:
+            METRICS.inc("state_write_errors_total")
+            self._last_flush = now  # retried at the next interval, not on every step
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            self._failing = True
+            if self._warn.due("flush"):
+                log.error(
+                    "cannot write checkpoint %s: %s; keeping it in memory and retrying%s",
+                    self.path,
+                    exc.strerror or exc,
+                    self._warn.suppressed("flush"),
+                )
+            return False
+        if self._failing:
+            log.info("checkpoint %s written again", self.path)
+        self._failing = False
         self._dirty = False
         self._last_flush = now
         return True
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    dfd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)

@@ -75,6 +75,7 @@ class Runner:
         self.normalizer = normalizer
         self.store = store
         self.deadletter = deadletter
+        store.hold = lambda: deadletter.pending > 0  # no checkpoint past dead letters not yet durable
         self.limits = limits
         self.drain_timeout = drain_timeout
         self.acks = AckTracker()
@@ -273,6 +274,8 @@ class Runner:
         """One iteration; True when it made progress (read lines or finished batches)."""
         read = False
         pool = self.pool
+        if self.deadletter.pending:
+            self.deadletter.retry()  # a full disk: try again each step, cheap while it fails
         if self.acks.in_flight < self.sink.max_in_flight:
             if pool is None:
                 room = self.limits.max_docs - self._batch.count

@@ -59,7 +59,7 @@ def test_corrupt_registry_is_moved_aside_not_fatal(tmp_path, caplog):
     s = CheckpointStore(tmp_path)
     assert s.corrupt and s.streams == {}
     assert list(tmp_path.glob("registry.json.corrupt-*"))
-    assert "unreadable" in caplog.text
+    assert "unusable" in caplog.text
 
 
 def test_unknown_version_is_reported(tmp_path, caplog):

@@ -7,6 +7,7 @@ never appear in messages (the client's errors carry no auth headers).
 
 from __future__ import annotations
 
+import http
 import logging
 import urllib.request
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = [
     "TransportConnectionError",
     "TransportError",
     "describe",
+    "error_parts",
     "make_client",
     "translate",
 ]
@@ -92,23 +94,36 @@ def make_client(cfg: ElasticsearchOutputConfig, **overrides: Any) -> Elasticsear
     return Elasticsearch(**kw)
 
 
+def error_parts(exc: ApiError) -> tuple[str, str]:
+    """``(error.type, error.reason)`` from the cluster's answer; where it gave none (an empty
+    body, a proxy's HTML page), the HTTP reason phrase and the start of the body instead."""
+    body = exc.body
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        etype, reason = str(err.get("type") or ""), str(err.get("reason") or "")
+        if etype or reason:
+            return etype or "error", reason
+    if isinstance(err, str) and err:
+        return "error", err
+    try:
+        phrase = http.HTTPStatus(exc.meta.status).phrase
+    except ValueError:
+        phrase = "error"
+    text = body if isinstance(body, str) else ""
+    text = " ".join(text.split())[:200]
+    return phrase.lower().replace(" ", "_"), text or phrase
+
+
 def describe(exc: BaseException) -> str:
     """One line for logs: status and Elasticsearch's error type/reason, never headers."""
     if isinstance(exc, ApiError):
-        return f"HTTP {exc.meta.status} {exc.error}: {_reason(exc)}"
+        etype, reason = error_parts(exc)
+        return f"HTTP {exc.meta.status} {etype}: {reason}"
     if isinstance(exc, ConnectionTimeout):
         return "request timed out"
     if isinstance(exc, TransportConnectionError):
         return f"cannot connect: {exc.message}"
     return f"{type(exc).__name__}: {exc}"
-
-
-def _reason(exc: ApiError) -> str:
-    body = exc.body if isinstance(exc.body, dict) else {}
-    err = body.get("error")
-    if isinstance(err, dict):
-        return str(err.get("reason", ""))
-    return str(err or exc.message)
 
 
 def translate(exc: BaseException, what: str) -> OutputError:

@@ -38,6 +38,7 @@ from shipper.sinks.elasticsearch.client import (
     TransportConnectionError,
     TransportError,
     describe,
+    error_parts,
     make_client,
     translate,
 )
@@ -230,11 +231,9 @@ class ElasticsearchSink:
                 raise _TooLarge from None
             if classify(exc.meta.status) is Outcome.REJECTED and exc.meta.status not in (401, 403):
                 # The request itself was refused (not retryable): every item is dead-lettered.
+                etype, reason = error_parts(exc)
                 return [
-                    {
-                        "status": exc.meta.status,
-                        "error": {"type": str(exc.error), "reason": describe(exc)},
-                    }
+                    {"status": exc.meta.status, "error": {"type": etype, "reason": reason}}
                     for _ in range(count)
                 ]
             self._note_error(describe(exc))
@@ -388,6 +387,10 @@ class ElasticsearchSink:
             if self._dl_file is None:
                 self._dl_file = DeadLetterFile(self._dl_file_path)
             self._dl_file.write([entries[i] for i in failed])
+            attempt = 0
+            while not self._dl_file.retry():  # a full disk: the batch stays unacknowledged
+                self._sleep(attempt)
+                attempt += 1
 
 
 class _TooLarge(Exception):
