@@ -74,7 +74,7 @@ def _outcome(p: Pipeline) -> tuple[Counter[str], Counter[str]]:
 
 @pytest.fixture
 def hostile_db(pg):
-    srv, dsn = pg
+    _srv, dsn = pg
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute("alter table logs alter column created_at drop not null")
     return dsn

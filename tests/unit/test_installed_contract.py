@@ -174,3 +174,67 @@ def test_status_write_failure_is_counted_not_raised(tmp_path):
     before = METRICS.get("state_write_errors_total")
     p.write_status([])
     assert METRICS.get("state_write_errors_total") == before + 1
+
+
+# -- error text keeps the cluster's reason -------------------------------------------------------
+
+
+def _api_error(status, body):
+    from elastic_transport import ApiResponseMeta, HttpHeaders
+    from elasticsearch import ApiError
+
+    meta = ApiResponseMeta(status=status, http_version="1.1", headers=HttpHeaders(), duration=0.0, node=None)
+    return ApiError(str(body), meta=meta, body=body)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "want"),
+    [
+        (429, {}, "HTTP 429 too_many_requests: Too Many Requests"),
+        (413, "", "HTTP 413 request_entity_too_large: Request Entity Too Large"),
+        (
+            502,
+            "<html><body>Bad gateway\n from proxy</body></html>",
+            "HTTP 502 bad_gateway: <html><body>Bad gateway from proxy</body></html>",
+        ),
+        (
+            400,
+            {"error": {"type": "mapper_parsing_exception", "reason": "failed to parse"}},
+            "HTTP 400 mapper_parsing_exception: failed to parse",
+        ),
+        (401, {"error": "unauthorized"}, "HTTP 401 error: unauthorized"),
+    ],
+)
+def test_describe_always_says_why(status, body, want):
+    from shipper.sinks.elasticsearch.client import describe
+
+    assert describe(_api_error(status, body)) == want
+
+
+def test_unreadable_file_is_warned_once_per_interval(tmp_path, caplog, monkeypatch):
+    import errno
+    import os
+
+    import shipper.sources.file.source as source_mod
+    from shipper.config import parse_config
+    from shipper.pipeline.checkpoint import CheckpointStore
+    from shipper.sources.file import FileSource
+
+    class Denied:
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        def open(self, path, *a):
+            raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(source_mod, "os", Denied())
+    f = tmp_path / "a.jsonl"
+    f.write_text("{}\n")
+    cfg = parse_config({"inputs": [{"type": "file", "paths": [str(f)], "scan_interval": 0.001}]}, "t")
+    src = FileSource(cfg.inputs[0], CheckpointStore(tmp_path), use_watchdog=False)  # type: ignore[arg-type]
+    before = METRICS.get("file_open_errors_total")
+    with caplog.at_level(logging.WARNING):
+        for _ in range(30):
+            src.scan()
+    assert caplog.text.count("cannot open") == 1 and "Permission denied" in caplog.text
+    assert METRICS.get("file_open_errors_total") == before + 30
