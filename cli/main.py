@@ -62,6 +62,19 @@ def _global_options(with_env: bool) -> list[Callable[[Any], Any]]:
         store[param.name or ""] = value
         setup_logging(store.get("log_level", "info"), store.get("log_format", "text"))
 
+    def log_option(flag: str, choices: list[str], default: str, text: str) -> Callable[[Any], Any]:
+        return click.option(
+            flag,
+            type=click.Choice(choices),
+            default=default if with_env else None,
+            envvar=env(flag.lstrip("-").upper().replace("-", "_")),
+            allow_from_autoenv=False,
+            expose_value=with_env,
+            callback=None if with_env else set_logging,
+            show_default=with_env,
+            help=text,
+        )
+
     return [
         click.option(
             "--config",
@@ -74,27 +87,9 @@ def _global_options(with_env: bool) -> list[Callable[[Any], Any]]:
             callback=None if with_env else set_config,
             help=f"Config file [default {DEFAULT_CONFIG_PATH}].",
         ),
-        click.option(
-            "--log-level",
-            type=click.Choice(LOG_LEVELS),
-            default="info" if with_env else None,
-            envvar=env("LOG_LEVEL"),
-            allow_from_autoenv=False,
-            expose_value=with_env,
-            callback=None if with_env else set_logging,
-            show_default=with_env,
-            help="Log level.",
-        ),
-        click.option(
-            "--log-format",
-            type=click.Choice(LOG_FORMATS),
-            default="text" if with_env else None,
-            envvar=env("LOG_FORMAT"),
-            allow_from_autoenv=False,
-            expose_value=with_env,
-            callback=None if with_env else set_logging,
-            show_default=with_env,
-            help="Log format: text (journald-friendly) or JSON lines.",
+        log_option("--log-level", LOG_LEVELS, "info", "Log level."),
+        log_option(
+            "--log-format", LOG_FORMATS, "text", "Log format: text (journald-friendly) or JSON lines."
         ),
     ]
 

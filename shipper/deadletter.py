@@ -8,8 +8,7 @@ entries wait in memory (``pending``), the error is logged once a minute and coun
 later ``write``/``retry`` tries again. While entries wait, the checkpoint is held (see
 ``CheckpointStore.hold``), so the lines behind them are read again after a crash. A record
 that cannot fit (``MAX_WAITING_RAW`` while the disk is full) keeps its first bytes, its
-length and ``raw_truncated: true``; what waits in memory is bounded by ``MAX_WAITING`` bytes
-(older entries are then written as truncated, never dropped).
+length and ``raw_truncated: true``, so each waiting record costs at most that much memory.
 """
 
 from __future__ import annotations
@@ -23,11 +22,11 @@ from typing import Any
 
 import orjson
 
+from shipper.fsio import write_all
 from shipper.logs import Throttle
 from shipper.metrics import METRICS
 
 log = logging.getLogger(__name__)
-MAX_WAITING = 64 << 20  # bytes of dead letters held in memory while they cannot be written
 MAX_WAITING_RAW = 64 << 10  # raw bytes kept of one record once the disk has refused it
 
 
@@ -59,6 +58,7 @@ class DeadLetterFile:
         self._waiting: list[bytes] = []
         self._waiting_bytes = 0
         self._warn = Throttle(60.0)
+        self._failing = False
         self.count = 0
         self._open()
 
@@ -89,15 +89,12 @@ class DeadLetterFile:
             return True
         fd = self._open()
         if fd is None:
-            self._bound()
+            self._shrink()
             return False
         data = b"".join(self._waiting)
         start = os.fstat(fd).st_size
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            write_all(fd, data)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, start)  # no torn line: the whole set is written again later
@@ -110,34 +107,23 @@ class DeadLetterFile:
         self._waiting, self._waiting_bytes = [], 0
         return True
 
-    _failing = False
-
     def _failed(self, exc: OSError) -> None:
         METRICS.inc("state_write_errors_total")
         self._failing = True
         if self._warn.due("write"):
             log.error(
-                "cannot write dead letters to %s: %s; %d kept in memory, shipping paused behind them",
+                "cannot write dead letters to %s: %s; %d kept in memory, checkpoints held until written",
                 self.path,
                 exc.strerror or exc,
                 len(self._waiting),
             )
 
     def _shrink(self) -> None:
-        """After a refused write: cut records too big to ever fit while space is short."""
+        """While the disk refuses them: records too big to fit keep their first bytes."""
         self._waiting = [
             orjson.dumps(_truncated(orjson.loads(x))) + b"\n" if len(x) > MAX_WAITING_RAW else x
             for x in self._waiting
         ]
-        self._waiting_bytes = sum(map(len, self._waiting))
-        self._bound()
-
-    def _bound(self) -> None:
-        if self._waiting_bytes > MAX_WAITING:
-            self._shrink_all()
-
-    def _shrink_all(self) -> None:
-        self._waiting = [orjson.dumps(_truncated(orjson.loads(x))) + b"\n" for x in self._waiting]
         self._waiting_bytes = sum(map(len, self._waiting))
 
     def size(self) -> int:

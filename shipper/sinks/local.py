@@ -12,6 +12,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from shipper.fsio import write_all
 from shipper.logs import Throttle
 from shipper.metrics import METRICS
 from shipper.sinks.base import Batch
@@ -135,10 +136,7 @@ class FileSink(_SyncSink):
         if self._have:
             body = self._without_known(body)
         try:
-            view = memoryview(body)
-            while view:
-                view = view[os.write(self._fd, view) :]
-            os.fsync(self._fd)
+            write_all(self._fd, body)
         except OSError:
             with contextlib.suppress(OSError):  # no torn line: the whole batch is written again
                 os.ftruncate(self._fd, self._size)

@@ -116,21 +116,19 @@ def test_full_disk_injected(tmp_path, monkeypatch):
     """The same, in-process, with ``os.write`` failing ENOSPC in the state writers."""
     import shipper.deadletter as dl_mod
     import shipper.pipeline.checkpoint as ck_mod
+    from shipper.fsio import write_all
     from tests.integration.harness import Pipeline
 
     class FullDisk:
         full = True
 
-        def __getattr__(self, name):
-            return getattr(os, name)
+    def state_write(fd, data):
+        if FullDisk.full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write_all(fd, data)
 
-        def write(self, fd, data):
-            if FullDisk.full:
-                raise OSError(errno.ENOSPC, "No space left on device")
-            return os.write(fd, data)
-
-    monkeypatch.setattr(dl_mod, "os", FullDisk())
-    monkeypatch.setattr(ck_mod, "os", FullDisk())
+    monkeypatch.setattr(dl_mod, "write_all", state_write)  # the state writers; the output works
+    monkeypatch.setattr(ck_mod, "write_all", state_write)
     p = Pipeline(tmp_path, workers=0).start()
     write_lines(p.logs / "a.jsonl", range(50))
     with open(p.logs / "a.jsonl", "ab") as fh:
