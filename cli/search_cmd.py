@@ -362,29 +362,34 @@ def tail_cmd(
 @pass_ctx
 def status_cmd(ctx: Context, fmt: str) -> None:
     """Cluster, indices, ILM state and retention; checkpoint lag of this host's daemon."""
-    from shipper.es_setup import policy_name
+    from shipper.es_setup import ILM_UNAVAILABLE, ilm_available, policy_name
 
     out, idx = es_config(ctx)
     client = es_client(out)
     pattern = IndexNamer(idx.prefix, idx.namespace).pattern
-    info = call("status", client.info)
     health = call("status", client.cluster.health)
+    version = call("status", lambda: _version(client))
     cat = call("status", lambda: client.cat.indices(index=pattern, format="json", bytes="b"))
-    explain = call("status", lambda: client.options(ignore_status=404).ilm.explain_lifecycle(index=pattern))
-    pol = call("status", lambda: client.options(ignore_status=404).ilm.get_lifecycle(name=policy_name(idx)))
-    phases = explain.get("indices", {}) if explain.meta.status == 200 else {}
+    phases: dict[str, Any] = {}
     retention = None
-    if pol.meta.status == 200:
-        delete = pol[policy_name(idx)]["policy"]["phases"].get("delete")
-        retention = delete.get("min_age") if delete else None
+    ilm = call("status", lambda: ilm_available(client, policy_name(idx)))
+    if ilm:
+        es = client.options(ignore_status=404)
+        explain = call("status", lambda: es.ilm.explain_lifecycle(index=pattern))
+        pol = call("status", lambda: es.ilm.get_lifecycle(name=policy_name(idx)))
+        phases = explain.get("indices", {}) if explain.meta.status == 200 else {}
+        if pol.meta.status == 200:
+            delete = pol[policy_name(idx)]["policy"]["phases"].get("delete")
+            retention = delete.get("min_age") if delete else None
     indices = sorted(cat.body, key=lambda r: r["index"])
     daemon = daemon_status(ctx.config().state.dir)
     report: dict[str, Any] = {
         "cluster": {
-            "name": info.get("cluster_name"),
-            "version": info["version"]["number"],
+            "name": health.get("cluster_name"),
+            "version": version,
             "health": health["status"],
         },
+        "ilm": ilm,
         "retention": retention,
         "indices": [
             {
@@ -402,7 +407,7 @@ def status_cmd(ctx: Context, fmt: str) -> None:
         return
     c = report["cluster"]
     click.echo(f"cluster: {c['name']} (Elasticsearch {c['version']}), health {c['health']}")
-    click.echo(f"retention: {retention or 'no policy (run setup)'}")
+    click.echo(f"retention: {retention or ('no policy (run setup)' if ilm else ILM_UNAVAILABLE)}")
     rows = [
         {
             "index": r["index"],
@@ -415,6 +420,19 @@ def status_cmd(ctx: Context, fmt: str) -> None:
     click.echo(render.table(rows, ["index", "docs", "size", "ilm phase"]) if rows else "no indices yet")
     for line in describe_daemon(daemon):
         click.echo(line)
+
+
+def _version(client: Any) -> str:
+    """``GET /``'s version, or the local node's where GET / is not served (405: no rest-root module)."""
+    from shipper.sinks.elasticsearch.client import ApiError
+
+    try:
+        return str(client.info()["version"]["number"])
+    except ApiError as exc:
+        if exc.meta.status != 405:
+            raise
+    nodes = client.nodes.info(node_id="_local", metric="_none", filter_path="nodes.*.version")
+    return str(next(iter(nodes["nodes"].values()))["version"])
 
 
 def _human(n: int) -> str:

@@ -5,6 +5,12 @@ The files are templates with ``{{prefix}}``, ``{{namespace}}``, ``{{policy}}``, 
 objects with what the cluster has (after normalizing the forms Elasticsearch echoes back) and
 ``apply`` writes only what differs, so running it on every start is cheap and a policy or
 template changed by hand is reported and reconciled.
+
+A cluster without ILM (the ``x-pack-ilm`` module absent, as in Elastic's integ-test
+distribution; Elasticsearch answers 400 "no handler found" on ``/_ilm``) gets the templates
+without ``index.lifecycle.*`` (it would refuse them as unknown settings) and the policy as one
+``unavailable`` change: indices are then kept until ``prune`` deletes them. A cluster without
+the ``mapper-extras`` module (no ``match_only_text``) gets ``text`` for those fields.
 """
 
 from __future__ import annotations
@@ -31,8 +37,11 @@ class Desired:
 @dataclass(frozen=True)
 class Change:
     desired: Desired
-    action: str  # "create" | "update" | "unchanged"
+    action: str  # "create" | "update" | "unchanged" | "unavailable" (nothing to write)
     detail: str = ""
+
+
+ILM_UNAVAILABLE = "ILM not available on this cluster: indices are not deleted by age (use prune)"
 
 
 def policy_name(idx: IndexConfig) -> str:
@@ -56,7 +65,21 @@ def render_policy(idx: IndexConfig, retention: str | None = None) -> dict[str, A
     return body
 
 
-def desired(idx: IndexConfig) -> list[Desired]:
+@dataclass(frozen=True)
+class Capabilities:
+    ilm: bool = True
+    match_only_text: bool = True
+
+
+def _without_match_only_text(body: Any) -> Any:
+    if isinstance(body, dict):
+        if body.get("type") == "match_only_text":
+            return {**body, "type": "text"}
+        return {k: _without_match_only_text(v) for k, v in body.items()}
+    return body
+
+
+def desired(idx: IndexConfig, caps: Capabilities = Capabilities()) -> list[Desired]:
     values = {
         "prefix": idx.prefix,
         "namespace": idx.namespace,
@@ -64,28 +87,23 @@ def desired(idx: IndexConfig) -> list[Desired]:
         "shards": str(idx.shards),
         "replicas": str(idx.replicas),
     }
+    settings = _render("mappings/component-settings.json", values)
+    if not caps.ilm:
+        del settings["template"]["settings"]["index"]["lifecycle"]
+    mappings = _render("mappings/component-mappings.json", values)
+    deadletter = _render("mappings/deadletter-template.json", values)
+    if not caps.match_only_text:
+        mappings, deadletter = _without_match_only_text(mappings), _without_match_only_text(deadletter)
     return [
         Desired("ilm_policy", policy_name(idx), render_policy(idx)),
-        Desired(
-            "component_template",
-            f"{idx.prefix}-settings",
-            _render("mappings/component-settings.json", values),
-        ),
-        Desired(
-            "component_template",
-            f"{idx.prefix}-mappings",
-            _render("mappings/component-mappings.json", values),
-        ),
+        Desired("component_template", f"{idx.prefix}-settings", settings),
+        Desired("component_template", f"{idx.prefix}-mappings", mappings),
         Desired(
             "index_template",
             f"{idx.prefix}-{idx.namespace}",
             _render("mappings/index-template.json", values),
         ),
-        Desired(
-            "index_template",
-            f"{idx.prefix}-deadletter-{idx.namespace}",
-            _render("mappings/deadletter-template.json", values),
-        ),
+        Desired("index_template", f"{idx.prefix}-deadletter-{idx.namespace}", deadletter),
     ]
 
 
@@ -144,9 +162,37 @@ def _same(d: Desired, have: dict[str, Any]) -> bool:
     return _normalize_template(have) == _normalize_template(d.body)
 
 
+def ilm_available(client: Any, name: str = "_all") -> bool:
+    """False when the cluster has no ILM endpoints (400 "no handler found for uri")."""
+    r = client.options(ignore_status=(400, 404)).ilm.get_lifecycle(name=name)
+    error = r.body.get("error") if isinstance(r.body, dict) else None
+    if r.meta.status == 400 and isinstance(error, str) and error.startswith("no handler found"):
+        return False
+    if r.meta.status == 400:
+        client.ilm.get_lifecycle(name=name)  # any other 400 is a real error: raise it
+    return True
+
+
+def match_only_text_available(client: Any) -> bool:
+    """False when simulating a template with a ``match_only_text`` field is refused for that type."""
+    probe = {"properties": {"m": {"type": "match_only_text"}}}
+    r = client.options(ignore_status=400).indices.simulate_template(
+        index_patterns=["logto-shipper-probe-*"], template={"mappings": probe}
+    )
+    return r.meta.status != 400 or "[match_only_text]" not in json.dumps(r.body)
+
+
+def capabilities(client: Any, idx: IndexConfig) -> Capabilities:
+    return Capabilities(ilm_available(client, policy_name(idx)), match_only_text_available(client))
+
+
 def plan(client: Any, idx: IndexConfig) -> list[Change]:
     changes = []
-    for d in desired(idx):
+    caps = capabilities(client, idx)
+    for d in desired(idx, caps):
+        if d.kind == "ilm_policy" and not caps.ilm:
+            changes.append(Change(d, "unavailable", ILM_UNAVAILABLE))
+            continue
         have = current(client, d)
         if have is None:
             changes.append(Change(d, "create"))
@@ -170,7 +216,7 @@ def apply(client: Any, changes: list[Change]) -> list[Change]:
     """Write creates/updates in dependency order (policy, components, templates)."""
     done = []
     for c in changes:
-        if c.action == "unchanged":
+        if c.action in ("unchanged", "unavailable"):
             continue
         if c.action == "update":
             log.warning("%s %s %s; reconciling", c.desired.kind, c.desired.name, c.detail)

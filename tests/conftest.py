@@ -29,14 +29,39 @@ def shared_or_skip(*parts: str) -> Path:
 
 
 # -- Elasticsearch: the project's test server, or a real cluster via SHIPPER_TEST_ES_URL ----------
+# ``python -m tests.real_es start`` prints the variables (tests/real_es/__init__.py).
 
 import os as _os  # noqa: E402
 import uuid as _uuid  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+from functools import cache  # noqa: E402
 from typing import Any  # noqa: E402
 
 REAL_ES_URL = _os.environ.get("SHIPPER_TEST_ES_URL")
+REAL_ES_USER = _os.environ.get("SHIPPER_TEST_ES_USERNAME", "")
+REAL_ES_PASSWORD = _os.environ.get("SHIPPER_TEST_ES_PASSWORD", "")
+
+
+def _real_url() -> str:
+    """The real cluster's URL with the credentials as userinfo: both the official client and the
+    shipper's config (which moves them into username/password) accept that form."""
+    assert REAL_ES_URL
+    if not REAL_ES_USER:
+        return REAL_ES_URL
+    from urllib.parse import quote
+
+    scheme, rest = REAL_ES_URL.split("://", 1)
+    return f"{scheme}://{quote(REAL_ES_USER, safe='')}:{quote(REAL_ES_PASSWORD, safe='')}@{rest}"
+
+
+@cache
+def _real_ilm() -> bool:
+    from elasticsearch import Elasticsearch
+
+    from shipper.es_setup import ilm_available
+
+    return ilm_available(Elasticsearch(_real_url(), request_timeout=30))
 
 
 @dataclass
@@ -50,22 +75,38 @@ class EsTarget:
 
         return Elasticsearch(self.url, request_timeout=30, **kw)
 
+    @property
+    def ilm(self) -> bool:
+        return self.server is not None or _real_ilm()
+
     def need_server(self) -> Any:
         if self.server is None:
             pytest.skip("fault injection needs the project's test server (SHIPPER_TEST_ES_URL is set)")
         return self.server
+
+    def need_ilm(self) -> None:
+        if not self.ilm:
+            pytest.skip("ILM not available on this cluster (Elastic's integ-test distribution has none)")
+
+
+def _cleanup(client: Any, prefix: str) -> None:
+    es = client.options(ignore_status=404)
+    es.indices.delete(index=f"{prefix}*", expand_wildcards="all")
+    templates = es.indices.get_index_template(name=f"{prefix}*")
+    for t in templates.body.get("index_templates", []) if templates.meta.status == 200 else []:
+        es.indices.delete_index_template(name=t["name"])
+    components = es.cluster.get_component_template(name=f"{prefix}*")
+    for t in components.body.get("component_templates", []) if components.meta.status == 200 else []:
+        es.cluster.delete_component_template(name=t["name"])
 
 
 @pytest.fixture
 def es_target() -> Iterator[EsTarget]:
     prefix = f"t{_uuid.uuid4().hex[:8]}"
     if REAL_ES_URL:
-        target = EsTarget(REAL_ES_URL, None, prefix)
+        target = EsTarget(_real_url(), None, prefix)
         yield target
-        client = target.client()
-        client.options(ignore_status=404).indices.delete(index=f"{prefix}*", expand_wildcards="all")
-        for _name in ("_index_template", "_component_template"):
-            pass
+        _cleanup(target.client(), prefix)
         return
     from tests.es_server import EsTestServer
 
@@ -91,11 +132,16 @@ def _pg_server() -> Any:
     return _PG
 
 
-def pytest_report_header(config: Any) -> str:
+def pytest_report_header(config: Any) -> list[str]:
+    version = _os.environ.get("SHIPPER_TEST_ES_VERSION", "")
+    es = (
+        f"elasticsearch: real node {version} at {REAL_ES_URL} (SHIPPER_TEST_ES_URL)"
+        if REAL_ES_URL
+        else "elasticsearch: the project's test server (tests/es_server), one per test"
+    )
     srv = _pg_server()
-    if isinstance(srv, Exception):
-        return f"postgres: unavailable ({srv})"
-    return f"postgres: {srv.how}"
+    pg = f"postgres: unavailable ({srv})" if isinstance(srv, Exception) else f"postgres: {srv.how}"
+    return [es, pg]
 
 
 def pytest_unconfigure(config: Any) -> None:

@@ -457,6 +457,12 @@ class EsTestServer:
             ),
             (
                 "POST",
+                r"/_index_template/_simulate",
+                self.h_simulate_template,
+                {"master_timeout", "include_defaults", "create", "cause"},
+            ),
+            (
+                "POST",
                 r"/_index_template/_simulate_index/(?P<name>[^/]+)",
                 self.h_simulate_index,
                 {"master_timeout", "include_defaults"},
@@ -1330,6 +1336,17 @@ class EsTestServer:
         for n in names:
             del self.cluster.index_templates[n]
         return 200, {"acknowledged": True}
+
+    def h_simulate_template(self, r: Request) -> tuple[int, Any]:
+        composed = self.cluster.simulate_template(r.json(required=True))
+        return 200, {
+            "template": {
+                "settings": nest_settings(dict(composed["settings"])),
+                "mappings": composed["mappings"],
+                "aliases": composed["aliases"],
+            },
+            "overlapping": [],
+        }
 
     def h_simulate_index(self, r: Request) -> tuple[int, Any]:
         composed = self.cluster.compose(r.vars["name"])

@@ -470,8 +470,14 @@ class Cluster:
         mapping_extra: dict[str, Any] = {}
         aliases: dict[str, Any] = {}
         match = self.matching_template(index)
-        if match:
-            _, t = match
+        return {**self.compose_template(match[1] if match else None), "template": match[0] if match else None}
+
+    def compose_template(self, t: dict[str, Any] | None) -> dict[str, Any]:
+        settings: dict[str, str] = {}
+        props: dict[str, Any] = {}
+        mapping_extra: dict[str, Any] = {}
+        aliases: dict[str, Any] = {}
+        if t is not None:
             parts = [
                 self.component_templates[c]["template"]
                 for c in t.get("composed_of", [])
@@ -484,12 +490,20 @@ class Cluster:
                 mapping_extra.update({k: v for k, v in m.items() if k != "properties"})
                 aliases.update(p.get("aliases", {}))
         mappings = {**mapping_extra, "properties": props} if props or mapping_extra else {}
-        return {
-            "settings": settings,
-            "mappings": mappings,
-            "aliases": aliases,
-            "template": match[0] if match else None,
-        }
+        return {"settings": settings, "mappings": mappings, "aliases": aliases}
+
+    def simulate_template(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /_index_template/_simulate``: the body validated as a template, then composed
+        (as Elasticsearch's TransportSimulateTemplateAction does, without storing it)."""
+        saved = dict(self.index_templates)
+        name = "simulate_template_" + uuid.uuid4().hex[:22]
+        try:
+            self.put_index_template(name, body)
+            composed = self.compose_template(self.index_templates[name])
+            validate_properties(composed["mappings"].get("properties", {}))
+        finally:
+            self.index_templates = saved
+        return composed
 
     # -- indices ---------------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ while running; ``close`` abandons them (the batch is then not acknowledged and i
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
@@ -137,8 +136,15 @@ class ElasticsearchSink:
         where = f"Elasticsearch at {self.hosts}"
         while True:
             try:
-                with contextlib.suppress(AuthorizationException):
+                try:
                     self.client.info()
+                except AuthorizationException:
+                    pass
+                except ApiError as exc:
+                    # 405 on GET /: a node without the rest-root module (Elastic's integ-test
+                    # distribution); it answered, and setup checks the credentials.
+                    if exc.meta.status != 405:
+                        raise
                 if not self._setup_done:
                     self._apply_setup()
                 return
@@ -200,7 +206,9 @@ class ElasticsearchSink:
     def _apply_setup(self) -> None:
         changes = setup(self.client, self.index_cfg)
         for c in changes:
-            if c.action != "unchanged":
+            if c.action == "unavailable":
+                log.warning("setup: %s %s: %s", c.desired.kind, c.desired.name, c.detail)
+            elif c.action != "unchanged":
                 log.info("setup: %s %s %s", c.action, c.desired.kind, c.desired.name)
         self._setup_done = True
 
