@@ -35,3 +35,19 @@ def call(what: str, fn: Callable[[], T]) -> T:
         return fn()
     except (ApiError, TransportError) as exc:
         raise translate(exc, what) from None
+
+
+def cluster_identity(client: Any) -> tuple[str, str]:
+    """(cluster name, version) from ``GET /``, or from health and the local node where a node
+    does not serve ``GET /`` (405: no ``rest-root`` module, as in Elastic's integ-test build)."""
+    from shipper.sinks.elasticsearch.client import ApiError
+
+    try:
+        info = client.info()
+        return str(info.get("cluster_name")), str(info["version"]["number"])
+    except ApiError as exc:
+        if exc.meta.status != 405:
+            raise
+    name = client.cluster.health()["cluster_name"]
+    nodes = client.nodes.info(node_id="_local", metric="_none", filter_path="nodes.*.version")
+    return str(name), str(next(iter(nodes["nodes"].values()))["version"])

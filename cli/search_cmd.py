@@ -17,7 +17,7 @@ import orjson
 
 from cli import render
 from cli.context import EXIT_PROBLEMS, Context, pass_ctx
-from cli.es import call, es_client, es_config
+from cli.es import call, cluster_identity, es_client, es_config
 from shipper import search as s
 from shipper.indexing import IndexNamer
 
@@ -368,7 +368,7 @@ def status_cmd(ctx: Context, fmt: str) -> None:
     client = es_client(out)
     pattern = IndexNamer(idx.prefix, idx.namespace).pattern
     health = call("status", client.cluster.health)
-    version = call("status", lambda: _version(client))
+    _, version = call("status", lambda: cluster_identity(client))
     cat = call("status", lambda: client.cat.indices(index=pattern, format="json", bytes="b"))
     phases: dict[str, Any] = {}
     retention = None
@@ -420,19 +420,6 @@ def status_cmd(ctx: Context, fmt: str) -> None:
     click.echo(render.table(rows, ["index", "docs", "size", "ilm phase"]) if rows else "no indices yet")
     for line in describe_daemon(daemon):
         click.echo(line)
-
-
-def _version(client: Any) -> str:
-    """``GET /``'s version, or the local node's where GET / is not served (405: no rest-root module)."""
-    from shipper.sinks.elasticsearch.client import ApiError
-
-    try:
-        return str(client.info()["version"]["number"])
-    except ApiError as exc:
-        if exc.meta.status != 405:
-            raise
-    nodes = client.nodes.info(node_id="_local", metric="_none", filter_path="nodes.*.version")
-    return str(next(iter(nodes["nodes"].values()))["version"])
 
 
 def _human(n: int) -> str:

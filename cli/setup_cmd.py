@@ -9,7 +9,7 @@ import click
 import orjson
 
 from cli.context import EXIT_PROBLEMS, EXIT_UNREACHABLE, Context, fail, pass_ctx
-from cli.es import call, es_client, es_config
+from cli.es import call, cluster_identity, es_client, es_config
 from shipper.config import parse_duration
 
 
@@ -29,7 +29,7 @@ def setup(ctx: Context, dry_run: bool, kibana_url: str | None, kibana_space: str
         click.echo(
             f"{c.action:9} {c.desired.kind:18} {c.desired.name}" + (f"  ({c.detail})" if c.detail else "")
         )
-        if dry_run and c.action != "unchanged":
+        if dry_run and c.action in ("create", "update"):
             click.echo(orjson.dumps(c.desired.body, option=orjson.OPT_INDENT_2).decode())
     if dry_run:
         if kibana_url:
@@ -39,8 +39,11 @@ def setup(ctx: Context, dry_run: bool, kibana_url: str | None, kibana_space: str
         click.echo("dry run: nothing was changed", err=True)
         return
     done = call("setup", lambda: es_setup.apply(client, changes))
+    unavailable = sum(c.action == "unavailable" for c in changes)
     click.echo(
-        f"setup complete: {len(done)} changed, {len(changes) - len(done)} already up to date", err=True
+        f"setup complete: {len(done)} changed, {len(changes) - len(done) - unavailable} already up to date"
+        + (f", {unavailable} unavailable on this cluster" if unavailable else ""),
+        err=True,
     )
     if kibana_url:
         report = kibana.import_objects(kibana_url, kibana_space, out, idx)
@@ -125,10 +128,9 @@ def test_output(ctx: Context) -> None:
     """Connect, check the version and the privileges setup and indexing need."""
     out, idx = es_config(ctx)
     client = es_client(out)
-    info = call(f"connect to {', '.join(out.hosts)}", client.info)
-    version = info["version"]["number"]
+    name, version = call(f"connect to {', '.join(out.hosts)}", lambda: cluster_identity(client))
     major = int(version.split(".")[0])
-    click.echo(f"connected: {', '.join(out.hosts)} ({info.get('cluster_name')}, Elasticsearch {version})")
+    click.echo(f"connected: {', '.join(out.hosts)} ({name}, Elasticsearch {version})")
     if major not in (8, 9):
         fail(f"Elasticsearch {version} is not supported (needs 8.x or 9.x)", 1)
     pattern = f"{idx.prefix}-*"

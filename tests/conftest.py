@@ -84,9 +84,35 @@ class EsTarget:
             pytest.skip("fault injection needs the project's test server (SHIPPER_TEST_ES_URL is set)")
         return self.server
 
+    @property
+    def base_url(self) -> str:
+        """The URL without credentials (for configs that set them separately)."""
+        return REAL_ES_URL if self.server is None and REAL_ES_URL else self.url
+
+    def api_key(self) -> str:
+        """An encoded API key the target accepts: the server is taught one; a real node's comes
+        from SHIPPER_TEST_ES_API_KEY (none on the integ-test build: no .security index)."""
+        if self.server is not None:
+            self.server.api_keys = {"kid": "ksecret"}
+            return "a2lkOmtzZWNyZXQ="  # base64("kid:ksecret")
+        key = _os.environ.get("SHIPPER_TEST_ES_API_KEY")
+        if not key:
+            pytest.skip("no API key on this cluster (the integ-test build cannot create .security)")
+        return key
+
     def need_ilm(self) -> None:
         if not self.ilm:
             pytest.skip("ILM not available on this cluster (Elastic's integ-test distribution has none)")
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    """Against a real cluster, run only the tests that talk to Elasticsearch (the others would
+    repeat the test-server run unchanged)."""
+    if not REAL_ES_URL:
+        return
+    keep = [i for i in items if "es_target" in getattr(i, "fixturenames", ())]
+    config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+    items[:] = keep
 
 
 def _cleanup(client: Any, prefix: str) -> None:

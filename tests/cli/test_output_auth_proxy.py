@@ -81,7 +81,7 @@ def test_proxy_from_environment_is_honoured(tmp_path, es_target, proxy, monkeypa
     monkeypatch.delenv("NO_PROXY", raising=False)
     r = CliRunner().invoke(cli, ["--config", str(config(tmp_path, target, "")), "test", "output"])
     assert r.exit_code == 0, r.output
-    assert any(p.startswith(es_target.url) for p in seen)  # the request went through the proxy
+    assert any(p.startswith(es_target.base_url) for p in seen)  # the request went through the proxy
     monkeypatch.setenv("no_proxy", "127.0.0.1")
     seen.clear()
     r = CliRunner().invoke(cli, ["--config", str(config(tmp_path, target, "")), "test", "output"])

@@ -170,7 +170,12 @@ def test_mapping_conflicts_go_to_dead_letter_index(tmp_path, es_target):
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         p.runner.step()
-        if es.indices.exists(index=dl) and es.count(index=dl)["count"] >= 20:
+        if not es.indices.exists(index=dl):
+            continue
+        # A real node answers 503 to a count until the new index's primary has started (health
+        # already says yellow while a new index's primary initializes).
+        es.cluster.health(index=dl, wait_for_active_shards="all", timeout="10s")
+        if es.count(index=dl)["count"] >= 20:
             break
     es.indices.refresh(index=dl)
     hits = es.search(index=dl, size=50)["hits"]["hits"]
@@ -204,6 +209,7 @@ def test_413_splits_batches(tmp_path, es_target):
 def test_setup_idempotent_and_reconciles_drift(tmp_path, es_target):
     from shipper import es_setup
 
+    es_target.need_ilm()
     es = es_target.client()
     p = es_pipeline(tmp_path, es_target)
     idx = p.cfg.index

@@ -65,8 +65,6 @@ replicas = 0
     daemon.wait_for(lambda: count() >= writer.count, timeout=120)
     assert daemon.terminate() == 0  # SIGTERM: drained, checkpointed, exit 0
     assert count() == writer.count  # no duplicates: a replay is answered 409
-    resp = es.search(index=pattern, size=0, aggs={"ids": {"cardinality": {"field": "event.id"}}})
-    assert resp["aggregations"]["ids"]["value"] == writer.count
     got = set()
     r = es.search(index=pattern, size=5000, sort=["event.id"], _source=False)
     while r["hits"]["hits"]:

@@ -208,9 +208,8 @@ def test_setup_imports_into_kibana_space_and_rerun_updates(tmp_path, es_target, 
 
     from cli.main import cli
 
-    kibana["require"] = "ApiKey a2lkOmtzZWNyZXQ="
-    if es_target.server is not None:
-        es_target.server.api_keys = {"kid": "ksecret"}
+    key = es_target.api_key()
+    kibana["require"] = f"ApiKey {key}"
     cfg = tmp_path / "s.toml"
     cfg.write_text(f"""
 [[inputs]]
@@ -218,8 +217,8 @@ type = "file"
 paths = ["x"]
 [output]
 type = "elasticsearch"
-hosts = ["{es_target.url}"]
-api_key = "a2lkOmtzZWNyZXQ="
+hosts = ["{es_target.base_url}"]
+api_key = "{key}"
 [index]
 prefix = "{es_target.prefix}"
 namespace = "prod"
@@ -230,7 +229,7 @@ namespace = "prod"
     assert "kibana: 13 created, 0 updated, 0 errors" in r.stderr
     path, headers, body = kibana["requests"][-1]
     assert path == "/s/ops/api/saved_objects/_import?overwrite=true"
-    assert headers["kbn-xsrf"] and headers["Authorization"] == "ApiKey a2lkOmtzZWNyZXQ="
+    assert headers["kbn-xsrf"] and headers["Authorization"] == f"ApiKey {key}"
     assert headers["Content-Type"].startswith("multipart/form-data; boundary=")
     assert f'"title": "{es_target.prefix}-prod-*"'.encode() in body  # data view follows the config
     r = CliRunner().invoke(cli, args)
