@@ -38,7 +38,7 @@ def test_setup_dry_run_then_apply_then_noop(tmp_path, es_target):
     r = run(cfg, "setup", "--dry-run")
     assert r.exit_code == 0, r.output
     assert r.stdout.count("create") == n and ('"phases"' in r.stdout) == es_target.ilm
-    assert es_target.ilm or "unavailable ilm_policy" in r.stdout and "ILM not available" in r.stdout
+    assert es_target.ilm or ("unavailable ilm_policy" in r.stdout and "ILM not available" in r.stdout)
     es = es_target.client()
     assert not es.indices.exists_index_template(name=f"{es_target.prefix}-default")
     r = run(cfg, "setup")

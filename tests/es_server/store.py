@@ -465,10 +465,6 @@ class Cluster:
 
     def compose(self, index: str) -> dict[str, Any]:
         """Settings/mappings/aliases an index would get from templates (simulate API)."""
-        settings: dict[str, str] = {}
-        props: dict[str, Any] = {}
-        mapping_extra: dict[str, Any] = {}
-        aliases: dict[str, Any] = {}
         match = self.matching_template(index)
         return {**self.compose_template(match[1] if match else None), "template": match[0] if match else None}
 

@@ -273,7 +273,7 @@ def start(version: str, timeout: float = 180) -> Node:
     )
     pidfile = run / "es.pid"
     _say(f"starting Elasticsearch {version} on 127.0.0.1:{http_port} (JDK {java})")
-    out = open(run / "logs" / "stdout.log", "wb")
+    out = open(run / "logs" / "stdout.log", "wb")  # noqa: SIM115 - the node keeps it
     proc = subprocess.Popen(
         [str(dist / "bin" / "elasticsearch"), "-p", str(pidfile)],
         stdout=out,
@@ -338,10 +338,6 @@ def stop(version: str, timeout: float = 60) -> bool:
         os.killpg(node.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while _alive(node) and time.monotonic() < deadline:
-            try:
-                os.waitpid(node.pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
             time.sleep(0.5)
         if _alive(node):
             os.killpg(node.pid, signal.SIGKILL)
