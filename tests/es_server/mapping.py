@@ -54,6 +54,27 @@ class ConversionError(ValueError):
     pass
 
 
+# Lucene's IndexWriter.MAX_TERM_LENGTH: a longer indexed term fails the whole document.
+MAX_TERM_BYTES = 32766
+
+
+class ImmenseTerm(ConversionError):
+    """A keyword value over MAX_TERM_BYTES; the message needs the field, so the caller builds it."""
+
+    def __init__(self, term: bytes) -> None:
+        super().__init__("immense term")
+        self.term = term
+
+    def reason(self, field: str) -> str:
+        # IndexingChain.processField's message, as Elasticsearch returns it in caused_by.
+        return (
+            f'Document contains at least one immense term in field="{field}" (whose UTF8 encoding is '
+            f"longer than the max length {MAX_TERM_BYTES}), all of which were skipped. Please correct the "
+            f"analyzer to not produce such terms. The prefix of the first immense term is: "
+            f"'{list(self.term[:30])}...'"
+        )
+
+
 def analyze(text: str) -> list[str]:
     """The standard analyzer, closely enough: unicode word tokens, lower-cased."""
     return [t.lower() for t in _TOKEN.findall(text)]
@@ -192,7 +213,11 @@ def convert(ftype: str, value: Any, fdef: dict[str, Any]) -> list[Any]:
             else ("true" if value is True else "false" if value is False else str(value))
         )
         above = fdef.get("ignore_above")
-        return [] if above is not None and len(s) > int(above) else [s]
+        if above is not None and len(s) > int(above):
+            return []
+        if ftype == "keyword" and len(s.encode()) > MAX_TERM_BYTES:
+            raise ImmenseTerm(s.encode())
+        return [s]
     if ftype in TEXTISH:
         if isinstance(value, dict):
             raise ConversionError("object where text was expected")
@@ -274,12 +299,62 @@ def _geo(value: Any) -> tuple[float, float]:
     return (lat, lon)
 
 
+# Each type's mapping parameters (the Elasticsearch reference, "Mapping parameters" and each
+# field type's page; the builders' Parameter lists in server/.../index/mapper). Any other key is
+# refused as FieldMapper.Builder.parse does: "unknown parameter [x] on mapper [f] of type [t]".
+_FIELD_COMMON = {"type", "meta", "fields", "copy_to"}
+_SCRIPTED = {"script", "on_script_error"}
+_NUMBER_PARAMS = {"coerce", "doc_values", "ignore_malformed", "index", "null_value", "store"}
+_NUMBER_PARAMS |= _SCRIPTED | {"time_series_dimension", "time_series_metric"}
+_KEYWORD_PARAMS = {"doc_values", "eager_global_ordinals", "ignore_above", "index", "index_options"}
+_KEYWORD_PARAMS |= {"norms", "null_value", "store", "similarity", "normalizer"}
+_KEYWORD_PARAMS |= {"split_queries_on_whitespace", "time_series_dimension"} | _SCRIPTED
+_TEXT_PARAMS = {"analyzer", "search_analyzer", "search_quote_analyzer", "eager_global_ordinals"}
+_TEXT_PARAMS |= {"fielddata", "fielddata_frequency_filter", "index", "index_options", "index_prefixes"}
+_TEXT_PARAMS |= {"index_phrases", "norms", "position_increment_gap", "store", "similarity", "term_vector"}
+MAPPING_PARAMS: dict[str, set[str]] = {
+    "keyword": _KEYWORD_PARAMS,
+    "constant_keyword": {"value"},
+    "wildcard": {"null_value", "ignore_above"},
+    "text": _TEXT_PARAMS,
+    "match_only_text": set(),
+    "date": {"doc_values", "format", "locale", "ignore_malformed", "index", "null_value", "store"}
+    | _SCRIPTED,
+    "date_nanos": {"doc_values", "format", "locale", "ignore_malformed", "index", "null_value", "store"}
+    | _SCRIPTED,
+    **{t: _NUMBER_PARAMS for t in NUMERIC - {"scaled_float"}},
+    "scaled_float": _NUMBER_PARAMS | {"scaling_factor"},
+    "boolean": {"doc_values", "index", "null_value", "store", "ignore_malformed"} | _SCRIPTED,
+    "ip": {"doc_values", "ignore_malformed", "index", "null_value", "store", "time_series_dimension"}
+    | _SCRIPTED,
+    "geo_point": {"doc_values", "ignore_malformed", "ignore_z_value", "index", "null_value", "store"}
+    | _SCRIPTED,
+    "flattened": {"depth_limit", "doc_values", "eager_global_ordinals", "ignore_above", "index"}
+    | {"index_options", "null_value", "similarity", "split_queries_on_whitespace"}
+    | {"time_series_dimensions"},
+    "binary": {"doc_values", "store"},
+}
+OBJECT_PARAMS = {"type", "dynamic", "enabled", "properties", "subobjects"}
+
+
+def _mapping_error(reason: str, cause_type: str = "mapper_parsing_exception") -> EsError:
+    return EsError(
+        400,
+        "mapper_parsing_exception",
+        f"Failed to parse mapping: {reason}",
+        caused_by={"type": cause_type, "reason": reason},
+    )
+
+
 def validate_properties(props: Any, path: str = "") -> None:
-    """Reject mappings Elasticsearch would reject (unknown types, malformed properties)."""
+    """Reject mappings Elasticsearch would reject (unknown types and parameters, empty names,
+    malformed properties)."""
     if not isinstance(props, dict):
         raise EsError(400, "mapper_parsing_exception", "Expected map for property [properties]")
     for name, fdef in props.items():
         full = f"{path}{name}"
+        if name == "":
+            raise _mapping_error("field name cannot be an empty string", "illegal_argument_exception")
         if not isinstance(fdef, dict):
             raise EsError(
                 400,
@@ -294,6 +369,9 @@ def validate_properties(props: Any, path: str = "") -> None:
                     "mapper_parsing_exception",
                     f"test server: nested type not implemented (field [{full}])",
                 )
+            for k in fdef:
+                if k not in OBJECT_PARAMS:
+                    raise _mapping_error(f"unknown parameter [{k}] on mapper [{name}] of type [object]")
             validate_properties(fdef.get("properties", {}), full + ".")
             continue
         if ftype not in LEAF:
@@ -302,6 +380,9 @@ def validate_properties(props: Any, path: str = "") -> None:
                 "mapper_parsing_exception",
                 f"No handler for type [{ftype}] declared on field [{full}]",
             )
+        for k in fdef:
+            if k not in _FIELD_COMMON and k not in MAPPING_PARAMS[ftype]:
+                raise _mapping_error(f"unknown parameter [{k}] on mapper [{name}] of type [{ftype}]")
         for sub, sdef in (fdef.get("fields") or {}).items():
             validate_properties({sub: sdef}, full + ".")
 

@@ -27,7 +27,15 @@ import orjson
 
 from tests.es_server.errors import EsError, bad_request, index_not_found, resource_missing
 from tests.es_server.query import search
-from tests.es_server.store import Clock, Cluster, Index, nest_settings, normalize_settings
+from tests.es_server.store import (
+    Clock,
+    Cluster,
+    Index,
+    check_id_length,
+    check_writable,
+    nest_settings,
+    normalize_settings,
+)
 
 # Options of most index-reading APIs (multi-target syntax, local/master reads).
 INDEX_READ_OPTS = frozenset(
@@ -977,6 +985,8 @@ class EsTestServer:
                     raise bad_request(f"Action/metadata line [{line_no}] contains an unknown parameter [{k}]")
             if op == "update":
                 raise bad_request("test server: bulk [update] actions are not implemented")
+            if meta.get("_id") is not None:
+                check_id_length(str(meta["_id"]))
             if "_index" not in meta and default_index is None:
                 raise EsError(
                     400,
@@ -1019,6 +1029,7 @@ class EsTestServer:
                     )
                 if op == "delete":
                     ix = self.cluster.prepare(index)
+                    check_writable(ix)
                     existing = ix.docs.pop(str(doc_id), None)
                     ix.seq += 1
                     replicas = int(ix.settings.get("index.number_of_replicas", "1"))

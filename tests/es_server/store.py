@@ -19,6 +19,8 @@ from tests.es_server.errors import EsError, bad_request, index_not_found, resour
 from tests.es_server.mapping import (
     KEYWORDISH,
     ConversionError,
+    ImmenseTerm,
+    MAX_TERM_BYTES,
     convert,
     dynamic_for,
     merge_properties,
@@ -616,12 +618,8 @@ class Cluster:
             raise EsError(400, "document_parsing_exception", "[1:1] failed to parse: source is not an object")
         if doc_id == "":
             raise EsError(400, "illegal_argument_exception", "if _id is specified it must not be empty")
-        if len(doc_id.encode()) > 512:
-            raise EsError(
-                400,
-                "action_request_validation_exception",
-                f"Validation Failed: 1: id [{doc_id}] is too long, must be no longer than 512 bytes but was: {len(doc_id.encode())};",
-            )
+        check_id_length(doc_id)
+        check_writable(ix)
         existing = ix.docs.get(doc_id)
         if op == "create" and existing is not None:
             raise EsError(
@@ -693,37 +691,63 @@ class Cluster:
 
         def leaf(path: str, fdef: dict[str, Any], value: Any) -> None:
             ftype = fdef.get("type")
-            if ftype == "flattened":
-                flat_leaves(path, value)
-                return
             if ftype == "object" or "properties" in fdef:
                 return
+            at = path
             try:
+                if ftype == "flattened":
+                    flat_leaves(path, fdef, value)
+                    return
                 add(path, convert(ftype, value, fdef))
                 for sub, sdef in (fdef.get("fields") or {}).items():
-                    add(f"{path}.{sub}", convert(sdef.get("type"), value, sdef))
+                    at = f"{path}.{sub}"
+                    add(at, convert(sdef.get("type"), value, sdef))
             except ConversionError as exc:
-                preview = value
+                reason = exc.reason(at) if isinstance(exc, ImmenseTerm) else str(exc)
                 raise EsError(
                     400,
                     "document_parsing_exception",
                     f"[1:2] failed to parse field [{path}] of type [{ftype}] in document with id '{doc_id}'. "
-                    f"Preview of field's value: '{preview}'",
-                    caused_by={"type": "illegal_argument_exception", "reason": str(exc)},
+                    f"Preview of field's value: '{value}'",
+                    caused_by={"type": "illegal_argument_exception", "reason": reason},
                 ) from None
 
-        def flat_leaves(path: str, value: Any, sub: str = "") -> None:
+        def flat_leaves(path: str, fdef: dict[str, Any], value: Any, keys: tuple[str, ...] = ()) -> None:
+            """FlattenedFieldParser: a key path deeper than ``depth_limit`` (default 20) or a key
+            holding ``\\0`` fails the document; so does a keyed term ``key\\0value`` longer than
+            Lucene's term limit; values longer than ``ignore_above`` are skipped."""
             if isinstance(value, dict):
                 for k, v in value.items():
-                    flat_leaves(path, v, f"{sub}.{k}" if sub else k)
+                    if "\0" in k:
+                        raise ConversionError(
+                            "Keys in [flattened] fields cannot contain the reserved character \\0. "
+                            f"Offending key: [{k}]."
+                        )
+                    if len(keys) + 1 > int(fdef.get("depth_limit", 20)):
+                        raise ConversionError(
+                            f"The provided [flattened] field [{path}] exceeds the maximum depth limit of "
+                            f"[{int(fdef.get('depth_limit', 20))}]."
+                        )
+                    flat_leaves(path, fdef, v, (*keys, k))
             elif isinstance(value, list):
                 for v in value:
-                    flat_leaves(path, v, sub)
+                    flat_leaves(path, fdef, v, keys)
             elif value is not None:
                 s = ("true" if value else "false") if isinstance(value, bool) else str(value)
+                above = fdef.get("ignore_above")
+                if above is not None and len(s) > int(above):
+                    return
+                key = ".".join(keys)
+                if len(key.encode()) + 1 + len(s.encode()) > MAX_TERM_BYTES:
+                    raise ConversionError(
+                        f"Flattened field [{path}] contains one immense field whose keyed encoding is longer "
+                        f"than the allowed max length of {MAX_TERM_BYTES} bytes. Key length: "
+                        f"{len(key.encode())}, value length: {len(s.encode())} for key starting with "
+                        f"[{key[:10]}]"
+                    )
                 add(path, [s])
-                if sub:
-                    add(f"{path}.{sub}", [s])
+                if key:
+                    add(f"{path}.{key}", [s])
 
         def walk(
             obj: dict[str, Any],
@@ -985,7 +1009,40 @@ class Cluster:
             if phase == "delete" and "delete" in pdef.get("actions", {}):
                 del self.indices[ix.name]
                 deleted.append(ix.name)
+            elif "readonly" in pdef.get("actions", {}):
+                # ReadOnlyAction adds the index write block (docs: ilm-readonly): later writes
+                # get 403 cluster_block_exception per item.
+                ix.settings["index.blocks.write"] = "true"
         return deleted
+
+
+def check_id_length(doc_id: str) -> None:
+    """IndexRequest.validate: an _id over 512 UTF-8 bytes fails validation (in _bulk, the whole
+    request: BulkRequest.validate collects every item's errors)."""
+    if len(doc_id.encode()) > 512:
+        raise EsError(
+            400,
+            "action_request_validation_exception",
+            f"Validation Failed: 1: id [{doc_id}] is too long, must be no longer than 512 bytes but was: "
+            f"{len(doc_id.encode())};",
+        )
+
+
+# Index blocks (docs: index-modules-blocks): the block's id and description in the 403.
+WRITE_BLOCKS = {
+    "index.blocks.read_only": "FORBIDDEN/5/index read-only (api)",
+    "index.blocks.read_only_allow_delete": "TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, "
+    "index has read-only-allow-delete block; for more information, see "
+    "https://www.elastic.co/guide/en/elasticsearch/reference/8.19/fix-watermark-errors.html",
+    "index.blocks.write": "FORBIDDEN/8/index write (api)",
+}
+
+
+def check_writable(ix: Index) -> None:
+    for setting, block in WRITE_BLOCKS.items():
+        if str(ix.settings.get(setting, "false")).lower() == "true":
+            status = 429 if block.startswith("TOO_MANY") else 403
+            raise EsError(status, "cluster_block_exception", f"index [{ix.name}] blocked by: [{block}];")
 
 
 def parsing_unknown_key(k: str) -> EsError:
