@@ -27,9 +27,12 @@ class EsError(Exception):
             out["caused_by"] = self.caused_by
         return out
 
+    root_causes: list[dict[str, Any]] | None = None  # None: the error itself
+
     def body(self) -> dict[str, Any]:
         root = {"type": self.type, "reason": self.reason, **self.extra}
-        return {"error": {"root_cause": [root], **self.cause()}, "status": self.status}
+        roots = [root] if self.root_causes is None else self.root_causes
+        return {"error": {"root_cause": roots, **self.cause()}, "status": self.status}
 
 
 def index_not_found(name: str) -> EsError:

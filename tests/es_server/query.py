@@ -689,6 +689,11 @@ def parse_sort(spec: Any) -> list[tuple[str, str, Any, str | None]]:
                 if isinstance(v, str):
                     out.append((field, v, None, None))
                 elif isinstance(v, dict):
+                    for k in v:
+                        if k in ("mode", "numeric_type", "nested"):
+                            raise bad_request(f"test server: sort option [{k}] is not implemented")
+                        if k not in ("order", "missing", "unmapped_type", "format"):
+                            raise parsing(f"[field_sort] unknown field [{k}]")
                     order = v.get("order", "desc" if field == "_score" else "asc")
                     if order not in ("asc", "desc"):
                         raise bad_request(f"Unknown SortOrder [{order}]")
@@ -727,6 +732,36 @@ class _Missing:
 
 _MISSING_LAST = _Missing(True)
 _MISSING_FIRST = _Missing(False)
+
+
+def sort_formats(spec: Any) -> list[str | None]:
+    """Each sort's ``format`` (None where not given), in the order parse_sort returns them."""
+    out: list[str | None] = []
+    for it in spec if isinstance(spec, list) else [spec] if spec is not None else []:
+        if isinstance(it, dict):
+            out += [v.get("format") if isinstance(v, dict) else None for v in it.values()]
+        else:
+            out.append(None)
+    return out
+
+
+def render_sort_values(ix: Index, sorts: list[Any], svals: list[Any], spec: Any) -> list[Any]:
+    fmts = sort_formats(spec) if not isinstance(spec, str) else [None] * len(sorts)
+    out = []
+    for (f, o, _, _), v, fmt in zip(sorts, svals, fmts, strict=True):
+        r = render_sort_value(ix, f, v, o)
+        if fmt is not None and r is not None:
+            t = ftype(ix, f)
+            if t not in DATE_TYPES:
+                raise bad_request(f"test server: sort [format] on [{t}] fields is not implemented")
+            if fmt in ("strict_date_optional_time", "date_optional_time", "strict_date_time", "date_time"):
+                r = format_date(int(r))
+            elif fmt == "epoch_millis":
+                r = str(int(r))
+            else:
+                r = _fmt(int(r), fmt)
+        out.append(r)
+    return out
 
 
 def render_sort_value(ix: Index, field: str, v: Any, order: str) -> Any:
@@ -824,11 +859,57 @@ def run_aggs(spec: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster:
         if kind not in AGG_TYPES:
             err = EsError(400, "x_content_parse_exception", f"[1:20] unknown aggregation type [{kind}]")
             raise err
+        check_options(kind, adef[kind], name)
         res = AGGS[kind](adef[kind], hits, now, cluster, subs)
         if "meta" in adef:
             res["meta"] = adef["meta"]
         out[name] = res
     return out
+
+
+# Each aggregation's options (the Elasticsearch reference page of each aggregation): those
+# implemented, and those Elasticsearch knows that the test server refuses rather than ignores.
+AGG_OPTIONS: dict[str, tuple[set[str], set[str]]] = {
+    "terms": (
+        {"field", "size", "min_doc_count", "order", "missing", "include", "exclude", "shard_size"}
+        | {"execution_hint", "collect_mode", "show_term_doc_count_error", "value_type"},
+        {"format", "script", "shard_min_doc_count"},
+    ),
+    "cardinality": ({"field", "precision_threshold", "missing", "execution_hint"}, {"script"}),
+    "histogram": (
+        {"field", "interval", "offset", "min_doc_count", "extended_bounds", "order"},
+        {"hard_bounds", "keyed", "missing", "format", "script"},
+    ),
+    **{m: ({"field"}, {"missing", "script", "format", "value_type"}) for m in ("min", "max", "sum", "avg")},
+    "value_count": ({"field"}, {"script", "format"}),
+    "date_histogram": (
+        {"field", "calendar_interval", "fixed_interval", "interval", "format", "time_zone", "offset"}
+        | {"min_doc_count", "extended_bounds", "order"},
+        {"hard_bounds", "keyed", "missing", "script"},
+    ),
+}
+
+
+def check_options(kind: str, body: Any, name: str) -> None:
+    """Unknown options fail as ObjectParser does ("unknown field [x] did you mean [y]?");
+    known but unimplemented ones are refused by name."""
+    if kind not in AGG_OPTIONS or not isinstance(body, dict):
+        return
+    pt = body.get("precision_threshold") if kind == "cardinality" else None
+    if pt is not None and int(pt) < 0:
+        raise bad_request(
+            f"[precisionThreshold] must be greater than or equal to 0. Found [{pt}] in [{name}]"
+        )
+    implemented, refused = AGG_OPTIONS[kind]
+    for k in body:
+        if k in refused:
+            raise bad_request(f"test server: [{kind}] option [{k}] is not implemented")
+        if k not in implemented:
+            import difflib
+
+            close = difflib.get_close_matches(k, sorted(implemented | refused), n=1, cutoff=0.8)
+            hint = f" did you mean [{close[0]}]?" if close else ""
+            raise EsError(400, "x_content_parse_exception", f"[1:1] [{kind}] unknown field [{k}]{hint}")
 
 
 def _field_of(body: Any, kind: str) -> str:
@@ -879,6 +960,7 @@ def agg_terms(
 ) -> dict[str, Any]:
     field = _field_of(body, "terms")
     t = _check_aggregatable(hits, field)
+    _check_value_type(body.get("value_type"), hits, field)
     size = int(body.get("size", 10))
     min_doc_count = int(body.get("min_doc_count", 1))
     groups: dict[Any, list[tuple[Index, Doc, float]]] = {}
@@ -911,7 +993,11 @@ def agg_terms(
             )
         return tuple(parts)
 
-    items = sorted(((k, d) for k, d in groups.items() if len(d) >= min_doc_count), key=key)
+    keep = _include_exclude(body, t, str(field))
+    items = sorted(
+        ((k, d) for k, d in groups.items() if len(d) >= min_doc_count and keep(k)),
+        key=key,
+    )
     shown = items[:size]
     buckets = []
     for k, docs in shown:
@@ -923,8 +1009,76 @@ def agg_terms(
             buckets.append(_bucket(int(k), docs, t, now, cluster, subs))
         else:
             buckets.append(_bucket(k, docs, t, now, cluster, subs))
+    if body.get("show_term_doc_count_error"):
+        for b in buckets:
+            b["doc_count_error_upper_bound"] = 0  # one shard: counts are exact
     other = sum(len(d) for _, d in items[size:])
     return {"doc_count_error_upper_bound": 0, "sum_other_doc_count": other, "buckets": buckets}
+
+
+_VALUE_TYPES = {
+    "string": KEYWORDISH,
+    "long": NUMERIC,
+    "double": NUMERIC,
+    "number": NUMERIC,
+    "numeric": NUMERIC,
+    "ip": {"ip"},
+    "date": DATE_TYPES,
+    "boolean": {"boolean"},
+}
+
+
+def _check_value_type(vt: Any, hits: list[tuple[Index, Doc, float]], field: str) -> None:
+    """``value_type`` only types an unmapped field; where an index maps the field to another
+    type Elasticsearch fails that shard (partial results), which is refused here instead."""
+    if vt is None:
+        return
+    family = _VALUE_TYPES.get(str(vt))
+    if family is None:
+        raise bad_request(f"Unknown value type [{vt}]")
+    for ix in {id(h[0]): h[0] for h in hits}.values():
+        t = ftype(ix, field)
+        if t is not None and t not in family:
+            raise bad_request(
+                f"test server: [terms] value_type [{vt}] over [{field}] mapped as [{t}] in [{ix.name}] "
+                "(a shard failure in Elasticsearch) is not implemented"
+            )
+
+
+def _include_exclude(body: dict[str, Any], t: str | None, field: str) -> Callable[[Any], bool]:
+    """IncludeExclude: a string is a regular expression over the whole term (string fields
+    only), an array lists exact values; partitions are refused."""
+
+    def one(spec: Any, what: str) -> Callable[[Any], bool] | None:
+        if spec is None:
+            return None
+        if isinstance(spec, str):
+            if t not in KEYWORDISH and t is not None and t != "flattened":
+                raise bad_request(
+                    f"Aggregation [{field}] cannot support regular expression style include/exclude settings "
+                    "as they can only be applied to string fields. Use an array of values for include/exclude "
+                    "clauses"
+                )
+            rx = re.compile(spec)
+            return lambda k: rx.fullmatch(str(k)) is not None
+        if isinstance(spec, list):
+            wanted = {str(v) for v in spec}
+            numeric = t in NUMERIC or t in DATE_TYPES
+            return lambda k: (
+                (str(int(k)) if numeric and float(k).is_integer() else str(k)) in wanted
+                or (numeric and any(_same_number(k, v) for v in spec))
+            )
+        raise bad_request(f"test server: terms [{what}] partitions are not implemented")
+
+    inc, exc = one(body.get("include"), "include"), one(body.get("exclude"), "exclude")
+    return lambda k: (inc is None or inc(k)) and (exc is None or not exc(k))
+
+
+def _same_number(k: Any, v: Any) -> bool:
+    try:
+        return float(k) == float(v)
+    except (TypeError, ValueError):
+        return False
 
 
 def _interval(body: dict[str, Any]) -> tuple[str, Any]:
@@ -953,15 +1107,41 @@ MAX_BUCKETS = 65536
 
 
 def _check_buckets(n: int) -> None:
+    """search.max_buckets counts every bucket of the request (MultiBucketConsumerService), empty
+    histogram buckets and sub-aggregations' included. A real single-shard node fails the reduce:
+    search_phase_execution_exception (phase fetch, no root cause) caused by too_many_buckets."""
     if n > MAX_BUCKETS:
-        raise EsError(
+        err = EsError(
             400,
-            "too_many_buckets_exception",
-            f"Trying to create too many buckets. Must be less than or equal to: [{MAX_BUCKETS}] but this "
-            "number of buckets was exceeded. This limit can be set by changing the [search.max_buckets] "
-            "cluster level setting.",
-            max_buckets=MAX_BUCKETS,
+            "search_phase_execution_exception",
+            "",
+            caused_by={
+                "type": "too_many_buckets_exception",
+                "reason": f"Trying to create too many buckets. Must be less than or equal to: [{MAX_BUCKETS}] "
+                "but this number of buckets was exceeded. This limit can be set by changing the "
+                "[search.max_buckets] cluster level setting.",
+                "max_buckets": MAX_BUCKETS,
+            },
+            phase="fetch",
+            grouped=True,
+            failed_shards=[],
         )
+        err.root_causes = []
+        raise err
+
+
+def count_buckets(aggs: Any) -> int:
+    n = 0
+    if isinstance(aggs, dict):
+        for v in aggs.values():
+            if isinstance(v, dict):
+                buckets = v.get("buckets")
+                if isinstance(buckets, list):
+                    n += len(buckets)
+                    n += sum(count_buckets(b) for b in buckets)
+                elif isinstance(v, dict) and "doc_count" in v:
+                    n += count_buckets(v)  # single-bucket aggregations (filter) hold sub-aggs
+    return n
 
 
 def _cal_floor(ms: int, unit: str) -> int:
@@ -1015,12 +1195,22 @@ def agg_date_histogram(
     field = _field_of(body, "date_histogram")
     kind, iv = _interval(body)
     min_doc_count = int(body.get("min_doc_count", 0))
+    tz = _time_zone(body.get("time_zone"))
+    shift = _offset_ms(body.get("offset"))
 
     def floor(ms: int) -> int:
-        return ms - (ms % iv) if kind == "fixed" else _cal_floor(ms, iv)
+        # Rounding happens in local time (DateHistogramAggregationBuilder: time_zone), after
+        # moving by -offset; the key moves back by +offset.
+        local = ms - shift
+        if kind == "fixed":
+            off = _tz_offset_ms(tz, local)
+            return (local + off) - ((local + off) % iv) - off + shift
+        return _cal_floor_tz(local, iv, tz) + shift
 
     def nxt(ms: int) -> int:
-        return ms + iv if kind == "fixed" else _cal_next(ms, iv)
+        if kind == "fixed":
+            return ms + iv
+        return _cal_floor_tz(_cal_next_tz(ms - shift, iv, tz), iv, tz) + shift
 
     groups: dict[int, list[tuple[Index, Doc, float]]] = {}
     for h in hits:
@@ -1038,7 +1228,7 @@ def agg_date_histogram(
             now,
             cluster,
             subs,
-            format_date(k) if not fmt else _fmt(k, fmt),
+            _format_in(k, tz) if not fmt else _fmt(k, fmt),
         )
         for k in keys
         if len(groups.get(k, [])) >= min_doc_count
@@ -1046,6 +1236,73 @@ def agg_date_histogram(
     if body.get("order", {}).get("_key") == "desc" or body.get("order", {}).get("_count") == "desc":
         buckets.sort(key=lambda b: b["key"] if "_key" in body["order"] else b["doc_count"], reverse=True)
     return {"buckets": buckets}
+
+
+def _time_zone(spec: Any) -> Any:
+    """None for UTC; a tzinfo for "+05:00", "-0800", "UTC" or an IANA name ("Europe/Paris")."""
+    if spec is None or str(spec) in ("UTC", "Z", "+00:00", "GMT"):
+        return None
+    from datetime import timezone
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    m = re.fullmatch(r"([+-])(\d{1,2}):?(\d{2})?", str(spec))
+    if m:
+        sign = 1 if m.group(1) == "+" else -1
+        return timezone(sign * timedelta(hours=int(m.group(2)), minutes=int(m.group(3) or 0)))
+    try:
+        return ZoneInfo(str(spec))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise bad_request(f"Unknown time-zone ID: {spec}") from None
+
+
+def _offset_ms(spec: Any) -> int:
+    if spec is None:
+        return 0
+    m = re.fullmatch(r"([+-]?)(\d+)(ms|s|m|h|d)", str(spec))
+    if not m:
+        raise bad_request(
+            f"failed to parse setting [date_histogram.offset] with value [{spec}] as a time value"
+        )
+    return (-1 if m.group(1) == "-" else 1) * int(m.group(2)) * _FIXED[m.group(3)]
+
+
+def _tz_offset_ms(tz: Any, ms: int) -> int:
+    if tz is None:
+        return 0
+    off = datetime.fromtimestamp(ms / 1000, tz).utcoffset()
+    return int(off.total_seconds() * 1000) if off else 0
+
+
+def _cal_floor_tz(ms: int, unit: str, tz: Any) -> int:
+    if tz is None:
+        return _cal_floor(ms, unit)
+    dt = datetime.fromtimestamp(ms / 1000, tz)
+    if unit == "q":
+        lo = dt.replace(month=(dt.month - 1) // 3 * 3 + 1, day=1, hour=0, minute=0, second=0, microsecond=0)
+    else:
+        lo = _round(dt, unit, False)
+    return int(lo.timestamp() * 1000)
+
+
+def _cal_next_tz(ms: int, unit: str, tz: Any) -> int:
+    if tz is None:
+        return _cal_next(ms, unit)
+    dt = datetime.fromtimestamp(ms / 1000, tz)
+    nxt = _add(dt, 3, "M") if unit == "q" else _add(dt, 1, unit)
+    return int(nxt.timestamp() * 1000)
+
+
+def _format_in(ms: int, tz: Any) -> str:
+    """strict_date_optional_time in the bucket's time zone: "...T00:00:00.000+05:00"."""
+    if tz is None:
+        return format_date(ms)
+    dt = datetime.fromtimestamp(ms / 1000, tz)
+    off = dt.strftime("%z")
+    return (
+        dt.strftime("%Y-%m-%dT%H:%M:%S.")
+        + f"{ms % 1000:03d}"
+        + ("Z" if off == "+0000" else f"{off[:3]}:{off[3:]}")
+    )
 
 
 def _fmt(ms: int, fmt: str) -> str:
@@ -1106,8 +1363,9 @@ def _metric_values(body: Any, hits: list[tuple[Index, Doc, float]], kind: str) -
     field = _field_of(body, kind)
     t = _check_aggregatable(hits, field)
     out = []
+    missing = body.get("missing") if isinstance(body, dict) else None
     for _, d, _ in hits:
-        vals = values(d, field)
+        vals = values(d, field) or ([missing] if missing is not None else [])
         out.extend(str(v) if t == "ip" else v for v in vals)
     return out
 
@@ -1147,7 +1405,7 @@ def agg_top_hits(
         if enabled:
             h["_source"] = filter_source(d.source, inc, exc)
         if sorts:
-            h["sort"] = [render_sort_value(ix, f, v, o) for (f, o, _, _), v in zip(sorts, svals, strict=True)]
+            h["sort"] = render_sort_values(ix, sorts, svals, (body or {}).get("sort"))
         out.append(h)
     return {
         "hits": {
@@ -1310,6 +1568,8 @@ def search(
         }
     aggs_spec = body.get("aggs", body.get("aggregations"))
     aggregations = run_aggs(aggs_spec, hits, now, cluster) if aggs_spec is not None else None
+    if aggregations is not None:
+        _check_buckets(count_buckets(aggregations))
     if post is not None:
         hits = [h for h in hits if compile_query(post, h[0], now)(h[0], h[1]) is not None]
     size = int(params.get("size", body.get("size", 10)))
@@ -1361,7 +1621,9 @@ def search(
         if enabled:
             h["_source"] = filter_source(d.source, inc, exc)
         if sorts:
-            h["sort"] = [render_sort_value(ix, f, v, o) for (f, o, _, _), v in zip(sorts, svals, strict=True)]
+            h["sort"] = render_sort_values(
+                ix, sorts, svals, sort_param.split(",") if sort_param else body.get("sort")
+            )
         out_hits.append(h)
     hits_obj: dict[str, Any] = {}
     tth = body.get("track_total_hits", params.get("track_total_hits", 10000))

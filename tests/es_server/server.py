@@ -324,6 +324,12 @@ class EsTestServer:
             ("GET HEAD", r"/", self.h_info, set()),
             (
                 "GET",
+                r"/_data_stream(?:/(?P<name>[^/]+))?",
+                self.h_get_data_stream,
+                {"expand_wildcards", "include_defaults", "master_timeout", "verbose"},
+            ),
+            (
+                "GET",
                 r"/_cluster/health(?:/" + IX + ")?",
                 self.h_health,
                 {
@@ -1347,6 +1353,15 @@ class EsTestServer:
         for n in names:
             del self.cluster.index_templates[n]
         return 200, {"acknowledged": True}
+
+    def h_get_data_stream(self, r: Request) -> tuple[int, Any]:
+        """The test server holds no data streams (README): wildcards match none; a concrete
+        name is 404 index_not_found_exception, as GetDataStreamsTransportAction resolves it."""
+        names = [n for n in (r.vars.get("name") or "*").split(",") if n]
+        for n in names:
+            if "*" not in n and n != "_all":
+                raise index_not_found(n)
+        return 200, {"data_streams": []}
 
     def h_simulate_template(self, r: Request) -> tuple[int, Any]:
         composed = self.cluster.simulate_template(r.json(required=True))

@@ -18,9 +18,9 @@ from typing import Any
 from tests.es_server.errors import EsError, bad_request, index_not_found, resource_missing
 from tests.es_server.mapping import (
     KEYWORDISH,
+    MAX_TERM_BYTES,
     ConversionError,
     ImmenseTerm,
-    MAX_TERM_BYTES,
     convert,
     dynamic_for,
     merge_properties,
