@@ -346,9 +346,13 @@ def _mapping_error(reason: str, cause_type: str = "mapper_parsing_exception") ->
     )
 
 
-def validate_properties(props: Any, path: str = "") -> None:
+# Field types a module provides (a node built without it refuses them as MappingParser does).
+MODULE_TYPES = {"mapper-extras": frozenset({"match_only_text", "scaled_float"})}
+
+
+def validate_properties(props: Any, path: str = "", absent: frozenset[str] = frozenset()) -> None:
     """Reject mappings Elasticsearch would reject (unknown types and parameters, empty names,
-    malformed properties)."""
+    malformed properties); ``absent``: types whose module this node lacks."""
     if not isinstance(props, dict):
         raise EsError(400, "mapper_parsing_exception", "Expected map for property [properties]")
     for name, fdef in props.items():
@@ -372,8 +376,13 @@ def validate_properties(props: Any, path: str = "") -> None:
             for k in fdef:
                 if k not in OBJECT_PARAMS:
                     raise _mapping_error(f"unknown parameter [{k}] on mapper [{name}] of type [object]")
-            validate_properties(fdef.get("properties", {}), full + ".")
+            validate_properties(fdef.get("properties", {}), full + ".", absent)
             continue
+        if ftype in absent:
+            raise _mapping_error(
+                f"The mapper type [{ftype}] declared on field [{name}] does not exist. It might have been "
+                "created within a future version or requires a plugin to be installed. Check the documentation."
+            )
         if ftype not in LEAF:
             raise EsError(
                 400,
@@ -384,7 +393,7 @@ def validate_properties(props: Any, path: str = "") -> None:
             if k not in _FIELD_COMMON and k not in MAPPING_PARAMS[ftype]:
                 raise _mapping_error(f"unknown parameter [{k}] on mapper [{name}] of type [{ftype}]")
         for sub, sdef in (fdef.get("fields") or {}).items():
-            validate_properties({sub: sdef}, full + ".")
+            validate_properties({sub: sdef}, full + ".", absent)
 
 
 def merge_properties(

@@ -28,6 +28,7 @@ import orjson
 from tests.es_server.errors import EsError, bad_request, index_not_found, resource_missing
 from tests.es_server.query import search
 from tests.es_server.store import (
+    OPTIONAL_MODULES,
     Clock,
     Cluster,
     Index,
@@ -62,7 +63,9 @@ class Recorded:
     path: str
     params: dict[str, str]
     headers: dict[str, str]
-    body: bytes
+    body: bytes  # decompressed
+    status: int = 0  # the answer, filled in once sent (0: dropped or not answered yet)
+    response: bytes = b""
 
 
 @dataclass
@@ -133,14 +136,19 @@ class EsTestServer:
         port: int = 0,
         api_keys: dict[str, str] | None = None,
         users: dict[str, str] | None = None,
+        modules: frozenset[str] | None = None,
     ) -> None:
+        """``modules``: the optional modules this node has (default: all of OPTIONAL_MODULES);
+        ``frozenset()`` behaves as Elastic's integ-test distribution (no ILM, no match_only_text,
+        no GET /, no data streams), so a session recorded here matches a real node of that kind."""
         self.version = version
+        self.modules = modules
         self.major = int(version.split(".")[0])
         self.host, self.port = host, port
         self.api_keys = api_keys or {}  # id -> key
         self.users = users or {}  # name -> password
         self.clock = Clock()
-        self.cluster = Cluster(self.clock)
+        self.cluster = Cluster(self.clock, modules)
         self.faults = Faults()
         self.requests: list[Recorded] = []
         self.lock = threading.RLock()
@@ -192,7 +200,7 @@ class EsTestServer:
 
     def reset(self) -> None:
         with self.lock:
-            self.cluster = Cluster(self.clock)
+            self.cluster = Cluster(self.clock, self.modules)
             self.faults = Faults()
             self.requests.clear()
 
@@ -322,6 +330,12 @@ class EsTestServer:
         IX = r"(?P<index>[^/_][^/]*|_all|\*[^/]*)"  # an index expression (not an _endpoint)
         table: list[tuple[str, str, Handler, set[str]]] = [
             ("GET HEAD", r"/", self.h_info, set()),
+            (
+                "GET",
+                r"/_nodes(?:/(?P<node_id>[^/_][^/]*|_all|_local|_master))?(?:/(?P<metric>[^/]+))?",
+                self.h_nodes_info,
+                {"flat_settings", "timeout"},
+            ),
             (
                 "GET",
                 r"/_data_stream(?:/(?P<name>[^/]+))?",
@@ -757,6 +771,19 @@ class EsTestServer:
                 },
             ),
         ]
+        if self.modules is not None:
+            # Endpoints of an absent module are not registered: Elasticsearch then answers 400
+            # "no handler found" (or 405 where another method of the path exists, as for GET /).
+            absent = set(OPTIONAL_MODULES) - self.modules
+            gone = [("x-pack-ilm", "_ilm"), ("data-streams", "_data_stream")]
+            table = [
+                t
+                for t in table
+                if not any(m in absent and key in t[1] for m, key in gone)
+                and not ("rest-root" in absent and t[1] == r"/" and "GET" in t[0])
+            ]
+            if "rest-root" in absent:
+                table.append(("DELETE", r"/", self.h_refuse, set()))  # for the 405's "allowed" list
         return [(set(ms.split()), re.compile(rx), h, allowed) for ms, rx, h, allowed in table]
 
     # -- handlers: cluster -----------------------------------------------------------------
@@ -780,6 +807,43 @@ class EsTestServer:
             "tagline": "You Know, for Search",
         }
 
+    NODE_ID = "es-test-server-node-0000"
+
+    def h_nodes_info(self, r: Request) -> tuple[int, Any]:
+        """``GET /_nodes[/{node_id}[/{metric}]]``: the one node, with ``plugins`` (its modules)
+        when asked; other metrics are refused, never answered empty."""
+        node_ids = (r.vars.get("node_id") or "_all").split(",")
+        if not any(n in ("_all", "_local", "_master", self.NODE_ID, "*") for n in node_ids):
+            return 200, {
+                "_nodes": {"total": 0, "successful": 0, "failed": 0},
+                "cluster_name": "logto-shipper-test",
+                "nodes": {},
+            }
+        metrics = set((r.vars.get("metric") or "_none").split(","))
+        unknown = metrics - {"_none", "plugins", "_all"}
+        if unknown:
+            raise bad_request(f"test server: nodes info metric {sorted(unknown)} is not implemented")
+        node: dict[str, Any] = {
+            "name": "es-test-server",
+            "transport_address": f"{self.host}:9300",
+            "host": self.host,
+            "ip": self.host,
+            "version": self.version,
+            "roles": ["data", "ingest", "master"],
+        }
+        if metrics & {"plugins", "_all"}:
+            from tests.es_server.store import OPTIONAL_MODULES
+
+            present = OPTIONAL_MODULES if self.modules is None else sorted(self.modules)
+            names = ["transport-netty4", "x-pack-core", "x-pack-security", *present]
+            node["plugins"] = []
+            node["modules"] = [{"name": n} for n in sorted(names)]
+        return 200, {
+            "_nodes": {"total": 1, "successful": 1, "failed": 0},
+            "cluster_name": "logto-shipper-test",
+            "nodes": {self.NODE_ID: node},
+        }
+
     def h_health(self, r: Request) -> tuple[int, Any]:
         n = len(self.cluster.indices)
         status = (
@@ -798,6 +862,7 @@ class EsTestServer:
             "relocating_shards": 0,
             "initializing_shards": 0,
             "unassigned_shards": 0 if status == "green" else n,
+            "unassigned_primary_shards": 0,
             "delayed_unassigned_shards": 0,
             "number_of_pending_tasks": 0,
             "number_of_in_flight_fetch": 0,
@@ -1131,8 +1196,14 @@ class EsTestServer:
         for n in names:
             for d in self.cluster.indices[n].docs.values():
                 d.visible_at = 0
-        shards = sum(int(self.cluster.indices[n].settings["index.number_of_shards"]) for n in names)
-        return 200, {"_shards": {"total": shards * 2, "successful": shards, "failed": 0}}
+        # total counts every copy (primaries x (1 + replicas)); one node holds only primaries.
+        shards = total = 0
+        for n in names:
+            st = self.cluster.indices[n].settings
+            primaries = int(st["index.number_of_shards"])
+            shards += primaries
+            total += primaries * (1 + int(st.get("index.number_of_replicas", "1")))
+        return 200, {"_shards": {"total": total, "successful": shards, "failed": 0}}
 
     # -- handlers: indices -----------------------------------------------------------------
 
@@ -1222,7 +1293,9 @@ class EsTestServer:
 
     def h_put_settings(self, r: Request) -> tuple[int, Any]:
         body = r.json(required=True)
-        settings = normalize_settings(body.get("settings", body) if isinstance(body, dict) else {})
+        settings = normalize_settings(
+            body.get("settings", body) if isinstance(body, dict) else {}, self.cluster.refused_settings
+        )
         for static in ("index.number_of_shards", "index.lifecycle.parse_origination_date"):
             if static in settings and static == "index.number_of_shards":
                 raise bad_request(f"Can't update non dynamic settings [[{static}]] for open indices")
@@ -1305,8 +1378,18 @@ class EsTestServer:
     # -- handlers: templates ---------------------------------------------------------------
 
     def h_put_index_template(self, r: Request) -> tuple[int, Any]:
+        before = self.cluster.index_templates.get(r.vars["name"])
         self.cluster.put_index_template(r.vars["name"], r.json(required=True), r.flag("create"))
+        self._stamp(self.cluster.index_templates[r.vars["name"]], before)
         return 200, {"acknowledged": True}
+
+    def _stamp(self, stored: dict[str, Any], before: dict[str, Any] | None) -> None:
+        """9.x records when a template was created and last changed (and echoes both)."""
+        if self.major < 9:
+            return
+        now = self.clock.now_ms()
+        stored["created_date_millis"] = (before or {}).get("created_date_millis", now)
+        stored["modified_date_millis"] = now
 
     def _template_names(self, store: dict[str, Any], name: str | None, kind: str) -> list[str]:
         import fnmatch
@@ -1342,7 +1425,8 @@ class EsTestServer:
             s = normalize_settings(tpl["settings"])
             tpl["settings"] = s if flat else nest_settings(s)
         out["template"] = tpl
-        out.setdefault("composed_of", [])
+        if "index_patterns" in out:  # index templates echo composed_of; component templates have none
+            out.setdefault("composed_of", [])
         return out
 
     def h_exists_index_template(self, r: Request) -> tuple[int, Any]:
@@ -1353,6 +1437,9 @@ class EsTestServer:
         for n in names:
             del self.cluster.index_templates[n]
         return 200, {"acknowledged": True}
+
+    def h_refuse(self, r: Request) -> tuple[int, Any]:
+        raise bad_request(f"test server: {r.method} {r.path} is not implemented")
 
     def h_get_data_stream(self, r: Request) -> tuple[int, Any]:
         """The test server holds no data streams (README): wildcards match none; a concrete
@@ -1387,7 +1474,9 @@ class EsTestServer:
         }
 
     def h_put_component_template(self, r: Request) -> tuple[int, Any]:
+        before = self.cluster.component_templates.get(r.vars["name"])
         self.cluster.put_component_template(r.vars["name"], r.json(required=True), r.flag("create"))
+        self._stamp(self.cluster.component_templates[r.vars["name"]], before)
         return 200, {"acknowledged": True}
 
     def h_get_component_template(self, r: Request) -> tuple[int, Any]:
@@ -1737,6 +1826,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         es = self.es
         headers = {k.lower(): v for k, v in self.headers.items()}
+        rec: Recorded | None = None
         status: int
         extra: dict[str, str] = {}
         ctype = "application/json"
@@ -1748,16 +1838,11 @@ class _Handler(BaseHTTPRequestHandler):
                 except (OSError, EOFError, zlib.error):
                     raise bad_request("request body is not valid gzip") from None
             url = urlsplit(self.path)
+            rec = Recorded(
+                self.command, url.path, dict(parse_qsl(url.query, keep_blank_values=True)), headers, body
+            )
             with es.lock:
-                es.requests.append(
-                    Recorded(
-                        self.command,
-                        url.path,
-                        dict(parse_qsl(url.query, keep_blank_values=True)),
-                        headers,
-                        body,
-                    )
-                )
+                es.requests.append(rec)
             if es.faults.max_body is not None and len(body) > es.faults.max_body:
                 raise EsError(413, "request_entity_too_large", f"Request entity too large: {len(body)} bytes")
             if es.faults.delay:
@@ -1801,6 +1886,8 @@ class _Handler(BaseHTTPRequestHandler):
             if fp and resp is not None:
                 resp = filter_path(resp, fp)
             data = b"" if resp is None else orjson.dumps(resp)
+        if rec is not None:
+            rec.status, rec.response = status, data
         self.send_response(status)
         self.send_header("X-elastic-product", "Elasticsearch")
         self.send_header("Content-Type", ctype)

@@ -19,6 +19,7 @@ from tests.es_server.errors import EsError, bad_request, index_not_found, resour
 from tests.es_server.mapping import (
     KEYWORDISH,
     MAX_TERM_BYTES,
+    MODULE_TYPES,
     ConversionError,
     ImmenseTerm,
     convert,
@@ -28,6 +29,7 @@ from tests.es_server.mapping import (
     validate_properties,
 )
 
+OPTIONAL_MODULES = ("x-pack-ilm", "mapper-extras", "rest-root", "data-streams")
 ORIGINATION_REGEX = r"^.*-(\d{4}.\d{2}.\d{2})(-[\d]+)?$"
 _INVALID_NAME_CHARS = set('\\/*?"<>| ,#:')
 KNOWN_SETTINGS = {
@@ -226,12 +228,15 @@ def _flatten_settings(settings: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def normalize_settings(settings: Any) -> dict[str, str]:
+def normalize_settings(settings: Any, refused: tuple[str, ...] = ()) -> dict[str, str]:
+    """Flat ``index.*`` settings; unknown ones (and ``refused`` prefixes: settings of a module
+    this node lacks) fail as IndexScopedSettings.validate does."""
     flat = _flatten_settings(settings or {})
     out = {}
     for k, v in flat.items():
         key = k if k.startswith("index.") else f"index.{k}"
-        if key not in KNOWN_SETTINGS and not key.startswith(KNOWN_SETTING_PREFIXES):
+        known = key in KNOWN_SETTINGS or key.startswith(KNOWN_SETTING_PREFIXES)
+        if not known or (refused and key.startswith(refused)):
             raise bad_request(
                 f"unknown setting [{key}] please check that any required plugins are installed, "
                 "or check the breaking changes documentation for removed settings"
@@ -306,8 +311,13 @@ def _patterns_overlap(a: list[str], b: list[str]) -> bool:
 class Cluster:
     """All state of the test cluster."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, modules: frozenset[str] | None = None) -> None:
         self.clock = clock
+        # A node built without some modules (Elastic's integ-test zip): their field types and
+        # settings are unknown there. None: every module.
+        absent = set() if modules is None else set(OPTIONAL_MODULES) - modules
+        self.absent_types = frozenset(t for m in absent for t in MODULE_TYPES.get(m, ()))
+        self.refused_settings = ("index.lifecycle.",) if "x-pack-ilm" in absent else ()
         self.indices: dict[str, Index] = {}
         self.index_templates: dict[str, dict[str, Any]] = {}
         self.component_templates: dict[str, dict[str, Any]] = {}
@@ -394,9 +404,9 @@ class Cluster:
             if k not in ("settings", "mappings", "aliases", "lifecycle", "data_stream_options"):
                 raise EsError(400, "x_content_parse_exception", f"[1:1] [template] unknown field [{k}]")
         if "settings" in tpl:
-            normalize_settings(tpl["settings"])
+            normalize_settings(tpl["settings"], self.refused_settings)
         if "mappings" in tpl:
-            validate_properties(tpl["mappings"].get("properties", {}))
+            validate_properties(tpl["mappings"].get("properties", {}), absent=self.absent_types)
 
     def put_index_template(self, name: str, body: dict[str, Any], create: bool = False) -> None:
         allowed = {
@@ -440,7 +450,11 @@ class Cluster:
                 f"index_template [{name}] invalid, cause [index template [{name}] specifies "
                 f"component templates {_list(missing)} that do not exist]",
             )
-        self._validate_template_body(body.get("template", {}))
+        tpl = body.get("template", {})
+        self._validate_template_body(
+            {k: v for k, v in tpl.items() if k != "mappings"} if isinstance(tpl, dict) else tpl
+        )
+        self._validate_composed_mappings(name, body)
         priority = int(body.get("priority", 0) or 0)
         for other, ob in self.index_templates.items():
             if (
@@ -455,6 +469,25 @@ class Cluster:
                     "during index creation, please use a different priority"
                 )
         self.index_templates[name] = {**copy.deepcopy(body), "index_patterns": patterns}
+
+    def _validate_composed_mappings(self, name: str, body: dict[str, Any]) -> None:
+        """MetadataIndexTemplateService.validateCompositeTemplate: the mappings of the template
+        and its components together, a failure wrapped twice as Elasticsearch reports it."""
+        composed = self.compose_template(body)
+        try:
+            validate_properties(composed["mappings"].get("properties", {}), absent=self.absent_types)
+        except EsError as exc:
+            err = EsError(
+                400,
+                "illegal_argument_exception",
+                f"composable template [{name}] template after composition is invalid",
+                caused_by={
+                    "type": "illegal_argument_exception",
+                    "reason": f"invalid composite mappings for [{name}]",
+                    "caused_by": exc.cause(),
+                },
+            )
+            raise err from None
 
     def matching_template(self, index: str) -> tuple[str, dict[str, Any]] | None:
         best = None
@@ -497,11 +530,9 @@ class Cluster:
         name = "simulate_template_" + uuid.uuid4().hex[:22]
         try:
             self.put_index_template(name, body)
-            composed = self.compose_template(self.index_templates[name])
-            validate_properties(composed["mappings"].get("properties", {}))
+            return self.compose_template(self.index_templates[name])
         finally:
             self.index_templates = saved
-        return composed
 
     # -- indices ---------------------------------------------------------------------------
 
@@ -529,7 +560,10 @@ class Cluster:
             if k not in ("settings", "mappings", "aliases"):
                 raise parsing_unknown_key(k)
         composed = self.compose(name)
-        settings = {**composed["settings"], **normalize_settings(body.get("settings", {}))}
+        settings = {
+            **composed["settings"],
+            **normalize_settings(body.get("settings", {}), self.refused_settings),
+        }
         mappings = composed["mappings"]
         req_m = body.get("mappings") or {}
         if req_m:
@@ -539,7 +573,7 @@ class Cluster:
                     "mapper_parsing_exception",
                     "Root mapping definition has unsupported parameters:  [_doc : {...}]",
                 )
-            validate_properties(req_m.get("properties", {}))
+            validate_properties(req_m.get("properties", {}), absent=self.absent_types)
             mappings = {
                 **mappings,
                 **{k: v for k, v in req_m.items() if k != "properties"},
