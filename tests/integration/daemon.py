@@ -26,6 +26,9 @@ class Daemon:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, *args: str) -> Daemon:
+        self._count_at_start = (
+            self.log.read_text(errors="replace").count("shipping started") if self.log.exists() else 0
+        )
         fh = open(self.log, "ab")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cli", "--config", str(self.config), *args, "run"],
@@ -36,6 +39,18 @@ class Daemon:
         )
         fh.close()
         return self
+
+    def wait_started(self, timeout: float = 60) -> None:
+        """Until this start has logged "shipping started" (startup time varies a lot between
+        machines; a drill that kills during imports tests nothing)."""
+        before = self._started_count
+        self.wait_for(
+            lambda: self.log.read_text(errors="replace").count("shipping started") > before, timeout
+        )
+
+    @property
+    def _started_count(self) -> int:
+        return getattr(self, "_count_at_start", 0)
 
     def kill9(self) -> None:
         assert self.proc is not None

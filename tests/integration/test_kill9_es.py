@@ -49,7 +49,7 @@ replicas = 0
     rng = random.Random(3)
     try:
         for _ in range(CYCLES):
-            daemon.start()
+            daemon.start().wait_started()
             time.sleep(rng.uniform(0.4, 1.2))
             daemon.kill9()
     finally:

@@ -50,7 +50,7 @@ def test_kill9_cycles_with_rotation_exactly_once(tmp_path):
         f"""
 [state]
 dir = "{tmp_path / "state"}"
-checkpoint_interval = 0.2
+checkpoint_interval = 1.0
 [[inputs]]
 type = "file"
 paths = ["{logdir}/app.jsonl*"]
@@ -71,7 +71,7 @@ path = "{out}"
         # On a loaded machine a daemon may spend its whole slot starting up: keep going until
         # one kill has landed between writing output and checkpointing it.
         while cycles < CYCLES or (cycles < 3 * CYCLES and WINDOW_HIT not in log.read_text()):
-            daemon.start()
+            daemon.start().wait_started()
             time.sleep(rng.uniform(0.3, 1.0))
             daemon.kill9()
             cycles += 1
