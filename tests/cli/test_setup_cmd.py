@@ -88,3 +88,39 @@ def test_setup_needs_elasticsearch_output(tmp_path):
     p.write_text("[[inputs]]\ntype='file'\npaths=['x']\n[output]\ntype='console'\n")
     r = run(p, "setup")
     assert r.exit_code == 2 and "needs 'elasticsearch'" in r.stderr
+
+
+def test_test_output_names_missing_privileges_on_a_real_node(tmp_path, es_target):
+    """The read-only file-realm user tests/real_es creates (monitor; read, view_index_metadata)
+    lacks what setup and shipping need: each is named MISSING, exit 3; the superuser passes."""
+    import os
+    from types import SimpleNamespace
+
+    import pytest
+
+    if es_target.server is not None:
+        pytest.skip("the test server grants every privilege it is asked about (its README)")
+    user, password = (
+        os.environ.get("SHIPPER_TEST_ES_READER_USERNAME"),
+        os.environ.get("SHIPPER_TEST_ES_READER_PASSWORD"),
+    )
+    if not user or not password:
+        pytest.skip("no read-only user given (python -m tests.real_es prints SHIPPER_TEST_ES_READER_*)")
+    (tmp_path / "pw").write_text(password + "\n")
+    (tmp_path / "pw").chmod(0o600)
+    reader = SimpleNamespace(url=es_target.base_url, prefix=es_target.prefix)
+    r = run(
+        config(tmp_path, reader, f'username = "{user}"\npassword_file = "{tmp_path / "pw"}"'),
+        "test",
+        "output",
+    )
+    assert r.exit_code == 3, r.output
+    lines = {
+        " ".join(line.split()[:3]): line.split()[-1] for line in r.stdout.splitlines() if "privilege" in line
+    }
+    assert lines["cluster privilege monitor"] == "yes" and lines["index privilege read"] == "yes"
+    assert lines["cluster privilege manage_index_templates"] == "MISSING"
+    assert lines["index privilege create_doc"] == "MISSING"
+    assert "verdict: missing privileges" in r.stdout and password not in r.output
+    r = run(config(tmp_path, es_target), "test", "output")
+    assert r.exit_code == 0 and "verdict: OK" in r.stdout, r.output
