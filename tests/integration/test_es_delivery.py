@@ -52,8 +52,11 @@ def wait_count(es, index, n, p=None, timeout=20.0):
             step_until = time.monotonic() + 0.2
             while time.monotonic() < step_until:
                 p.runner.step()
-        es.indices.refresh(index=index, ignore_unavailable=True, allow_no_indices=True)
-        count = es.count(index=index, allow_no_indices=True, ignore_unavailable=True)["count"]
+        # A real node answers 503 while a just-created index's primary initializes: not yet.
+        es503 = es.options(ignore_status=503)
+        es503.indices.refresh(index=index, ignore_unavailable=True, allow_no_indices=True)
+        r = es503.count(index=index, allow_no_indices=True, ignore_unavailable=True)
+        count = r["count"] if r.meta.status == 200 else count
         if count >= n:
             return count
         time.sleep(0.02)

@@ -16,9 +16,9 @@ WINDOW_HIT = "written after the last checkpoint"  # logged by the start after su
 class RotatingWriter(threading.Thread):
     """Writes lines continuously and rotates by rename every ``every`` lines."""
 
-    def __init__(self, logdir, every=300):
+    def __init__(self, logdir, every=300, limit=None):
         super().__init__(daemon=True)
-        self.logdir, self.every = logdir, every
+        self.logdir, self.every, self.limit = logdir, every, limit  # limit: lines in all
         self.stop = threading.Event()
         self.count = 0
         self.rotations = 0
@@ -28,6 +28,9 @@ class RotatingWriter(threading.Thread):
         fh = open(log, "ab")  # noqa: SIM115 - reopened on rotation
         rng = random.Random(5)
         while not self.stop.is_set():
+            if self.limit is not None and self.count >= self.limit:
+                time.sleep(0.01)
+                continue
             burst = rng.randrange(1, 40)
             fh.write(b"".join(record(self.count + i) + b"\n" for i in range(burst)))
             fh.flush()

@@ -219,7 +219,8 @@ replicas = 0
 
     def count():
         es.indices.refresh(index=f"{es_target.prefix}-*", allow_no_indices=True)
-        return es.count(index=f"{es_target.prefix}-default-*", allow_no_indices=True)["count"]
+        r = es.options(ignore_status=503).count(index=f"{es_target.prefix}-default-*", allow_no_indices=True)
+        return r["count"] if r.meta.status == 200 else -1  # 503: a new index's primary is starting
 
     d.wait_for(lambda: count() >= 20)
     srv.api_keys = {"kid": "rotated"}  # now every request fails authentication
