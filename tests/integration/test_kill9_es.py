@@ -63,7 +63,7 @@ replicas = 0
         r = es.options(ignore_status=503).count(index=pattern, allow_no_indices=True)
         return r["count"] if r.meta.status == 200 else -1  # 503: a new index's primary is starting
 
-    daemon.start()
+    daemon.start().wait_started()  # a SIGTERM during imports would just kill it
     daemon.wait_for(lambda: count() >= writer.count, timeout=120)
     assert daemon.terminate() == 0  # SIGTERM: drained, checkpointed, exit 0
     assert count() == writer.count  # no duplicates: a replay is answered 409

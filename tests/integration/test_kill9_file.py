@@ -82,7 +82,7 @@ path = "{out}"
         writer.stop.set()
         writer.join()
     assert writer.rotations >= 3
-    daemon.start()
+    daemon.start().wait_started()
     daemon.wait_for(lambda: len(set(output_ids(out))) >= writer.count, timeout=60)
     time.sleep(0.5)  # anything extra (a duplicate) would show up now
     assert daemon.terminate() == 0
