@@ -40,13 +40,13 @@ def call(what: str, fn: Callable[[], T]) -> T:
 def cluster_identity(client: Any) -> tuple[str, str]:
     """(cluster name, version) from ``GET /``, or from health and the local node where a node
     does not serve ``GET /`` (405: no ``rest-root`` module, as in Elastic's integ-test build)."""
-    from shipper.sinks.elasticsearch.client import ApiError
+    from shipper.sinks.elasticsearch.client import ApiError, no_root_endpoint
 
     try:
         info = client.info()
         return str(info.get("cluster_name")), str(info["version"]["number"])
     except ApiError as exc:
-        if exc.meta.status != 405:
+        if not no_root_endpoint(exc):
             raise
     name = client.cluster.health()["cluster_name"]
     nodes = client.nodes.info(node_id="_local", metric="_none", filter_path="nodes.*.version")

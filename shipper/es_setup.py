@@ -164,12 +164,15 @@ def _same(d: Desired, have: dict[str, Any]) -> bool:
 
 def ilm_available(client: Any, name: str = "_all") -> bool:
     """False when the cluster has no ILM endpoints (400 "no handler found for uri")."""
-    r = client.options(ignore_status=(400, 404)).ilm.get_lifecycle(name=name)
-    error = r.body.get("error") if isinstance(r.body, dict) else None
-    if r.meta.status == 400 and isinstance(error, str) and error.startswith("no handler found"):
-        return False
-    if r.meta.status == 400:
-        client.ilm.get_lifecycle(name=name)  # any other 400 is a real error: raise it
+    from elasticsearch import BadRequestError
+
+    try:
+        client.options(ignore_status=404).ilm.get_lifecycle(name=name)
+    except BadRequestError as exc:
+        error = exc.body.get("error") if isinstance(exc.body, dict) else None
+        if isinstance(error, str) and error.startswith("no handler found"):
+            return False
+        raise
     return True
 
 

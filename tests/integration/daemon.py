@@ -24,6 +24,7 @@ class Daemon:
         self.log = log
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
+        self._count_at_start = 0  # "shipping started" lines in the log before the last start
 
     def start(self, *args: str) -> Daemon:
         self._count_at_start = (
@@ -43,14 +44,10 @@ class Daemon:
     def wait_started(self, timeout: float = 60) -> None:
         """Until this start has logged "shipping started" (startup time varies a lot between
         machines; a drill that kills during imports tests nothing)."""
-        before = self._started_count
+        before = self._count_at_start
         self.wait_for(
             lambda: self.log.read_text(errors="replace").count("shipping started") > before, timeout
         )
-
-    @property
-    def _started_count(self) -> int:
-        return getattr(self, "_count_at_start", 0)
 
     def kill9(self) -> None:
         assert self.proc is not None

@@ -20,6 +20,7 @@ import json
 import re
 import shutil
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlencode, urlsplit
@@ -168,8 +169,6 @@ replicas = 0
         return r.stdout
 
     cli_ok("setup")
-    from datetime import UTC, datetime
-
     day = datetime.fromtimestamp(bad["createdAt"] / 1000, UTC).strftime("%Y.%m.%d")
     es.indices.create(
         index=f"{prefix}-default-{day}",
@@ -199,12 +198,10 @@ replicas = 0
         ["top", "apps", *since],
         ["top", "countries", *since],
         ["tail", "--interval", "0.2", "--max-polls", "1", "--since", "1h"],
-        ["status"],
+        ["status", "--format", "json"],
         ["test", "output"],
     ):
-        r = CliRunner().invoke(
-            cli, ["--config", str(cfg), *args, *(["--format", "json"] if args[0] in ("status",) else [])]
-        )
+        r = CliRunner().invoke(cli, ["--config", str(cfg), *args])
         assert r.exit_code in (0, 1), (args, r.output)
     indexed_ids(es, f"{prefix}-default-*", [d["id"] for d in DATA[:5]] + ["missing-id"])
 

@@ -131,3 +131,9 @@ def translate(exc: BaseException, what: str) -> OutputError:
     if isinstance(exc, AuthenticationException | AuthorizationException):
         return OutputAuthError(f"{what}: {describe(exc)}")
     return OutputError(f"{what}: {describe(exc)}")
+
+
+def no_root_endpoint(exc: ApiError) -> bool:
+    """405 on ``GET /``: a node built without the ``rest-root`` module (Elastic's integ-test
+    distribution). It answered, so it is reachable; its version must come from elsewhere."""
+    return exc.meta.status == 405

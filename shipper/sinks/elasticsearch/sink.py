@@ -39,6 +39,7 @@ from shipper.sinks.elasticsearch.client import (
     describe,
     error_parts,
     make_client,
+    no_root_endpoint,
     translate,
 )
 from shipper.sinks.elasticsearch.encode import Item, body, items
@@ -141,9 +142,7 @@ class ElasticsearchSink:
                 except AuthorizationException:
                     pass
                 except ApiError as exc:
-                    # 405 on GET /: a node without the rest-root module (Elastic's integ-test
-                    # distribution); it answered, and setup checks the credentials.
-                    if exc.meta.status != 405:
+                    if not no_root_endpoint(exc):  # else: it answered; setup checks credentials
                         raise
                 if not self._setup_done:
                     self._apply_setup()
