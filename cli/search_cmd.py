@@ -16,7 +16,7 @@ import click
 import orjson
 
 from cli import render
-from cli.context import EXIT_PROBLEMS, Context, pass_ctx
+from cli.context import EXIT_PROBLEMS, EXIT_USAGE, Context, fail, pass_ctx
 from cli.es import call, cluster_identity, es_client, es_config
 from shipper import search as s
 from shipper.indexing import IndexNamer
@@ -244,6 +244,23 @@ def show_cmd(ctx: Context, log_id: str, fmt: str, utc: bool) -> None:
 SPARK = "▁▂▃▄▅▆▇█"
 
 
+def _top(client: Any, index: str, filters: s.Filters, what: str, size: int, by: str | None) -> dict[str, Any]:
+    """``search.top``; a cluster whose ``search.max_buckets`` is below the default still gets a
+    one-line answer naming the options to change."""
+    from shipper.sinks.elasticsearch.client import ApiError
+
+    try:
+        return s.top(client, index, filters, what, size, by)
+    except ApiError as exc:
+        if "too_many_buckets_exception" not in str(exc.body):
+            raise
+        hint = ", or --by day" if by == "hour" else ""
+        raise s.TooManyBuckets(
+            f"more buckets than the cluster's search.max_buckets allows: use a smaller --size, "
+            f"a shorter --since/--until{hint}"
+        ) from None
+
+
 @click.command("top")
 @click.argument("what", type=click.Choice(sorted(s.TOP_FIELDS)))
 @filter_options
@@ -256,7 +273,10 @@ def top_cmd(ctx: Context, /, what: str, size: int, by: str | None, fmt: str | No
     client, index = _index(ctx)
     filters = make_filters(kw)
     resolve_names(client, index, filters)
-    resp = call("top", lambda: s.top(client, index, filters, what, size, by))
+    try:
+        resp = call("top", lambda: _top(client, index, filters, what, size, by))
+    except s.TooManyBuckets as exc:
+        fail(str(exc), EXIT_USAGE)
     buckets = resp["aggregations"]["top"]["buckets"]
     rows = []
     for b in buckets:
@@ -466,6 +486,11 @@ def describe_daemon(d: dict[str, Any]) -> list[str]:
             f"({d.get('per_second', 0)}/s), {t.get('rejected', 0):,} rejected, "
             f"{t.get('dead_lettered', 0):,} dead-lettered since start"
         )
+        if t.get("expired"):
+            lines.append(
+                f"daemon: {t['expired']:,} events not shipped: older than the retention "
+                f"(oldest {d.get('expired_oldest') or '?'}; [index] ship_expired = true ships them)"
+            )
     for i in d.get("inputs") or []:
         lines.append("input " + describe_lag(Lag(**i)))
     return lines

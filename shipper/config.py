@@ -235,6 +235,9 @@ class IndexConfig(_Model):
     shards: int = Field(1, ge=1)
     replicas: int = Field(1, ge=0)
     warm_after: Duration | None = None
+    ship_expired: bool = Field(
+        False, description="ship events whose day is past the retention too (ILM deletes them at once)"
+    )
 
 
 class MaskConfig(_Model):

@@ -39,6 +39,12 @@ class IndexNamer:
             self._cache[day_no] = name
         return name
 
+    def late(self, now_ms: int) -> str:
+        """Where documents go whose own index refuses writes (a write block: ILM's ``readonly``
+        after ``warm_after``): ``<prefix>-<namespace>-late-<period of arrival>``, covered by the
+        same template, alias and pattern; its age (and so its deletion) counts from arrival."""
+        return self.base + "late-" + self(now_ms)[len(self.base) :]
+
     @property
     def pattern(self) -> str:
         return self.base + "*"
@@ -46,3 +52,24 @@ class IndexNamer:
     @property
     def alias(self) -> str:
         return self.base[:-1]
+
+
+class Expiry:
+    """Which event days are already past the retention: their index (named for the day, week or
+    month) would be deleted by ILM as soon as it is created, so they are not shipped."""
+
+    def __init__(self, retention_s: float, granularity: str = "day") -> None:
+        self.retention_ms = int(retention_s * 1000)
+        self.granularity = granularity
+
+    def first_kept_day(self, now_ms: int) -> int:
+        """The oldest day number (epoch ms // DAY_MS) whose index outlives ``now_ms``."""
+        day = (now_ms - self.retention_ms) // DAY_MS + 1
+        while self._start_ms(day) + self.retention_ms <= now_ms:  # weeks and months start earlier
+            day += 1
+        return day
+
+    def _start_ms(self, day_no: int) -> int:
+        day = datetime.fromtimestamp(day_no * 86400, UTC).date()
+        start = period_start(day, self.granularity)
+        return (start - date(1970, 1, 1)).days * DAY_MS

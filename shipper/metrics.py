@@ -23,6 +23,12 @@ class Metrics:
         with self._lock:
             self.values[name] = value
 
+    def set_min(self, name: str, value: float) -> None:
+        """Keep the smallest value seen (e.g. the oldest timestamp of something)."""
+        with self._lock:
+            old = self.values.get(name)
+            self.values[name] = value if old is None or value < old else old
+
     def observe(self, name: str, value: float) -> None:
         """Record one sample into cumulative histogram buckets (+ _sum and _count)."""
         with self._lock:

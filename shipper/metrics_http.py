@@ -30,6 +30,8 @@ COUNTERS = {
     "docs_duplicate_total": "Documents Elasticsearch already had (409, exactly-once replays)",
     "docs_retried_total": "Document deliveries retried (429/5xx items)",
     "docs_dead_lettered_total": "Documents Elasticsearch refused, kept in the dead-letter index/file",
+    "docs_expired_total": "Documents not shipped: their day is already past the retention",
+    "docs_late_index_total": "Documents written to the late index because their own index refuses writes",
     "bulk_requests_total": "Bulk requests sent",
     "bulk_request_failures_total": "Bulk requests that failed as a whole",
     "file_truncations_total": "Input files found truncated or replaced",
@@ -44,6 +46,7 @@ GAUGES = {
     "open_files": "Input files held open",
     "open_deleted_files": "Deleted input files still held open",
     "last_delivery_timestamp_seconds": "Unix time of the last successful bulk request",
+    "docs_expired_oldest_timestamp_seconds": "Unix time of the oldest event not shipped as expired",
     "workers_broken": "1 when normalizer workers kept dying and the main process normalizes instead",
 }
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import psycopg
 
+from shipper.sinks.elasticsearch.client import indexed_ids
+
 log = logging.getLogger(__name__)
 
 SELECT_OLD = """
@@ -33,16 +35,6 @@ class PruneReport:
     not_indexed: int = 0
     by_tenant: dict[str, dict[str, int]] = field(default_factory=dict)
     skipped_examples: list[str] = field(default_factory=list)
-
-
-def indexed_ids(es: Any, index: str, ids: list[str]) -> set[str]:
-    resp = es.search(
-        index=index,
-        body={"query": {"ids": {"values": ids}}, "size": len(ids), "_source": False},
-        ignore_unavailable=True,
-        allow_no_indices=True,
-    )
-    return {h["_id"] for h in resp["hits"]["hits"]}
 
 
 def prune(

@@ -218,9 +218,53 @@ def search(
         after = hits[-1]["sort"]
 
 
+MAX_BUCKETS = 65536  # search.max_buckets' default (Elasticsearch 7.x-9.x)
+INTERVAL_MS = {"hour": 3_600_000, "day": 86_400_000}
+
+
+class TooManyBuckets(ValueError):
+    """A ``top --by`` that would need more buckets than ``search.max_buckets`` allows."""
+
+
+def histogram_buckets(client: Any, index: str, filters: Filters, by: str) -> int:
+    """How many ``by`` buckets the matching events span (first to last, empty ones included)."""
+    query, _ = filters.query()
+    body = {
+        "query": query.to_dict(),
+        "size": 0,
+        "aggs": {"first": {"min": {"field": "@timestamp"}}, "last": {"max": {"field": "@timestamp"}}},
+    }
+    aggs = client.search(index=index, body=body, ignore_unavailable=True, allow_no_indices=True).get(
+        "aggregations"
+    )
+    first, last = (aggs or {}).get("first", {}).get("value"), (aggs or {}).get("last", {}).get("value")
+    if first is None or last is None:
+        return 0
+    step = INTERVAL_MS[by]
+    return int(last) // step - int(first) // step + 1
+
+
+def check_buckets(size: int, by: str, spans: int, limit: int = MAX_BUCKETS) -> None:
+    """Raise ``TooManyBuckets`` (one line, naming the options to change) when ``size`` values
+    times ``spans`` histogram buckets (plus the values' own) would exceed ``limit``."""
+    need = size * (spans + 1)
+    if need <= limit:
+        return
+    fits = max(1, limit // (spans + 1))
+    raise TooManyBuckets(
+        f"--by {by} over {spans:,} {by}s for {size} values needs {need:,} buckets, more than the "
+        f"cluster's search.max_buckets ({limit:,}): use --size {fits} or less, a shorter --since/--until"
+        + (", or --by day" if by == "hour" else "")
+    )
+
+
 def top(
     client: Any, index: str, filters: Filters, what: str, size: int = 10, by: str | None = None
 ) -> dict[str, Any]:
+    """The ``size`` most frequent values of ``what``, with a histogram each when ``by`` is set;
+    raises ``TooManyBuckets`` before asking for more buckets than the cluster allows."""
+    if by:
+        check_buckets(size, by, histogram_buckets(client, index, filters, by))
     query, _ = filters.query()
     agg: dict[str, Any] = {"terms": {"field": TOP_FIELDS[what], "size": size}}
     if by:

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from shipper.normalize.categories import categorize, family
-from shipper.normalize.mask import DEFAULT_RULES, Masker, MaskRules
+from shipper.normalize.mask import DEFAULT_RULES, RESHAPED_TAG, Masker, MaskRules, TooDeep
 
 
 def _load_native() -> Any:
@@ -299,7 +299,10 @@ class Normalizer:
         if not isinstance(payload, dict):
             return Rejection("invalid_payload", "'payload' is not a JSON object", raw)
         tenant = obj.get("tenantId", obj.get("tenant_id"))
-        return self._build(log_id, key, ms, payload, tenant if isinstance(tenant, str) else None)
+        try:
+            return self._build(log_id, key, ms, payload, tenant if isinstance(tenant, str) else None)
+        except TooDeep:
+            return Rejection("too_deep", "payload nested too deep to be written as JSON again", raw)
 
     def _event_parts(self, key: str, outcome: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
         """(family, categories, types) of a key and outcome, cached: keys repeat endlessly."""
@@ -334,6 +337,8 @@ class Normalizer:
             if err:
                 doc["error"] = err
         masked = self.masker.mask(payload)[0]
+        if self.masker.reshaped:
+            tags = [RESHAPED_TAG]
 
         if tenant:
             doc["organization"] = {"id": tenant}
@@ -346,7 +351,7 @@ class Normalizer:
             ip = normalize_ip(raw_ip)
             if ip is None:
                 logto["ip"] = raw_ip
-                tags = ["logto_invalid_ip"]
+                tags = [*(tags or ()), "logto_invalid_ip"]
             else:
                 doc["source"] = {"ip": ip}
                 doc["client"] = {"ip": ip}

@@ -2,7 +2,8 @@
 ``--once`` summary. One set of counters (``METRICS``), read three ways.
 
 ``shipped`` counts documents the output acknowledged and kept (for Elasticsearch: indexed, or
-already there, 409); ``rejected`` records the normalizer refused (dead-lettered with their raw
+already there, 409); ``expired`` events not shipped because their day is past the retention;
+``rejected`` records the normalizer refused (dead-lettered with their raw
 bytes); ``dead_lettered`` documents the output refused (mapping errors, to the dead-letter
 index or file). Rates are per second since the previous line.
 """
@@ -33,16 +34,19 @@ class Totals:
     duplicates: int
     rejected: int
     dead_lettered: int
+    expired: int = 0
 
     @staticmethod
     def now() -> Totals:
         v = METRICS.snapshot()
         dead = int(v.get("docs_dead_lettered_total", 0))
+        expired = int(v.get("docs_expired_total", 0))
         return Totals(
-            int(v.get("docs_acknowledged_total", 0)) - dead,
+            int(v.get("docs_acknowledged_total", 0)) - dead - expired,
             int(v.get("docs_duplicate_total", 0)),
             int(v.get("records_rejected_total", 0)),
             dead,
+            expired,
         )
 
     def __sub__(self, other: Totals) -> Totals:
@@ -51,7 +55,17 @@ class Totals:
             self.duplicates - other.duplicates,
             self.rejected - other.rejected,
             self.dead_lettered - other.dead_lettered,
+            self.expired - other.expired,
         )
+
+
+def expired_text(t: Totals) -> str:
+    """``, 12 expired (older than the retention, oldest 2025-08-20)`` or nothing."""
+    if not t.expired:
+        return ""
+    oldest = METRICS.snapshot().get("docs_expired_oldest_timestamp_seconds")
+    day = f", oldest {time.strftime('%Y-%m-%d', time.gmtime(oldest))}" if oldest else ""
+    return f", {t.expired:,} expired (older than the retention{day})"
 
 
 def _eta(seconds: float) -> str:
@@ -125,19 +139,22 @@ class Progress:
         self._last_line, self._last_totals = now, t
         behind = "; ".join(describe_lag(lag, rate) for lag in lags)
         log.info(
-            "progress: %s shipped (%.0f/s), %s rejected, %s dead-lettered since start%s",
+            "progress: %s shipped (%.0f/s), %s rejected, %s dead-lettered%s since start%s",
             f"{t.shipped:,}",
             rate,
             f"{t.rejected:,}",
             f"{t.dead_lettered:,}",
+            expired_text(t),
             f"; {behind}" if behind else "",
         )
 
     def report(self, lags: list[Lag]) -> dict[str, Any]:
         t = self.totals()
         elapsed = max(1e-9, self.clock() - self.started)
+        oldest = METRICS.snapshot().get("docs_expired_oldest_timestamp_seconds")
         return {
             "pid": os.getpid(),
+            "expired_oldest": time.strftime("%Y-%m-%d", time.gmtime(oldest)) if oldest else None,
             "updated": time.time(),
             "started": self.started_wall,
             "totals": asdict(t),
@@ -165,7 +182,7 @@ class Progress:
         dup = f" ({t.duplicates:,} already indexed)" if t.duplicates else ""
         return (
             f"shipped {t.shipped:,} records{dup}, {t.rejected:,} rejected, "
-            f"{t.dead_lettered:,} dead-lettered in {elapsed:.1f} s"
+            f"{t.dead_lettered:,} dead-lettered{expired_text(t)} in {elapsed:.1f} s"
         )
 
 

@@ -49,12 +49,14 @@ def no_secret(*outputs: str) -> None:
         assert PASSWORD not in out and API_KEY not in out, out
 
 
-def config(tmp: Path, output: str, inputs: str | None = None, extra: str = "") -> Path:
+def config(tmp: Path, output: str, inputs: str | None = None, extra: str = "", expired: bool = True) -> Path:
     logs = tmp / "logs"
     logs.mkdir(exist_ok=True)
     inputs = inputs or f'[[inputs]]\ntype = "file"\npaths = ["{logs}/*.jsonl"]\n'
     path = tmp / "shipper.toml"
-    path.write_text(f'[state]\ndir = "{tmp}/state"\n\n{inputs}\n{output}\n{extra}')
+    # the fixtures are from 2025, past the default retention: shipped anyway unless asked not to
+    index = "[index]\nship_expired = true\n" if expired else ""
+    path.write_text(f'[state]\ndir = "{tmp}/state"\n\n{inputs}\n{output}\n{index}{extra}')
     return path
 
 
@@ -190,6 +192,36 @@ def test_every_documented_env_var_works(installed, tmp_path, es):
     checked.add("LOGTO_SHIPPER_PURE")  # a build switch: tests/test_compiled_build.py builds with it
     assert documented <= checked, f"documented but not checked here: {sorted(documented - checked)}"
     no_secret(r.stdout, r.stderr)
+
+
+def test_once_leaves_out_days_past_the_retention(installed, tmp_path, es):
+    """The default retention (90d): 2025's records would land in indices ILM deletes at once, so
+    they are counted and said, not shipped; today's are shipped; the option ships them all."""
+    import json
+
+    from elasticsearch import Elasticsearch
+
+    exe = installed["plain"]
+    log_lines(tmp_path, 3)  # 2025-08-21
+    now = int(time.time() * 1000)
+    with open(tmp_path / "logs" / "a.jsonl", "a") as fh:
+        for i in range(2):
+            fh.write(
+                json.dumps({"id": f"now{i}", "key": "Interaction.SignIn.Submit", "createdAt": now}) + "\n"
+            )
+    r = run(exe, "run", "--once", "--config", str(config(tmp_path, es_output(es), expired=False)))
+    assert r.returncode == 0, r.stderr
+    assert "shipped 2 records" in r.stderr
+    assert "3 expired (older than the retention, oldest 2025-08-21)" in r.stderr.splitlines()[-1]
+    assert "ship_expired = true" in r.stderr  # the warning says how to ship them anyway
+    refresh(es)
+    client = Elasticsearch(es.url, basic_auth=("elastic", PASSWORD))
+    assert client.count(index="logto-audit-*")["count"] == 2
+    st = run(exe, "status", "--config", str(config(tmp_path, es_output(es), expired=False)))
+    assert "3 events not shipped: older than the retention (oldest 2025-08-21" in st.stdout, st.stdout
+    (tmp_path / "state").rename(tmp_path / "state-before")  # read everything again, with the option
+    r = run(exe, "run", "--once", "--config", str(config(tmp_path, es_output(es))))
+    assert r.returncode == 0 and "shipped 5 records (2 already indexed)" in r.stderr, r.stderr
 
 
 # -- global options anywhere ------------------------------------------------------------------

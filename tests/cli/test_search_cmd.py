@@ -83,6 +83,7 @@ type = "elasticsearch"
 hosts = ["{es_target.url}"]
 [index]
 prefix = "{es_target.prefix}"
+ship_expired = true  # the fixtures are from 2025
 """)
     return cfg
 

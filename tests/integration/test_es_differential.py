@@ -31,7 +31,7 @@ import urllib3
 from click.testing import CliRunner
 
 from cli.main import cli
-from shipper.prune import indexed_ids
+from shipper.sinks.elasticsearch.client import indexed_ids
 from tests.cli.test_search_cmd import DATA
 
 README = Path(__file__).parents[1] / "es_server" / "README.md"
@@ -159,6 +159,7 @@ hosts = ["{url}"]
 retry_initial_backoff = 0.05
 [index]
 prefix = "{prefix}"
+ship_expired = true  # the fixtures are from 2025
 replicas = 0
 """)
     es = Elasticsearch(url)

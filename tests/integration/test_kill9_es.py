@@ -39,6 +39,7 @@ retry_initial_backoff = 0.05
 retry_max_backoff = 0.5
 [index]
 prefix = "{es_target.prefix}"
+ship_expired = true  # the fixtures are from 2025
 replicas = 0
 """,
     )

@@ -211,6 +211,7 @@ batch_max_wait = 0.1
 drain_timeout = 2
 [index]
 prefix = "{es_target.prefix}"
+ship_expired = true  # the fixtures are from 2025
 replicas = 0
 """,
     )

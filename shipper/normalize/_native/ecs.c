@@ -23,6 +23,7 @@
 
 #define MAX_ID_BYTES 512 /* Elasticsearch refuses longer _id values */
 #define MAX_MS 253402300799999LL /* 9999-12-31T23:59:59.999Z */
+#define FLAT_DEPTH 20 /* Masker's FLAT_DEPTH: the depth_limit of logto.payload's mapping */
 #define MAX_DEPTH 200 /* deeper: Python (orjson's limit is 1024) */
 #define MAX_DUP_SCAN 64 /* objects with more keys are checked for duplicates by Python */
 #define CACHE_SLOTS 16384 /* power of two */
@@ -288,8 +289,8 @@ static int verdict(Fast *f, yyjson_val *key, int in_params) {
     long v = PyLong_AsLong(r);
     Py_DECREF(r);
     if (v == -1 && PyErr_Occurred()) return ERR;
-    if (v < 0 || v > 2) {
-        PyErr_SetString(PyExc_ValueError, "verdict must be 0, 1 or 2");
+    if (v < 0 || v > 3) {
+        PyErr_SetString(PyExc_ValueError, "verdict must be 0, 1, 2 or 3");
         return ERR;
     }
     if (s) cache_fill(s, k, n, h, v, NULL);
@@ -370,6 +371,9 @@ static int write_scalar(Buf *b, yyjson_val *v) {
 static int write_masked_obj(Fast *f, Buf *b, yyjson_val *obj, int in_params, int depth, yyjson_val *swap_key,
                             yyjson_val *swap_val) {
     if (depth > MAX_DEPTH) return FALLBACK;
+    /* Members deeper than FLAT_DEPTH keys (Masker): Python writes the object as JSON text. depth
+     * counts arrays too, so it is never below the object's key path + 1: never too late. */
+    if (f && depth > FLAT_DEPTH && yyjson_obj_size(obj)) return FALLBACK;
     TRY(has_dup(obj));
     TRY(PUTLIT(b, "{"));
     size_t i, max;
@@ -381,6 +385,7 @@ static int write_masked_obj(Fast *f, Buf *b, yyjson_val *obj, int in_params, int
         yyjson_val *x = k == swap_key ? swap_val : item; /* (the loop steps from item) */
         int vd = f ? verdict(f, k, in_params) : 0;
         TRY(vd);
+        if (vd == 3) return FALLBACK; /* a key flattened refuses: Python escapes it */
         if (vd == 1) {
             if (yyjson_is_null(x) || yyjson_is_bool(x)) {
                 TRY(write_scalar(b, x));

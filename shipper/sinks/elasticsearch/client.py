@@ -137,3 +137,14 @@ def no_root_endpoint(exc: ApiError) -> bool:
     """405 on ``GET /``: a node built without the ``rest-root`` module (Elastic's integ-test
     distribution). It answered, so it is reachable; its version must come from elsewhere."""
     return exc.meta.status == 405
+
+
+def indexed_ids(es: Any, index: str, ids: list[str]) -> set[str]:
+    """Which of ``ids`` an index (pattern) holds, as far as its last refresh shows."""
+    resp = es.search(
+        index=index,
+        body={"query": {"ids": {"values": ids}}, "size": len(ids), "_source": False},
+        ignore_unavailable=True,
+        allow_no_indices=True,
+    )
+    return {h["_id"] for h in resp["hits"]["hits"]}

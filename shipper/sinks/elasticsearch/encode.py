@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import orjson
+
 from shipper.indexing import IndexNamer
 from shipper.sinks.base import Segment
 from shipper.sinks.framers import inflate
@@ -14,6 +16,15 @@ class Item:
     doc_id: str
     index: str
     lines: bytes  # action line + source line, both newline-terminated
+    epoch_ms: int = 0
+
+    def source(self) -> bytes:
+        return self.lines.split(b"\n", 1)[1]
+
+    def moved(self, index: str) -> Item:
+        """The same document for another index (the ``create`` keeps its ``_id``)."""
+        action = orjson.dumps({"create": {"_index": index, "_id": self.doc_id}}) + b"\n"
+        return Item(self.doc_id, index, action + self.source(), self.epoch_ms)
 
 
 def plain_block(seg: Segment) -> bytes:
@@ -26,7 +37,7 @@ def items(segments: list[Segment], namer: IndexNamer) -> list[Item]:
     for seg in segments:
         data, off = plain_block(seg), 0
         for doc_id, epoch_ms, n in seg.docs:
-            out.append(Item(doc_id, namer(epoch_ms), data[off : off + n]))
+            out.append(Item(doc_id, namer(epoch_ms), data[off : off + n], epoch_ms))
             off += n
     return out
 

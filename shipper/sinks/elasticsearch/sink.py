@@ -6,6 +6,13 @@ items; other 4xx go to the dead-letter index ``<prefix>-deadletter-<namespace>``
 to ``<state>/dead-letter/elasticsearch.jsonl``) and then count as delivered. Whole-request
 failures (connection, timeout, 429, 5xx) retry the batch; 413 splits it. Retries go on forever
 while running; ``close`` abandons them (the batch is then not acknowledged and is read again).
+
+Two refusals are not the document's fault and are answered before that:
+- events whose day is already past ``retention`` are not sent (``ship_expired`` sends them): ILM
+  would delete their index at once. Counted (``docs_expired_total``), said once per run.
+- 403 ``cluster_block_exception`` of an index-level write block (ILM ``readonly`` after
+  ``warm_after``, or by hand): the documents go to ``IndexNamer.late`` instead, unless an index
+  of the pattern already holds their ``_id`` (a replay: counted as a duplicate).
 """
 
 from __future__ import annotations
@@ -20,11 +27,11 @@ from typing import Any
 
 import orjson
 
-from shipper.config import ElasticsearchOutputConfig, IndexConfig
+from shipper.config import ElasticsearchOutputConfig, IndexConfig, parse_duration
 from shipper.deadletter import DeadLetterFile
 from shipper.errors import OutputError
 from shipper.es_setup import setup
-from shipper.indexing import IndexNamer
+from shipper.indexing import DAY_MS, Expiry, IndexNamer
 from shipper.logs import Throttle
 from shipper.metrics import METRICS
 from shipper.sinks.base import Batch, Segment
@@ -38,6 +45,7 @@ from shipper.sinks.elasticsearch.client import (
     TransportError,
     describe,
     error_parts,
+    indexed_ids,
     make_client,
     no_root_endpoint,
     translate,
@@ -90,6 +98,10 @@ class ElasticsearchSink:
         self._failing_since: float | None = None
         self._warn = Throttle(60.0)
         self.hosts = ", ".join(out.hosts)  # as configured: credentials are never in them
+        retention = parse_duration(index.retention)
+        self.expiry = None if index.ship_expired else Expiry(retention, index.granularity)
+        self._expired_said = False
+        self._blocked_said: set[str] = set()
 
     @classmethod
     def from_config(
@@ -281,8 +293,37 @@ class ElasticsearchSink:
         plain = body(pending)
         return gzip(plain, self.gzip_level) if self.gzip_level else plain
 
+    def _without_expired(self, segments: list[Segment]) -> list[Item] | None:
+        """The batch's documents minus those past the retention; None when none is (the usual
+        case, decided from each block's oldest time without looking at documents)."""
+        if self.expiry is None:
+            return None
+        first = self.expiry.first_kept_day(int(time.time() * 1000))
+        if all(not len(seg.docs) or min(seg.docs.times) // DAY_MS >= first for seg in segments):
+            return None
+        kept: list[Item] = []
+        expired: list[Item] = []
+        for item in items(segments, self.namer):
+            (kept if item.epoch_ms // DAY_MS >= first else expired).append(item)
+        METRICS.inc("docs_expired_total", len(expired))
+        oldest = min(i.epoch_ms for i in expired)
+        METRICS.set_min("docs_expired_oldest_timestamp_seconds", oldest / 1000)
+        if not self._expired_said:
+            self._expired_said = True
+            log.warning(
+                "not shipping events older than the retention (%s), the oldest from %s: ILM would delete "
+                "their indices at once (set [index] ship_expired = true to ship them; counted as expired)",
+                self.index_cfg.retention,
+                time.strftime("%Y-%m-%d", time.gmtime(oldest / 1000)),
+            )
+        return kept
+
     def _deliver_blocks(self, segments: list[Segment], count: int) -> None:
         """The batch as framed, in one request; one by one only what was refused or retried."""
+        kept = self._without_expired(segments)
+        if kept is not None:
+            self._deliver(kept)
+            return
         payload = self._payload(segments)
         attempt = 0
         while True:
@@ -325,8 +366,9 @@ class ElasticsearchSink:
             if results is ALL_DELIVERED:
                 METRICS.inc("docs_indexed_total", len(pending))
                 return
-            retry, rejected = [], []
+            retry, rejected, blocked = [], [], []
             indexed = duplicate = 0
+            late_base = self.namer.base + "late-"
             for item, res in zip(pending, results, strict=True):
                 outcome = classify(int(res.get("status", 500)))
                 if outcome is Outcome.DELIVERED:
@@ -335,12 +377,24 @@ class ElasticsearchSink:
                     duplicate += 1
                 elif outcome is Outcome.RETRY:
                     retry.append(item)
+                elif _write_blocked(res) and not item.index.startswith(late_base):
+                    blocked.append(item)
                 else:
                     rejected.append((item, res))
             METRICS.inc("docs_indexed_total", indexed)  # once per request: the lock is not free
             METRICS.inc("docs_duplicate_total", duplicate)
             if rejected:
                 self._dead_letter(rejected)
+            if blocked:
+                moved = self._to_late_index(blocked)
+                if moved is None:
+                    retry += blocked  # the cluster did not say which are there: asked again
+                else:
+                    pending = moved
+                    if not retry:
+                        results = None
+                        continue
+                    retry += moved
             if retry:
                 METRICS.inc("docs_retried_total", len(retry))
                 self._note_error(
@@ -353,6 +407,33 @@ class ElasticsearchSink:
             else:
                 pending = []
             results = None
+
+    def _to_late_index(self, blocked: list[Item]) -> list[Item] | None:
+        """Write-blocked documents readdressed to the late index, minus those an index of the
+        pattern already holds (a replay of what was indexed before the block); None when the
+        cluster could not be asked."""
+        late = self.namer.late(int(time.time() * 1000))
+        try:
+            # the late indices refreshed first: a replay minutes after the first write is seen
+            self.client.options(ignore_status=(403, 404)).indices.refresh(
+                index=late[: late.rindex("-")] + "-*", ignore_unavailable=True, allow_no_indices=True
+            )
+            there = indexed_ids(self.client, self.namer.pattern, [i.doc_id for i in blocked])
+        except (ApiError, TransportError) as exc:
+            self._note_error(f"write-blocked documents: cannot look them up: {describe(exc)}")
+            return None
+        METRICS.inc("docs_duplicate_total", len(there))
+        moved = [i.moved(late) for i in blocked if i.doc_id not in there]
+        METRICS.inc("docs_late_index_total", len(moved))
+        for index in sorted({i.index for i in blocked} - self._blocked_said):
+            self._blocked_said.add(index)
+            log.warning(
+                "index %s refuses writes (write block, e.g. ILM readonly after warm_after): its late "
+                "events go to %s",
+                index,
+                late,
+            )
+        return moved
 
     def _dead_letter(self, rejected: list[tuple[Item, dict[str, Any]]]) -> None:
         """Keep refused documents whole; only after they are safe do they count as done."""
@@ -402,3 +483,14 @@ class ElasticsearchSink:
 
 class _TooLarge(Exception):
     pass
+
+
+def _write_blocked(res: dict[str, Any]) -> bool:
+    """An index-level write block (``index.blocks.write``/``read_only``: 403 FORBIDDEN/8 or /5);
+    the flood-stage disk block is a 429 and retried like any 429."""
+    err = res.get("error") or {}
+    return (
+        res.get("status") == 403
+        and err.get("type") == "cluster_block_exception"
+        and str(err.get("reason", "")).startswith("index [")
+    )
