@@ -244,23 +244,6 @@ def show_cmd(ctx: Context, log_id: str, fmt: str, utc: bool) -> None:
 SPARK = "▁▂▃▄▅▆▇█"
 
 
-def _top(client: Any, index: str, filters: s.Filters, what: str, size: int, by: str | None) -> dict[str, Any]:
-    """``search.top``; a cluster whose ``search.max_buckets`` is below the default still gets a
-    one-line answer naming the options to change."""
-    from shipper.sinks.elasticsearch.client import ApiError
-
-    try:
-        return s.top(client, index, filters, what, size, by)
-    except ApiError as exc:
-        if "too_many_buckets_exception" not in str(exc.body):
-            raise
-        hint = ", or --by day" if by == "hour" else ""
-        raise s.TooManyBuckets(
-            f"more buckets than the cluster's search.max_buckets allows: use a smaller --size, "
-            f"a shorter --since/--until{hint}"
-        ) from None
-
-
 @click.command("top")
 @click.argument("what", type=click.Choice(sorted(s.TOP_FIELDS)))
 @filter_options
@@ -274,7 +257,7 @@ def top_cmd(ctx: Context, /, what: str, size: int, by: str | None, fmt: str | No
     filters = make_filters(kw)
     resolve_names(client, index, filters)
     try:
-        resp = call("top", lambda: _top(client, index, filters, what, size, by))
+        resp = call("top", lambda: s.top(client, index, filters, what, size, by))
     except s.TooManyBuckets as exc:
         fail(str(exc), EXIT_USAGE)
     buckets = resp["aggregations"]["top"]["buckets"]

@@ -218,12 +218,11 @@ def search(
         after = hits[-1]["sort"]
 
 
-MAX_BUCKETS = 65536  # search.max_buckets' default (Elasticsearch 7.x-9.x)
 INTERVAL_MS = {"hour": 3_600_000, "day": 86_400_000}
 
 
 class TooManyBuckets(ValueError):
-    """A ``top --by`` that would need more buckets than ``search.max_buckets`` allows."""
+    """A ``top`` the cluster refused for ``search.max_buckets``; the message names the options."""
 
 
 def histogram_buckets(client: Any, index: str, filters: Filters, by: str) -> int:
@@ -234,37 +233,45 @@ def histogram_buckets(client: Any, index: str, filters: Filters, by: str) -> int
         "size": 0,
         "aggs": {"first": {"min": {"field": "@timestamp"}}, "last": {"max": {"field": "@timestamp"}}},
     }
-    aggs = client.search(index=index, body=body, ignore_unavailable=True, allow_no_indices=True).get(
+    aggs = client.search(index=index, body=body, ignore_unavailable=True, allow_no_indices=True)[
         "aggregations"
-    )
-    first, last = (aggs or {}).get("first", {}).get("value"), (aggs or {}).get("last", {}).get("value")
+    ]
+    first, last = aggs["first"].get("value"), aggs["last"].get("value")
     if first is None or last is None:
         return 0
     step = INTERVAL_MS[by]
     return int(last) // step - int(first) // step + 1
 
 
-def check_buckets(size: int, by: str, spans: int, limit: int = MAX_BUCKETS) -> None:
-    """Raise ``TooManyBuckets`` (one line, naming the options to change) when ``size`` values
-    times ``spans`` histogram buckets (plus the values' own) would exceed ``limit``."""
-    need = size * (spans + 1)
-    if need <= limit:
-        return
-    fits = max(1, limit // (spans + 1))
-    raise TooManyBuckets(
-        f"--by {by} over {spans:,} {by}s for {size} values needs {need:,} buckets, more than the "
-        f"cluster's search.max_buckets ({limit:,}): use --size {fits} or less, a shorter --since/--until"
-        + (", or --by day" if by == "hour" else "")
+def too_many_buckets(size: int, by: str | None, spans: int, limit: int) -> TooManyBuckets:
+    """The one line for a refused ``top``: what it needed at most, and what fits."""
+    need = f"up to {size * (spans + 1):,} buckets ({size} values x {spans:,} {by}s)" if by else "more buckets"
+    fits = max(1, limit // (spans + 1)) if by else max(1, limit - 1)
+    return TooManyBuckets(
+        f"top needs {need}, over the cluster's search.max_buckets ({limit:,}): use --size {fits} or "
+        f"less, a shorter --since/--until" + (", or --by day" if by == "hour" else "")
     )
 
 
 def top(
     client: Any, index: str, filters: Filters, what: str, size: int = 10, by: str | None = None
 ) -> dict[str, Any]:
-    """The ``size`` most frequent values of ``what``, with a histogram each when ``by`` is set;
-    raises ``TooManyBuckets`` before asking for more buckets than the cluster allows."""
-    if by:
-        check_buckets(size, by, histogram_buckets(client, index, filters, by))
+    """The ``size`` most frequent values of ``what``, with a histogram each when ``by`` is set.
+    The cluster counts the buckets it really creates (each value's histogram spans only its own
+    events): asked as it is, and only a refusal is measured, to say what fits."""
+    from shipper.sinks.elasticsearch.client import ApiError
+
+    try:
+        return _top(client, index, filters, what, size, by)
+    except ApiError as exc:
+        cause = exc.body.get("error", {}).get("caused_by", {}) if isinstance(exc.body, dict) else {}
+        if cause.get("type") != "too_many_buckets_exception":
+            raise
+        spans = histogram_buckets(client, index, filters, by) if by else 0
+        raise too_many_buckets(size, by, spans, int(cause.get("max_buckets", 65536))) from None
+
+
+def _top(client: Any, index: str, filters: Filters, what: str, size: int, by: str | None) -> dict[str, Any]:
     query, _ = filters.query()
     agg: dict[str, Any] = {"terms": {"field": TOP_FIELDS[what], "size": size}}
     if by:

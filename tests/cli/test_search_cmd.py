@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -189,6 +190,30 @@ def test_top(loaded):
     r = run(loaded, "top", "apps", "--by", "hour", "--format", "table")
     assert "histogram" in r.stdout.splitlines()[0].lower()
     assert run(loaded, "top", "countries").exit_code == 1  # no geo in this data set
+
+
+def test_top_over_max_buckets_is_one_line_naming_what_fits(loaded, es_target, monkeypatch):
+    """search.max_buckets lowered (as a cluster may have it): the refusal becomes one line with
+    the --size that fits the span, exit 2; the suggested size then works."""
+    es = es_target.client()
+    if es_target.server is not None:
+        import tests.es_server.query as q
+
+        monkeypatch.setattr(q, "MAX_BUCKETS", 5)
+    else:
+        es.cluster.put_settings(persistent={"search.max_buckets": 5})
+    try:
+        args = ["top", "events", "--by", "hour", "--since", "30d", "--format", "json"]
+        r = run(loaded, *args, "--size", "1000")
+        assert r.exit_code == 2, r.output
+        line = r.stderr.strip().splitlines()[-1]
+        # the events span 10 days: 240 or 241 hourly buckets, by where the hours begin
+        assert re.search(r"up to 24[12],000 buckets \(1000 values x 24[01] hours\)", line), line
+        assert "search.max_buckets (5): use --size 1 or less" in line and "--by day" in line
+        assert run(loaded, *args, "--size", "1").exit_code == 0
+    finally:
+        if es_target.server is None:
+            es.cluster.put_settings(persistent={"search.max_buckets": None})
 
 
 def test_tail_prints_new_events_once(loaded, es_target):
