@@ -575,3 +575,76 @@ def test_generated_records_all_normalize():
         assert isinstance(r, Document), r
         blob = orjson.dumps(r.body)
         assert b"$argon2i$" not in blob
+
+
+# -- payloads shaped for the flattened mapping ----------------------------------------------------
+
+_keys = st.one_of(
+    st.sampled_from(["a", "password", "params", "code", "x\0y", "\0", "k" * 1200, "é" * 400]),
+    st.text(max_size=6),
+)
+_json = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=5)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(_keys, inner, max_size=3)),
+    max_leaves=40,
+)
+
+
+def _nest(depth: int, inner: object) -> object:
+    for i in range(depth):
+        inner = {f"n{i}": inner}
+    return inner
+
+
+def _flattened_accepts(value: object, keys: int = 0) -> None:
+    """What ``FlattenedFieldParser`` checks (and the test server with it): at most 20 keys per
+    path, no ``\\0`` in a key, keys short enough that ``path\\0value`` stays under 32,766 bytes."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            assert "\0" not in k and len(k.encode()) <= 1000
+            assert keys + 1 <= 20
+            _flattened_accepts(v, keys + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _flattened_accepts(v, keys)
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=st.dictionaries(_keys, _json, max_size=4), depth=st.integers(0, 30))
+def test_every_payload_is_shaped_for_flattened_and_stays_masked(payload, depth):
+    n = Normalizer(native=None)
+    wrapped = {"outer": _nest(depth, payload), "password": "p-secret"}
+    d = n.record({"id": "1", "key": "K", "createdAt": 1, "payload": wrapped})
+    assert isinstance(d, Document)
+    out = d.body["logto"]["payload"]
+    _flattened_accepts(out)
+    assert out["password"] == MASK
+    text = orjson.dumps(out).decode()
+    assert "p-secret" not in text
+    reshaped = "logto_payload_reshaped" in d.body.get("tags", [])
+    # untouched payloads stay byte-identical to the masked input; reshaped ones say so
+    plain = Normalizer(native=None).masker
+    plain_out, _ = plain.mask(wrapped)
+    assert reshaped == (plain.reshaped > 0)
+    if not reshaped:
+        assert out == plain_out
+
+
+def test_deep_payload_keeps_the_cut_part_as_masked_json_text():
+    n = Normalizer(native=None)
+    payload = {"a": _nest(25, {"token": "t-secret", "v": 1})}
+    out = n.record({"id": "1", "key": "K", "createdAt": 1, "payload": payload}).body["logto"]["payload"]
+    node = out["a"]
+    for i in range(24, 5, -1):  # a, n24 ... n6: 20 keys
+        node = node[f"n{i}"]
+    assert isinstance(node, str)
+    assert orjson.loads(node) == _nest(6, {"token": MASK, "v": 1})  # masked inside the text too
+
+
+def test_objects_deeper_than_orjson_writes_are_kept_as_text():
+    payload = _nest(600, "leaf")  # orjson writes 255 levels: the text comes from the stdlib
+    out = Normalizer(native=None).record({"id": "1", "key": "K", "createdAt": 1, "payload": payload})
+    node = out.body["logto"]["payload"]
+    for i in range(599, 579, -1):  # 20 keys
+        node = node[f"n{i}"]
+    assert orjson.loads(node) == _nest(580, "leaf")
