@@ -237,6 +237,8 @@ type = "elasticsearch"
 hosts = ["{url}"]
 setup_on_start = false
 gzip = true
+[index]
+ship_expired = true  # the generated records are from 2025, past the default retention
 """)
     return cfg
 

@@ -124,3 +124,28 @@ def test_days_past_the_retention_are_counted_not_shipped(tmp_path, es_target):
     assert oldest <= (now - 42 * 86_400_000) / 1000
     status = orjson.loads((p.state / "status.json").read_bytes())
     assert status["totals"]["expired"] == 3 and status["expired_oldest"]
+
+
+def test_write_block_mixed_with_item_429s_loses_and_doubles_nothing(tmp_path, es_target):
+    """Fault injection: a blocked day and random 429 items in the same requests."""
+    srv = es_target.need_server()
+    es = es_target.client()
+    p = es_pipeline(tmp_path, es_target).start()
+    pattern = f"{es_target.prefix}-default-*"
+    (p.logs / "a.jsonl").write_bytes(line("first", {}) + b"\n")
+    wait_count(es, pattern, 1, p)
+    es.indices.put_settings(
+        index=f"{es_target.prefix}-default-2025.08.21", settings={"index.blocks.write": True}
+    )
+    srv.faults.item_fail_rate, srv.faults.item_fail_status = 0.4, 429
+    now = int(time.time() * 1000)
+    with open(p.logs / "a.jsonl", "ab") as fh:  # blocked day and today, interleaved
+        fh.write(b"".join(line(f"m{i}", {}, 1755763200000 + i if i % 2 else now) + b"\n" for i in range(300)))
+    p.pump(min_time=1.0, until=lambda: True)
+    srv.faults.item_fail_rate = 0.0
+    wait_count(es, pattern, 301, p)
+    assert p.stop() == 0
+    ids = all_ids(es, pattern)
+    assert sorted(ids) == sorted(["first", *(f"m{i}" for i in range(300))])  # each exactly once
+    late = f"{es_target.prefix}-default-late-{time.strftime('%Y.%m.%d', time.gmtime())}"
+    assert sorted(all_ids(es, late)) == sorted(f"m{i}" for i in range(1, 300, 2))

@@ -452,3 +452,26 @@ def test_the_runner_counts_lines_left_to_python(native, tmp_path):
         p.stop()
     assert output_ids(p.out) == ["r0000001", "f", "r0000002"]
     assert METRICS.get("records_left_to_python_total") - before == 2  # the float and the bad line
+
+
+def test_payloads_flattened_refuses_are_left_to_python_and_framed_alike(native):
+    """Deeper than 20 keys, a \\0 or an over-long key: the native path leaves the line to the
+    Python normalizer (which reshapes it); a block mixing them frames exactly as Python does."""
+    n = Normalizer(native=native)
+    deep: object = "leaf"
+    for i in range(21):
+        deep = {f"k{i}": deep}
+    shallow: object = "leaf"
+    for i in range(20):
+        shallow = {f"k{i}": shallow}
+    cases = [{"d": deep}, {"a\0b": 1}, {"k" * 1001: 1}, {"arr": [[[[shallow]]]]}]
+    lines = [
+        orjson.dumps({"id": f"x{i}", "key": "K", "createdAt": 1, "payload": p}) for i, p in enumerate(cases)
+    ]
+    assert [assert_agrees(n, raw) for raw in lines] == [False, False, False, False]
+    # 20 keys exactly fit: the native path answers, like Python
+    ok = orjson.dumps({"id": "y", "key": "K", "createdAt": 1, "payload": shallow})
+    assert assert_agrees(n, ok)
+    for frame in FRAMERS:
+        got, want = both([*lines, ok, *lines], n, frame)
+        assert got[:5] == want[:5] and got[5] == 8

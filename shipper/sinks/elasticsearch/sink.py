@@ -369,6 +369,7 @@ class ElasticsearchSink:
             retry, rejected, blocked = [], [], []
             indexed = duplicate = 0
             late_base = self.namer.base + "late-"
+            retry_status = None
             for item, res in zip(pending, results, strict=True):
                 outcome = classify(int(res.get("status", 500)))
                 if outcome is Outcome.DELIVERED:
@@ -377,6 +378,7 @@ class ElasticsearchSink:
                     duplicate += 1
                 elif outcome is Outcome.RETRY:
                     retry.append(item)
+                    retry_status = retry_status or res.get("status")
                 elif _write_blocked(res) and not item.index.startswith(late_base):
                     blocked.append(item)
                 else:
@@ -387,20 +389,17 @@ class ElasticsearchSink:
                 self._dead_letter(rejected)
             if blocked:
                 moved = self._to_late_index(blocked)
-                if moved is None:
-                    retry += blocked  # the cluster did not say which are there: asked again
+                if moved is None:  # the cluster did not say which are there: asked again
+                    retry += blocked
+                    retry_status = retry_status or 403
+                elif not retry:  # sent on at once, to the late index
+                    pending, results = moved, None
+                    continue
                 else:
-                    pending = moved
-                    if not retry:
-                        results = None
-                        continue
                     retry += moved
             if retry:
                 METRICS.inc("docs_retried_total", len(retry))
-                self._note_error(
-                    f"{len(retry)} of {len(pending)} items refused with "
-                    f"{results[pending.index(retry[0])].get('status')}"
-                )
+                self._note_error(f"{len(retry)} of {len(pending)} items refused with {retry_status}")
                 pending = retry
                 self._sleep(attempt)
                 attempt += 1
