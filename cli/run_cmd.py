@@ -34,7 +34,7 @@ def run(ctx: Context, once: bool, timeout: float) -> None:
     tune_gc()
     lock = lock_state_dir(cfg.state.dir)
     try:
-        runner = build_runner(cfg)
+        runner = build_runner(cfg, once=True)
         try:
             runner.sink.preflight(timeout)  # OutputError/OutputAuthError: one line, exit 3
         except BaseException:

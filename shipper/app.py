@@ -14,8 +14,10 @@ from shipper.config import (
     ElasticsearchOutputConfig,
     FileInputConfig,
     FileOutputConfig,
+    LogtoApiInputConfig,
     PostgresInputConfig,
     ShipperConfig,
+    WebhookInputConfig,
     parse_duration,
 )
 from shipper.deadletter import DeadLetterFile
@@ -75,12 +77,23 @@ def build_sink(cfg: ShipperConfig, store: CheckpointStore) -> Sink:
     raise AssertionError(f"unknown output {out!r}")
 
 
-def build_sources(cfg: ShipperConfig, store: CheckpointStore, wake: threading.Event) -> list[Source]:
+def build_sources(
+    cfg: ShipperConfig, store: CheckpointStore, wake: threading.Event, once: bool = False
+) -> list[Source]:
+    """One source per input; ``once`` (``run --once``): webhook inputs ship their spool only."""
     sources: list[Source] = []
     forget = parse_duration(cfg.state.forget_after)
     for i, inp in enumerate(cfg.inputs):
         if isinstance(inp, FileInputConfig):
             sources.append(FileSource(inp, store, f"file{i}", forget_after=forget, notify=wake))
+        elif isinstance(inp, LogtoApiInputConfig):
+            from shipper.sources.logto_api import LogtoApiSource
+
+            sources.append(LogtoApiSource(inp, store, f"api{i}", wake))
+        elif isinstance(inp, WebhookInputConfig):
+            from shipper.sources.webhook import WebhookSource
+
+            sources.append(WebhookSource(inp, store, cfg.state.dir, f"webhook{i}", wake, receive=not once))
         else:
             try:
                 from shipper.sources.postgres import PostgresSource
@@ -90,7 +103,16 @@ def build_sources(cfg: ShipperConfig, store: CheckpointStore, wake: threading.Ev
     return sources
 
 
-def build_runner(cfg: ShipperConfig) -> Runner:
+def line_limit(inp: object) -> int:
+    """The longest line an input hands over (longer ones are dead-lettered by the runner)."""
+    if isinstance(inp, FileInputConfig | WebhookInputConfig):
+        return inp.max_line_bytes
+    if isinstance(inp, PostgresInputConfig | LogtoApiInputConfig):
+        return inp.max_row_bytes
+    raise AssertionError(f"unknown input {inp!r}")
+
+
+def build_runner(cfg: ShipperConfig, once: bool = False) -> Runner:
     store = CheckpointStore(cfg.state.dir, cfg.state.checkpoint_interval)
     wake = threading.Event()
     sink = build_sink(cfg, store)
@@ -100,17 +122,14 @@ def build_runner(cfg: ShipperConfig) -> Runner:
         limits = BatchLimits(o.batch_max_docs, o.batch_max_bytes, o.batch_max_wait)
         drain = o.drain_timeout
     deadletter = DeadLetterFile(cfg.state.dir / "dead-letter" / "records.jsonl")
-    line_limits = [
-        i.max_line_bytes if isinstance(i, FileInputConfig) else i.max_row_bytes for i in cfg.inputs
-    ]
-    rules, max_line = cfg.mask.rules(), max(line_limits, default=1 << 20)
+    rules, max_line = cfg.mask.rules(), max((line_limit(i) for i in cfg.inputs), default=1 << 20)
     enricher = build_enricher(cfg)
     workers = cfg.pipeline.workers
     if workers == "auto":
         workers = default_workers()
     pool = NormalizerPool(workers, rules, max_line, sink.framer) if workers and enricher is None else None
     runner = Runner(
-        build_sources(cfg, store, wake),
+        build_sources(cfg, store, wake, once),
         sink,
         Normalizer(rules, max_line),
         store,
@@ -131,8 +150,8 @@ def build_enricher(cfg: ShipperConfig, start: bool = True) -> Enricher | None:
         return None
     dsn = e.dsn or next((i.dsn for i in cfg.inputs if isinstance(i, PostgresInputConfig) and i.dsn), None)
     sources: list[NameSource] = [DatabaseNames(dsn.get_secret_value())] if dsn else []
-    api = e.management_api
-    if api is not None and api.app_secret is not None:
+    api = e.management_api or next((i for i in cfg.inputs if isinstance(i, LogtoApiInputConfig)), None)
+    if api is not None and api.app_secret is not None:  # default: the logto-api input's M2M app
         sources.append(
             ManagementApiNames(api.endpoint, api.app_id, api.app_secret.get_secret_value(), api.resource)
         )

@@ -152,7 +152,67 @@ class PostgresInputConfig(_Model):
         return v
 
 
-InputConfig = Annotated[FileInputConfig | PostgresInputConfig, Field(discriminator="type")]
+class LogtoApiInputConfig(_Model):
+    """Logto's audit log through the Management API (Logto Cloud; see README "Logto Cloud")."""
+
+    type: Literal["logto-api"]
+    endpoint: str = Field(pattern=r"^https?://[^/@\s]+", description="the tenant's URL")
+    resource: str = Field(
+        "https://default.logto.app/api",
+        description="the Management API resource: https://TENANT.logto.app/api on Logto Cloud",
+    )
+    app_id: str = Field(min_length=1)
+    app_secret: SecretStr | None = None
+    app_secret_file: Path | None = None
+    poll_interval: float = Field(10.0, ge=0.5, description="seconds between polls once caught up")
+    since: str = Field("14d", description="first start: how far back (a duration or an ISO time)")
+    safety_lag: Duration = Field("2s", description="rows newer than this are left to the next poll")
+    retention: Duration | None = Field(
+        "14d", description="the tenant's log retention (Cloud: 3d Free, 14d Pro); warns before it"
+    )
+    tenant: str = Field("default", min_length=1, description="tenant id in documents without one")
+    max_row_bytes: int = Field(8 << 20, ge=1024)
+
+    @model_validator(mode="after")
+    def _secret_given(self) -> LogtoApiInputConfig:
+        if self.app_secret is None:
+            raise ValueError("logto-api input needs app_secret_file (or app_secret)")
+        return self
+
+
+class WebhookInputConfig(_Model):
+    """A receiver for Logto's signed webhooks (see README "Webhooks")."""
+
+    type: Literal["webhook"]
+    listen: Annotated[str, AfterValidator(check_host_port)] = "127.0.0.1:8786"
+    path: str = Field("/logto", pattern=r"^/[A-Za-z0-9._~/-]*$")
+    signing_key: SecretStr | None = None
+    signing_key_file: Path | None = None
+    require_signature: bool = True
+    max_body_bytes: int = Field(1 << 20, ge=1024, le=64 << 20)
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _key_given(self) -> WebhookInputConfig:
+        if self.require_signature and self.signing_key is None:
+            raise ValueError(
+                "webhook input needs signing_key_file (the hook's signing key from Logto's console), "
+                "or require_signature = false"
+            )
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("webhook input: set both tls_cert_file and tls_key_file, or neither")
+        return self
+
+    @property
+    def max_line_bytes(self) -> int:
+        return self.max_body_bytes + 1024  # the body and the few fields around it in the spool
+
+
+InputConfig = Annotated[
+    FileInputConfig | PostgresInputConfig | LogtoApiInputConfig | WebhookInputConfig,
+    Field(discriminator="type"),
+]
 
 
 class ElasticsearchOutputConfig(_Model):
@@ -325,6 +385,12 @@ class ShipperConfig(_Model):
                     f"output: basic auth over plain http to {', '.join(plain)}: the password crosses "
                     "the network unencrypted (use https)"
                 )
+        for i, inp in enumerate(self.inputs):
+            if isinstance(inp, WebhookInputConfig) and not is_loopback(inp.listen) and not inp.tls_cert_file:
+                out.append(
+                    f"inputs[{i}].listen = {inp.listen!r} takes plain http from other hosts: put a TLS "
+                    "reverse proxy in front or set tls_cert_file/tls_key_file"
+                )
         if self.metrics.listen and not is_loopback(self.metrics.listen):
             out.append(
                 f"metrics.listen = {self.metrics.listen!r} is reachable from other hosts "
@@ -369,7 +435,7 @@ def _read_secret_files(data: dict[str, Any], where: tuple[Any, ...]) -> None:
     """``foo_file = PATH`` fills ``foo`` from the file (trailing newline stripped)."""
     for key in [k for k in data if k.endswith("_file") and k[: -len("_file")]]:
         target = key[: -len("_file")]
-        if target not in {"api_key", "password", "dsn", "app_secret"}:
+        if target not in {"api_key", "password", "dsn", "app_secret", "signing_key"}:
             continue
         if data.get(target) is not None:
             raise ConfigError(f"{_loc((*where, key))}: set either {target} or {key}, not both")
@@ -410,7 +476,8 @@ def parse_config(data: dict[str, Any], source: str, env: dict[str, str] | None =
             loc = tuple(
                 p
                 for p in err["loc"]
-                if p not in ("file", "postgres", "elasticsearch", "console") or len(err["loc"]) < 2
+                if p not in ("file", "postgres", "logto-api", "webhook", "elasticsearch", "console")
+                or len(err["loc"]) < 2
             )
             msg = err["msg"].removeprefix("Value error, ")
             lines.append(f"{source}: {_loc(loc)}: {msg}")

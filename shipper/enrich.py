@@ -98,13 +98,9 @@ class DatabaseNames:
 
 
 class ManagementApiNames:
-    """Logto's Management API (Logto Cloud, or hosts without database access).
-
-    A machine-to-machine app's client-credentials token from ``<endpoint>/oidc/token`` for the
-    Management API resource, cached until shortly before it expires; ``GET /api/applications``
-    (paginated, ``Total-Number``) and ``GET /api/users/{id}``; at most one request per
-    ``min_interval`` seconds.
-    """
+    """Logto's Management API (Logto Cloud, or hosts without database access):
+    ``GET /api/applications`` (paginated, ``Total-Number``) and ``GET /api/users/{id}`` through
+    ``shipper.logto_api.ManagementApi`` (its token cache and retry rules)."""
 
     def __init__(
         self,
@@ -115,61 +111,20 @@ class ManagementApiNames:
         min_interval: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        import requests
+        from shipper.logto_api import ManagementApi
 
-        self.endpoint = endpoint.rstrip("/")
-        self.app_id, self._secret, self.resource = app_id, app_secret, resource
-        self.secrets = [app_secret]
-        self.min_interval, self.clock = min_interval, clock
-        self._session = requests.Session()
-        self._token: str | None = None
-        self._expires = 0.0
-        self._last_call = 0.0
-        self.token_requests = 0
+        self.api = ManagementApi(endpoint, app_id, app_secret, resource, min_interval, clock)
+        self.secrets = self.api.secrets
 
-    def _pace(self) -> None:
-        wait = self._last_call + self.min_interval - self.clock()
-        if wait > 0:
-            time.sleep(wait)
-        self._last_call = self.clock()
-
-    def _bearer(self) -> str:
-        if self._token is None or self.clock() >= self._expires:
-            self._pace()
-            resp = self._session.post(
-                f"{self.endpoint}/oidc/token",
-                auth=(self.app_id, self._secret),
-                timeout=10,
-                data={"grant_type": "client_credentials", "resource": self.resource, "scope": "all"},
-            )
-            if resp.status_code != 200:
-                raise RuntimeError(f"Logto token endpoint answered HTTP {resp.status_code}")
-            body = resp.json()
-            self.token_requests += 1
-            self._token = str(body["access_token"])
-            self._expires = self.clock() + max(0.0, float(body.get("expires_in", 3600)) - 30)
-        return self._token
-
-    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        for attempt in (1, 2):
-            self._pace()
-            resp = self._session.get(
-                f"{self.endpoint}{path}",
-                params=params,
-                timeout=10,
-                headers={"Authorization": f"Bearer {self._bearer()}"},
-            )
-            if resp.status_code == 401 and attempt == 1:
-                self._token = None  # revoked or expired early: one fresh token, then give up
-                continue
-            return resp
-        return resp
+    @property
+    def token_requests(self) -> int:
+        return self.api.token_requests
 
     def applications(self, tenant: str) -> dict[str, AppInfo]:
         out: dict[str, AppInfo] = {}
         page = 1
         while True:
-            resp = self._get("/api/applications", {"page": page, "page_size": 100})
+            resp = self.api.get("/api/applications", {"page": page, "page_size": 100})
             if resp.status_code != 200:
                 raise RuntimeError(f"GET /api/applications answered HTTP {resp.status_code}")
             items = resp.json()
@@ -183,17 +138,15 @@ class ManagementApiNames:
     def users(self, tenant: str, ids: list[str]) -> dict[str, UserInfo]:
         out: dict[str, UserInfo] = {}
         for uid in ids:
-            resp = self._get(f"/api/users/{uid}")
+            resp = self.api.get(f"/api/users/{uid}")
             if resp.status_code == 404:
                 continue
-            if resp.status_code != 200:
-                raise RuntimeError(f"GET /api/users answered HTTP {resp.status_code}")
             u = resp.json()
             out[uid] = (u.get("username") or u.get("name"), u.get("primaryEmail"))
         return out
 
     def close(self) -> None:
-        self._session.close()
+        self.api.close()
 
 
 class Enricher:
@@ -228,8 +181,11 @@ class Enricher:
         if logto is None:
             return
         tenant = logto.get("tenant_id") or "default"
-        if logto.get("family") == "webhook_delivery":
-            self.learn_from_hook(tenant, logto.get("payload") or {})
+        family = logto.get("family")
+        if family == "webhook_delivery":  # TriggerHook.* rows: the body they sent
+            self.learn_from_hook(tenant, (logto.get("payload") or {}).get("hookRequest") or {})
+        elif family == "webhook":  # a delivery received by the webhook input
+            self.learn_from_hook(tenant, {"body": logto.get("payload") or {}})
         app_id = logto.get("application_id")
         if app_id:
             static = self.static_apps.get(app_id)
@@ -262,8 +218,9 @@ class Enricher:
             METRICS.inc("enrich_queue_full_total")
 
     def learn_from_hook(self, tenant: str, payload: dict[str, Any]) -> None:
-        """Webhook deliveries carry the application's and the user's names: remember them."""
-        body = ((payload.get("hookRequest") or {}).get("body")) if isinstance(payload, dict) else None
+        """Webhook deliveries (``{"body": <delivery>}``) carry the application's and the user's
+        names: remember them."""
+        body = payload.get("body") if isinstance(payload, dict) else None
         if not isinstance(body, dict):
             return
         app = body.get("application")

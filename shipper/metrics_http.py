@@ -40,6 +40,14 @@ COUNTERS = {
     "config_reloads_total": "Successful configuration reloads",
     "config_reload_failures_total": "Rejected configuration reloads",
     "worker_restarts_total": "Normalizer worker processes that died and were restarted",
+    "logto_api_requests_total": "Requests to Logto's GET /api/logs",
+    "logto_api_rows_read_total": "Logs read from Logto's Management API",
+    "logto_api_errors_total": "Failed Management API requests (retried with backoff)",
+    "webhook_deliveries_total": "Webhook deliveries accepted (spooled durably, answered 200)",
+    "webhook_rejected_signature_total": "Webhook requests refused for a missing or wrong signature (401)",
+    "webhook_rejected_too_large_total": "Webhook requests refused as larger than max_body_bytes (413)",
+    "webhook_rejected_invalid_total": "Webhook bodies that are not a JSON object (400, dead-lettered)",
+    "webhook_spool_errors_total": "Webhook deliveries refused because the spool could not be written (503)",
 }
 GAUGES = {
     "batches_in_flight": "Batches sent and not yet final (queue depth)",
@@ -48,6 +56,9 @@ GAUGES = {
     "last_delivery_timestamp_seconds": "Unix time of the last successful bulk request",
     "docs_expired_oldest_timestamp_seconds": "Unix time of the oldest event not shipped as expired",
     "workers_broken": "1 when normalizer workers kept dying and the main process normalizes instead",
+    "logto_api_retention_margin_seconds": (
+        "Seconds before unshipped Management API logs expire (negative: expired)"
+    ),
 }
 
 

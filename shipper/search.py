@@ -108,7 +108,8 @@ class Filters:
                 clauses.append(Q("terms", **{fld: values}))
         if self.users:
             # An id, a username, or (when indexed) an email; names compare case-insensitively.
-            who = [Q("terms", **{"user.id": self.users})]
+            # related.user: the user an admin action was about (webhook User.* events).
+            who = [Q("terms", **{"user.id": self.users}), Q("terms", **{"related.user": self.users})]
             for u in self.users:
                 for fld in ("user.name", "user.email"):
                     who.append(Q("term", **{fld: {"value": u, "case_insensitive": True}}))

@@ -75,3 +75,58 @@ def categorize(key: str, outcome: str) -> Categories:
     if head == "TriggerHook":
         return ("web",), ("error",) if outcome == "failure" else ("info",)
     return (), ("info",)
+
+
+# Webhook events (the ``webhook`` input; Logto's ``hookEvents``), by the part before the
+# first dot. ECS iam types: ``user`` for users, ``group`` for organizations, ``admin`` for roles
+# (permission sets); scopes are configuration. The verb is the last part:
+# Created -> creation, Deleted -> deletion, anything Updated -> change.
+#
+# | event                                   | category        | type                |
+# |-----------------------------------------|-----------------|---------------------|
+# | PostSignIn                              | authentication, session | start       |
+# | PostSignInAdaptiveMfaTriggered          | authentication  | info                |
+# | PostRegister                            | iam             | creation, user      |
+# | PostResetPassword                       | iam             | change, user        |
+# | User.*                                  | iam             | <verb>, user        |
+# | Organization.* (Membership.Updated too) | iam             | <verb>, group       |
+# | Role.*, OrganizationRole.*              | iam             | <verb>, admin       |
+# | Scope.*, OrganizationScope.*            | configuration   | <verb>              |
+# | TrustedDevice.*                         | iam             | <verb>              |
+# | Identifier.Lockout, Message.RateLimited | authentication  | info (failure)      |
+# | Grant.LimitExceeded                     | session         | end (failure)       |
+HOOK_INTERACTION: dict[str, Categories] = {
+    "PostSignIn": (("authentication", "session"), ("start",)),
+    "PostSignInAdaptiveMfaTriggered": (("authentication",), ("info",)),
+    "PostRegister": (("iam",), ("creation", "user")),
+    "PostResetPassword": (("iam",), ("change", "user")),
+}
+HOOK_EXCEPTION: dict[str, Categories] = {
+    "Identifier.Lockout": (("authentication",), ("info",)),
+    "Message.RateLimited": (("authentication",), ("info",)),
+    "Grant.LimitExceeded": (("session",), ("end",)),
+}
+_HOOK_SCHEMA_TYPE = {
+    "User": ("iam", "user"),
+    "Organization": ("iam", "group"),
+    "Role": ("iam", "admin"),
+    "OrganizationRole": ("iam", "admin"),
+    "Scope": ("configuration", ""),
+    "OrganizationScope": ("configuration", ""),
+    "TrustedDevice": ("iam", ""),
+}
+_VERBS = {"Created": "creation", "Deleted": "deletion", "Updated": "change"}
+
+
+def categorize_hook(event: str) -> Categories:
+    """ECS (category, type) of a webhook event; unknown events: no category, ``info``."""
+    fixed = HOOK_INTERACTION.get(event) or HOOK_EXCEPTION.get(event)
+    if fixed is not None:
+        return fixed
+    schema, _, rest = event.partition(".")
+    kind = _HOOK_SCHEMA_TYPE.get(schema)
+    verb = _VERBS.get(rest.rsplit(".", 1)[-1])
+    if kind is None or verb is None:
+        return (), ("info",)
+    category, extra = kind
+    return (category,), (verb, extra) if extra else (verb,)

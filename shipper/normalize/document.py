@@ -3,7 +3,9 @@
 Accepted record shapes (see README, "Data contract"):
 - Management API: ``{"tenantId","id","key","payload","createdAt": <epoch ms>}``
 - table row (``row_to_json(logs)``): ``{"tenant_id","id","key","payload","created_at": <ISO-8601>}``
-- either with ``payload`` as a JSON-encoded string.
+- either with ``payload`` as a JSON-encoded string;
+- a webhook delivery as the ``webhook`` input spools it: ``{"id","key": <event>,"createdAt",
+  "origin": "webhook","payload": <the delivery>}`` (``webhook_document``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from shipper.normalize.categories import categorize, family
+from shipper.normalize.categories import HOOK_EXCEPTION, categorize, categorize_hook, family
 from shipper.normalize.mask import DEFAULT_RULES, RESHAPED_TAG, Masker, MaskRules, TooDeep
 
 
@@ -300,6 +302,8 @@ class Normalizer:
             return Rejection("invalid_payload", "'payload' is not a JSON object", raw)
         tenant = obj.get("tenantId", obj.get("tenant_id"))
         try:
+            if obj.get("origin") == "webhook":
+                return self._build_webhook(log_id, key, ms, payload)
             return self._build(log_id, key, ms, payload, tenant if isinstance(tenant, str) else None)
         except TooDeep:
             return Rejection("too_deep", "payload nested too deep to be written as JSON again", raw)
@@ -370,12 +374,102 @@ class Normalizer:
             doc["tags"] = tags
         return Document(log_id, ts, ms, doc)
 
+    def _build_webhook(self, delivery_id: str, event_name: str, ms: int, payload: dict[str, Any]) -> Document:
+        """A webhook delivery: who (``user``), whom (``user.target``), from where, which
+        Management API call (``http``, ``url``, ``logto.route``); the body, masked, as
+        ``logto.payload``."""
+        status = payload.get("status")
+        if event_name in HOOK_EXCEPTION:
+            outcome = "failure"  # Logto's security signals: something was refused
+        elif type(status) is int:
+            outcome = "success" if status < 400 else "failure"
+        else:
+            outcome = "success"  # interaction and data hooks fire after success only
+        category, type_ = categorize_hook(event_name)
+        ts = format_ms(ms)
+        event = {"id": delivery_id, "action": event_name, "outcome": outcome}
+        doc: dict[str, Any] = {
+            "@timestamp": ts,
+            "event": _event_tail(event, category, type_, "logto.webhook"),
+        }
+        logto: dict[str, Any] = {"family": "webhook"}
+        related: list[str] = []
+        user: dict[str, Any] = {}
+        if (uid := _str(payload.get("userId"))) is not None:
+            user["id"] = uid
+        who = payload.get("user")
+        if type(who) is dict:
+            user.setdefault("id", _str(who.get("id")))
+            if (name := _str(who.get("username")) or _str(who.get("name"))) is not None:
+                user["name"] = name
+        data = payload.get("data")
+        if event_name.startswith("User.") and type(data) is dict and (tid := _str(data.get("id"))):
+            target = {"id": tid}
+            if (tname := _str(data.get("username")) or _str(data.get("name"))) is not None:
+                target["name"] = tname
+            user["target"] = target
+        user = {k: v for k, v in user.items() if v is not None}
+        if user:
+            doc["user"] = user
+            related = [
+                v for v in (user.get("id"), user.get("name"), *(user.get("target") or {}).values()) if v
+            ]
+        raw_ip = _str(payload.get("userIp")) or _str(payload.get("ip"))
+        if raw_ip is not None:
+            ip = normalize_ip(raw_ip)
+            if ip is None:
+                logto["ip"] = raw_ip
+                doc["tags"] = ["logto_invalid_ip"]
+            else:
+                doc["source"] = {"ip": ip}
+                doc["client"] = {"ip": ip}
+        if ("userAgent" in payload) and (ua := _user_agent(payload)):
+            doc["user_agent"] = ua
+        method, path = _str(payload.get("method")), _str(payload.get("path"))
+        if method is not None or type(status) is int:
+            http: dict[str, Any] = {}
+            if method is not None:
+                http["request"] = {"method": method}
+            if type(status) is int:
+                http["response"] = {"status_code": status}
+            doc["http"] = http
+        if path is not None:
+            doc["url"] = {"path": path}
+        if (route := _str(payload.get("matchedRoute"))) is not None:
+            logto["route"] = route
+        app = payload.get("application")
+        app_id = _str(payload.get("applicationId"))
+        if type(app) is dict:
+            app_id = app_id or _str(app.get("id"))
+            if (app_name := _str(app.get("name"))) is not None:
+                logto["application_name"] = app_name
+            if (app_type := _str(app.get("type"))) is not None:
+                logto["application_type"] = app_type
+        if app_id is not None:
+            logto["application_id"] = app_id
+        for src, dst in (
+            ("sessionId", "session_id"),
+            ("interactionEvent", "interaction_event"),
+            ("hookId", "hook_id"),
+        ):
+            if (v := _str(payload.get(src))) is not None:
+                logto[dst] = v
+        if related:
+            doc["related"] = {"user": list(dict.fromkeys(related))}
+        logto["payload"] = self.masker.mask(payload)[0]
+        if self.masker.reshaped:
+            doc["tags"] = [*doc.get("tags", ()), RESHAPED_TAG]
+        doc["logto"] = logto
+        return Document(delivery_id, ts, ms, doc)
 
-def _event_tail(event: dict[str, Any], category: tuple[str, ...], type_: tuple[str, ...]) -> dict[str, Any]:
+
+def _event_tail(
+    event: dict[str, Any], category: tuple[str, ...], type_: tuple[str, ...], dataset: str = "logto.audit"
+) -> dict[str, Any]:
     """``event``'s fields after ``outcome``, added to it (``_build`` and the native path's)."""
     event["kind"] = "event"
     event["module"] = "logto"
-    event["dataset"] = "logto.audit"
+    event["dataset"] = dataset
     event["type"] = [*type_]
     if category:
         event["category"] = [*category]

@@ -60,11 +60,36 @@ class PgStream(_Entry):
     seen: StrictInt = 0
 
 
+class ApiPosition(_Entry):
+    """A Management API input's cursor: every row before ``from`` (epoch ms) is shipped, and
+    the rows at ``from`` itself whose ids are in ``edge``."""
+
+    from_: NonNegative = Field(alias="from")
+    edge: list[StrictStr] = []
+
+
+class ApiStream(_Entry):
+    position: ApiPosition
+    seen: StrictInt = 0
+
+
+class SpoolPosition(_Entry):
+    """A webhook spool's read point: segment number and byte offset in it."""
+
+    segment: NonNegative
+    offset: NonNegative
+
+
+class SpoolStream(_Entry):
+    position: SpoolPosition
+    seen: StrictInt = 0
+
+
 class Registry(_Entry):
     """``registry.json``, validated like any input: a wrong shape or type is not used."""
 
     version: Literal[1]
-    streams: dict[str, FileStream | PgStream] = {}
+    streams: dict[str, FileStream | PgStream | ApiStream | SpoolStream] = {}
     outputs: dict[str, NonNegative] = {}
 
 
@@ -87,7 +112,10 @@ class CheckpointStore:
     def _load(self) -> None:
         try:
             reg = Registry.model_validate_json(self.path.read_bytes())
-            self.streams = {k: v.model_dump(mode="json", exclude_unset=True) for k, v in reg.streams.items()}
+            self.streams = {
+                k: v.model_dump(mode="json", exclude_unset=True, by_alias=True)
+                for k, v in reg.streams.items()
+            }
             self.outputs = dict(reg.outputs)
         except FileNotFoundError:
             return

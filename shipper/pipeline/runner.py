@@ -384,7 +384,9 @@ class Runner:
             if self._batch.positions and not read and self.acks.in_flight < self.sink.max_in_flight:
                 self._submit()
             self._settle(timeout=0.05 if self.acks.in_flight else 0.0)
-            down = [lag for lag in self.lags() if lag.unavailable] if not read else []
+            lags = self.lags() if not read else []
+            down = [lag for lag in lags if lag.unavailable]
+            under_way = any(lag.busy for lag in lags)
             now = time.monotonic()
             waiting = bool(self.acks.in_flight) and now - self._last_completion >= timeout
             if down or waiting:
@@ -396,7 +398,9 @@ class Runner:
             else:
                 stuck_since = None
             busy = read or self.acks.in_flight or self._batch.positions or self._pending or down
-            idle = 0 if busy else idle + 1
+            if under_way and not down:
+                time.sleep(0.02)  # a source fetching in the background: wait for its answer
+            idle = 0 if busy or under_way else idle + 1
         if self.failure:
             log.error("giving up: %s", self.failure)
             self.drain_timeout = min(self.drain_timeout, 1.0)

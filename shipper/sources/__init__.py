@@ -38,7 +38,9 @@ class Lag:
     ``unit`` is ``bytes`` (files: size minus acknowledged offset) or ``seconds`` (postgres:
     now minus the acknowledged row's time); ``records`` counts rows not yet read where the
     source can tell cheaply (capped: ``records_capped``); ``note`` says why nothing is read
-    (no file matches); ``unavailable`` why the source cannot be read now (database down).
+    (no file matches); ``unavailable`` why the source cannot be read now (database down);
+    ``busy`` that the source has work under way it has not handed over yet (a Management API
+    window being paged in the background): ``run --once`` waits for it.
     """
 
     source: str
@@ -48,6 +50,7 @@ class Lag:
     records_capped: bool = False
     note: str = ""
     unavailable: str = ""
+    busy: bool = False
 
 
 class Source(Protocol):

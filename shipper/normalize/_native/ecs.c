@@ -709,6 +709,7 @@ static int build(Fast *f, yyjson_val *root, yyjson_val **id_out, long long *ms_o
     if (!id || yyjson_get_len(id) > MAX_ID_BYTES) return FALLBACK;
     yyjson_val *key = nonempty_str(yyjson_obj_get(root, "key"));
     if (!key) return FALLBACK;
+    if (yyjson_obj_get(root, "origin")) return FALLBACK; /* webhook deliveries: Python maps them */
     yyjson_val *created = yyjson_obj_get(root, "createdAt");
     if (!created) created = yyjson_obj_get(root, "created_at");
     long long ms;
