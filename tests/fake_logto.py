@@ -28,11 +28,22 @@ from typing import Any
 
 RESOURCE = "https://default.logto.app/api"
 COUNT_CAP = 10_000
-AUDIT_PREFIXES = ("ExchangeTokenBy", "RevokeToken", "RevokeGrants", "Interaction", "JwtCustomizer", "SamlApplication", "Action", "Unknown")
+AUDIT_PREFIXES = (
+    "ExchangeTokenBy",
+    "RevokeToken",
+    "RevokeGrants",
+    "Interaction",
+    "JwtCustomizer",
+    "SamlApplication",
+    "Action",
+    "Unknown",
+)
 
 
 class FakeLogto:
-    def __init__(self, app_id: str = "m2m-id", app_secret: str = "m2m-secret", expires_in: int = 3600) -> None:
+    def __init__(
+        self, app_id: str = "m2m-id", app_secret: str = "m2m-secret", expires_in: int = 3600
+    ) -> None:
         self.app_id, self.app_secret, self.expires_in = app_id, app_secret, expires_in
         self.logs: list[dict[str, Any]] = []
         self.applications: list[dict[str, Any]] = []
@@ -95,7 +106,12 @@ class FakeLogto:
             self.token_requests += 1
             tok = f"tok-{self.token_requests}"
             self.tokens[tok] = self.clock() + self.expires_in
-        return 200, {"access_token": tok, "expires_in": self.expires_in, "token_type": "Bearer", "scope": "all"}
+        return 200, {
+            "access_token": tok,
+            "expires_in": self.expires_in,
+            "token_type": "Bearer",
+            "scope": "all",
+        }
 
     def authorized(self, auth: str | None) -> bool:
         tok = (auth or "").removeprefix("Bearer ")
@@ -135,7 +151,9 @@ class FakeLogto:
                 and (end is None or r["createdAt"] <= end)
                 and (one("logKey") is None or r["key"] == one("logKey"))
                 and (one("userId") is None or r["payload"].get("userId") == one("userId"))
-                and (one("applicationId") is None or r["payload"].get("applicationId") == one("applicationId"))
+                and (
+                    one("applicationId") is None or r["payload"].get("applicationId") == one("applicationId")
+                )
             ]
         rows.sort(key=lambda r: r["createdAt"], reverse=True)
         count, capped = len(rows), False
@@ -236,7 +254,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.reply(404, {"code": "route.not_found"})
 
 
-def log_row(i: int, created_at: int, key: str = "Interaction.SignIn.Submit", tag: str = "api") -> dict[str, Any]:
+def log_row(
+    i: int, created_at: int, key: str = "Interaction.SignIn.Submit", tag: str = "api"
+) -> dict[str, Any]:
     """A row as ``GET /api/logs`` returns it (``Logs.guard``)."""
     return {
         "tenantId": "default",

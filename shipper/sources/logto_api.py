@@ -129,7 +129,7 @@ class LogtoApiSource:
                 self._stop.wait(0.05)
                 continue
             try:
-                got = self.fetch_window()
+                caught_up = self.fetch_window()
             except ApiError as exc:
                 self._failed(exc)
                 continue
@@ -137,7 +137,7 @@ class LogtoApiSource:
                 log.exception("logto-api: unexpected error")
                 self._failed(ApiBusy(one_line(exc, self.api.secrets)))
                 continue
-            if got is None:
+            if caught_up:
                 self.fetching = False
                 self._stop.wait(self.cfg.poll_interval)
 
@@ -192,11 +192,11 @@ class LogtoApiSource:
             total = len(items)
         return items, total, resp.headers.get("Total-Number-Is-Capped") == "true"
 
-    def fetch_window(self) -> int | None:
-        """Read the next window and queue it; its row count, or None when caught up."""
+    def fetch_window(self) -> bool:
+        """Read the next window and queue it; True when it reached ``now - safety_lag``."""
         start, now_end = self._from, self._now_ms() - self._lag_ms
-        if now_end < start:
-            return None
+        if now_end <= start:
+            return True
         end = now_end if self._width is None else min(now_end, start + 2 * self._width)
         items, total, capped = self._page(start, end, 1)
         while (capped or total > WINDOW_MAX) and end > start + 1:
@@ -213,7 +213,7 @@ class LogtoApiSource:
             for it in items:
                 rows.setdefault(str(it.get("id")), it)
         if self._stop.is_set():
-            return 0
+            return True
         fresh = sorted(
             (r for i, r in rows.items() if i not in self._edge),
             key=lambda r: (r["createdAt"], str(r.get("id"))),
@@ -229,7 +229,7 @@ class LogtoApiSource:
             log.info("logto-api %s: available again", self.cfg.endpoint)
         self.unavailable = ""
         self.wake.set()
-        return len(frames)
+        return end >= now_end
 
     def _frame(self, row: dict[str, Any]) -> Frame:
         line = orjson.dumps(row)
