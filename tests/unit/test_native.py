@@ -475,3 +475,30 @@ def test_payloads_flattened_refuses_are_left_to_python_and_framed_alike(native):
     for frame in FRAMERS:
         got, want = both([*lines, ok, *lines], n, frame)
         assert got[:5] == want[:5] and got[5] == 8
+
+
+def test_webhook_deliveries_are_left_to_python_and_framed_alike(native):
+    """``origin: webhook`` records (the webhook input's spool) are mapped by Python only."""
+    from shipper.sources.webhook import record_line
+
+    n = Normalizer(native=native)
+    bodies = [
+        {
+            "event": "PostSignIn",
+            "createdAt": "2026-12-01T10:00:00.000Z",
+            "userId": "u1",
+            "userIp": "10.0.0.1",
+        },
+        {
+            "event": "User.Deleted",
+            "createdAt": "2026-12-01T10:00:01.000Z",
+            "data": {"id": "u2"},
+            "status": 204,
+        },
+    ]
+    lines = [record_line(orjson.dumps(b), b) for b in bodies]
+    assert [assert_agrees(n, raw) for raw in lines] == [False, False]
+    row = orjson.dumps({"id": "r", "key": "Interaction.SignIn.Submit", "createdAt": 1, "payload": {}})
+    for frame in FRAMERS:
+        got, want = both([lines[0], row, lines[1]], n, frame)
+        assert got[:5] == want[:5] and got[5] == 2
