@@ -18,7 +18,7 @@ from elasticsearch.dsl import Q
 
 from shipper.normalize.categories import FAMILIES
 
-FAMILY_NAMES = sorted(set(FAMILIES.values()) | {"other"})
+FAMILY_NAMES = sorted(set(FAMILIES.values()) | {"other", "webhook"})  # webhook: the webhook input
 # Names in Logto's documentation that never occur in real records, and the real key.
 _SMS, _PHONE = "SmsVerificationCode", "PhoneVerificationCode"
 DOC_ALIASES = {

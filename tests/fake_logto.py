@@ -54,6 +54,7 @@ class FakeLogto:
         self.suspended: list[tuple[str, bool]] = []
         self.clock: Callable[[], float] = time.monotonic
         self.on_logs: Callable[[dict[str, list[str]]], None] | None = None
+        self.delay = 0.0  # seconds each /api/logs answer takes (a slow tenant)
         self._faults: list[tuple[int, str | None]] = []
         self.lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
@@ -142,6 +143,8 @@ class FakeLogto:
             return 400, {"code": "log.invalid_time_window"}, {}
         if self.on_logs is not None:
             self.on_logs(q)
+        if self.delay:
+            time.sleep(self.delay)
         with self.lock:
             rows = [
                 r

@@ -7,6 +7,7 @@ looks at what a person would see: exit codes, the one-line errors, stderr, and n
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -447,3 +448,67 @@ def _without_driver(exe: Path, tmp_path: Path) -> None:
     log_lines(tmp_path, 2)
     r = run(exe, "--config", str(cfg), "run", "--once")
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 2, r.stderr
+
+
+def test_logto_cloud_and_webhook_inputs_as_installed(installed, tmp_path, es):
+    """The installed script (no extras) with a logto-api input against the fake Management API
+    and a webhook input receiving signed deliveries, under sd_notify; then `run --once`."""
+    import requests
+
+    from shipper.sources.webhook import SIGNATURE_HEADER, signature
+    from tests.fake_logto import FakeLogto, log_row
+
+    fake = FakeLogto(app_secret="m2m-Secret-xq81").start()
+    now = int(time.time() * 1000)
+    fake.add_logs([log_row(i, now - 60_000 + i) for i in range(25)])
+    (tmp_path / "m2m").write_text(fake.app_secret)
+    (tmp_path / "key").write_text("whsec-Accept-77")
+    for f in ("m2m", "key"):
+        (tmp_path / f).chmod(0o600)
+    exe, port, metrics = installed["plain"], free_port(), f"127.0.0.1:{free_port()}"
+    inputs = (
+        f'[[inputs]]\ntype = "logto-api"\nendpoint = "{fake.url}"\napp_id = "m2m-id"\n'
+        f'app_secret_file = "{tmp_path}/m2m"\nsince = "1h"\nsafety_lag = "1s"\n\n'
+        f'[[inputs]]\ntype = "webhook"\nlisten = "127.0.0.1:{port}"\nsigning_key_file = "{tmp_path}/key"\n'
+    )
+    cfg = config(tmp_path, es_output(es), inputs, extra=f'[metrics]\nlisten = "{metrics}"\n')
+    sent: list[int] = []
+
+    def done() -> bool:
+        while len(sent) < 5:
+            body = json.dumps(
+                {"event": "User.Deleted", "createdAt": "2026-12-01T10:00:00.000Z", "n": len(sent)}
+            )
+            try:
+                r = requests.post(
+                    f"http://127.0.0.1:{port}/logto",
+                    data=body,
+                    headers={SIGNATURE_HEADER: signature(b"whsec-Accept-77", body.encode())},
+                    timeout=5,
+                )
+            except requests.ConnectionError:
+                return False  # not listening yet
+            assert r.status_code == 200, r.text
+            sent.append(r.status_code)
+        return docs_in(es) == 30
+
+    try:
+        _daemon_under_notify(exe, cfg, tmp_path, metrics, done)
+        assert docs_in(es) == 30
+        status = run(exe, "--config", str(cfg), "status")
+        assert status.returncode == 0 and "api0" in status.stdout and "webhook1" in status.stdout, (
+            status.stdout
+        )
+        log = (tmp_path / "daemon.log").read_text()
+        assert "listening on http://127.0.0.1" in log
+        for secret in ("m2m-Secret-xq81", "whsec-Accept-77"):
+            assert secret not in log + status.stdout + status.stderr
+        # run --once: the background fetch is waited for, then it ends (0: all delivered)
+        once = tmp_path / "once"
+        once.mkdir()
+        cfg2 = config(once, f'[output]\ntype = "file"\npath = "{once}/out.ndjson"\n', inputs)
+        r = run(exe, "--config", str(cfg2), "run", "--once", timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert len((once / "out.ndjson").read_text().splitlines()) == 25
+    finally:
+        fake.stop()

@@ -267,3 +267,25 @@ replicas = 0
         )
     assert got == {row["id"] for row in rows}
     assert fake.app_secret not in (tmp_path / "daemon.log").read_text()
+
+
+def test_a_slow_api_never_holds_up_the_other_inputs(tmp_path, fake):
+    from tests.integration.harness import write_lines
+
+    fake.add_logs(rows_over(300, 60_000))
+    fake.delay = 3.0  # every page takes 3 s
+    p = Pipeline(
+        tmp_path,
+        inputs=[
+            {"type": "file", "paths": [str(tmp_path / "logs" / "*.jsonl")], "scan_interval": 0.05},
+            api_input(fake, tmp_path, since="1h"),
+        ],
+    ).start()
+    write_lines(tmp_path / "logs" / "a.jsonl", range(200))
+    t0 = time.monotonic()
+    p.pump(lambda: len(p.ids()) >= 200, timeout=20)
+    assert time.monotonic() - t0 < 2.5  # the file's lines did not wait for a page
+    assert not any(i.startswith("api") for i in p.ids())
+    fake.delay = 0.0
+    p.pump(lambda: len(p.ids()) >= 500, timeout=30)
+    assert p.stop() == 0

@@ -233,3 +233,48 @@ replicas = 0
     text = (tmp_path / "daemon.log").read_text()
     assert KEY not in text
     assert "listening on http://127.0.0.1" in text
+
+
+def test_tls_receiver_with_its_own_certificate(tmp_path):
+    import shutil
+    import subprocess
+
+    assert shutil.which("openssl"), "openssl is part of every Debian install"
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    inp = webhook_input(tmp_path, port, tls_cert_file=str(cert), tls_key_file=str(key))
+    p = Pipeline(tmp_path, inputs=[inp]).start()
+    try:
+        url = f"https://127.0.0.1:{port}/logto"
+        body = delivery(5)
+        sig = {SIGNATURE_HEADER: signature(KEY.encode(), body)}
+        assert requests.post(url, data=body, headers=sig, verify=str(cert), timeout=10).status_code == 200
+        with pytest.raises(
+            requests.exceptions.SSLError
+        ):  # a client verifying against the system CAs refuses a self-signed one
+            requests.post(url, data=body, headers=sig, verify=True, timeout=10)
+        p.pump(lambda: len(p.ids()) == 1, timeout=10)
+    finally:
+        p.stop()

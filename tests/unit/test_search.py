@@ -69,7 +69,8 @@ def test_hostile_input_stays_a_value():
     d = q.to_dict()
     who = d["bool"]["filter"][0]["bool"]["should"]
     assert who[0] == {"terms": {"user.id": [hostile]}}
-    assert who[1] == {"term": {"user.name": {"value": hostile, "case_insensitive": True}}}
+    assert who[1] == {"terms": {"related.user": [hostile]}}
+    assert who[2] == {"term": {"user.name": {"value": hostile, "case_insensitive": True}}}
     assert d["bool"]["filter"][1]["bool"]["should"][0] == {"term": {"event.action": hostile}}
     assert "query_string" not in repr(d)
 

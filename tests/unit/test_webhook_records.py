@@ -195,3 +195,24 @@ def test_webhook_config_insists_on_a_signing_key():
         parse_config(
             {"inputs": [{"type": "logto-api", "endpoint": "https://t.logto.app", "app_id": "a"}]}, "t", env={}
         )
+
+
+def test_names_from_interaction_deliveries_fill_the_names_cache():
+    from shipper.enrich import Enricher
+
+    e = Enricher([])  # no database, no Management API: the deliveries alone
+    e.apply(normalize(body_for("PostSignIn")))
+    row = Normalizer().line(
+        orjson.dumps(
+            {
+                "id": "l1",
+                "key": "Interaction.SignIn.Submit",
+                "createdAt": 1764583200000,
+                "payload": {"userId": "u1", "applicationId": "app1"},
+            }
+        )
+    )
+    assert isinstance(row, Document)
+    e.apply(row.body)
+    assert row.body["user"]["name"] == "alice"
+    assert row.body["logto"]["application_name"] == "Web" and row.body["logto"]["application_type"] == "SPA"
