@@ -170,7 +170,6 @@ class LogtoApiInputConfig(_Model):
     retention: Duration | None = Field(
         "14d", description="the tenant's log retention (Cloud: 3d Free, 14d Pro); warns before it"
     )
-    tenant: str = Field("default", min_length=1, description="tenant id in documents without one")
     max_row_bytes: int = Field(8 << 20, ge=1024)
 
     @model_validator(mode="after")
