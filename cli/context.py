@@ -15,6 +15,7 @@ import click
 from shipper.config import ShipperConfig, load_config
 
 EXIT_PROBLEMS, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
+COLOR_MODES = ["auto", "always", "never"]  # --color (cli/render.py)
 
 
 class Context:

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from cli.context import EXIT_PROBLEMS, EXIT_UNREACHABLE, EXIT_USAGE, Context, fail
+from cli.context import COLOR_MODES, EXIT_PROBLEMS, EXIT_UNREACHABLE, EXIT_USAGE, Context, fail
 from shipper import __version__
 from shipper.config import DEFAULT_CONFIG_PATH
 from shipper.errors import ConfigError, MissingDependency, OutputAuthError, OutputError, ShipperError
@@ -45,7 +45,7 @@ class Group(click.Group):
 
 
 def _global_options(with_env: bool) -> list[Callable[[Any], Any]]:
-    """--config, --log-level, --log-format. On the group they read the environment and set the
+    """--config, --log-level, --log-format, --color. On the group they read the environment and set the
     defaults; repeated after a command name they override the group's only when given."""
 
     def env(name: str) -> str | None:
@@ -75,6 +75,10 @@ def _global_options(with_env: bool) -> list[Callable[[Any], Any]]:
             help=text,
         )
 
+    def set_color(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            ctx.find_root().meta["color"] = value
+
     return [
         click.option(
             "--config",
@@ -90,6 +94,17 @@ def _global_options(with_env: bool) -> list[Callable[[Any], Any]]:
         log_option("--log-level", LOG_LEVELS, "info", "Log level."),
         log_option(
             "--log-format", LOG_FORMATS, "text", "Log format: text (journald-friendly) or JSON lines."
+        ),
+        click.option(
+            "--color",
+            type=click.Choice(COLOR_MODES),
+            default="auto" if with_env else None,
+            envvar=env("COLOR"),
+            allow_from_autoenv=False,
+            expose_value=False,
+            callback=set_color,
+            show_default=with_env,
+            help="Colour in tables: auto (a terminal without NO_COLOR), always, never.",
         ),
     ]
 

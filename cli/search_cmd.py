@@ -9,6 +9,7 @@ import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from cli import render
 from cli.context import EXIT_PROBLEMS, EXIT_USAGE, Context, fail, pass_ctx
 from cli.es import call, cluster_identity, es_client, es_config
 from shipper import search as s
+from shipper.config import parse_duration
 from shipper.indexing import IndexNamer
 
 
@@ -38,18 +40,18 @@ def _ips(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> 
         raise click.BadParameter(str(exc)) from None
 
 
-def filter_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+def filter_options(fn: Callable[..., Any], with_user: bool = True) -> Callable[..., Any]:
     opts = [
-        click.option("--user", "users", multiple=True, help="User ID (repeatable)."),
+        click.option("--user", "users", multiple=True, help="User id, username or email (repeatable)."),
         click.option(
             "--event",
             "events",
             multiple=True,
-            help="Event key, wildcard (Interaction.SignIn.*) or family (token, interaction, ...).",
+            help="Event key (any case), wildcard (Interaction.SignIn.*) or family (token, interaction, ...).",
         ),
-        click.option("--app", "apps", multiple=True, help="Application ID (repeatable)."),
+        click.option("--app", "apps", multiple=True, help="Application id or name (repeatable)."),
         click.option("--ip", "ips", multiple=True, callback=_ips, help="IP address or CIDR range."),
-        click.option("--session", "sessions", multiple=True, help="Session ID."),
+        click.option("--session", "sessions", multiple=True, help="Session id."),
         click.option("--result", type=click.Choice(["success", "failure"]), help="Outcome."),
         click.option(
             "--since",
@@ -60,9 +62,13 @@ def filter_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--until", default=None, callback=_when, help="Duration or ISO-8601 time."),
     ]
-    for o in reversed(opts):
+    for o in reversed(opts[0 if with_user else 1 :]):
         fn = o(fn)
     return fn
+
+
+def filter_options_but_user(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return filter_options(fn, with_user=False)
 
 
 def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -83,7 +89,12 @@ def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def resolve_names(client: Any, index: str, filters: s.Filters) -> None:
-    """Turn --app names into ids; an ambiguous name lists its candidates and exits 2."""
+    """Turn --app names into ids (an ambiguous name lists its candidates and exits 2) and add
+    the ids of users indexed under a --user name, so events that carry only the id are found."""
+    if filters.users:
+        filters.users, notes = call("search", lambda: s.resolve_users(client, index, filters.users))
+        for n in notes:
+            click.echo(f"note: {n}", err=True)
     if not filters.apps:
         return
     try:
@@ -105,8 +116,13 @@ def listing_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def make_filters(kw: dict[str, Any]) -> s.Filters:
+    """The filters of a command's options; an inverted --since/--until is a usage error."""
+    try:
+        s.check_range(kw["since"], kw["until"], datetime.now(UTC))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     return s.Filters(
-        users=list(kw["users"]),
+        users=list(kw.get("users", ())),
         events=list(kw["events"]),
         apps=list(kw["apps"]),
         ips=list(kw["ips"]),
@@ -158,8 +174,54 @@ def _run_search(
     render.emit_docs(docs, fmt or render.default_format(), utc)
     ms = int((time.monotonic() - started) * 1000)
     click.echo(f"{len(docs)} of {total}{'+' if relation == 'gte' else ''} hits, {ms} ms", err=True)
+    if filters.until is None and (note := refresh_note(ctx)):
+        click.echo(f"note: {note}", err=True)
     if not docs:
+        for hint in empty_hints(client, index, filters, utc):
+            click.echo(f"hint: {hint}", err=True)
         sys.exit(EXIT_PROBLEMS)
+
+
+def empty_hints(client: Any, index: str, filters: s.Filters, utc: bool) -> list[str]:
+    """Where the events are when a window holds none: how many match outside it, the newest,
+    and the --since that would reach it."""
+    found = call("search", lambda: s.span_any_time(client, index, filters))
+    if not found.total or found.newest_ms is None:
+        return ["no indexed event matches these filters at any time"]
+    now = datetime.now(UTC)
+    newest = datetime.fromtimestamp(found.newest_ms / 1000, UTC)
+    hints = [
+        f"{found.total:,} matching events lie outside the window; the newest is from "
+        f"{render.when(newest.isoformat(), utc)}"
+    ]
+    start = s.resolve_time(filters.since, now)
+    if start is not None and newest < start:
+        days = max(1, -(-int((now - newest).total_seconds()) // 86400))
+        hints.append(f"try --since {days}d")
+    elif filters.until is not None:
+        hints.append("try a later --until, or none")
+    return hints
+
+
+def refresh_note(ctx: Context) -> str | None:
+    """When this host's daemon shipped moments ago: its newest events may not be searchable
+    until the index refreshes."""
+    from shipper.es_setup import refresh_interval
+    from shipper.pipeline.progress import read_status
+
+    cfg = ctx.config()
+    st = read_status(cfg.state.dir)
+    shipped_at = st.get("last_shipped_at") if st else None
+    if not isinstance(shipped_at, (int, float)):
+        return None
+    refresh = refresh_interval()
+    ago = time.time() - shipped_at
+    if ago > parse_duration(refresh) + 5:  # 5: how often the daemon writes status.json
+        return None
+    return (
+        f"the daemon shipped events {max(0, ago):.0f} s ago; the index makes them searchable "
+        f"when it refreshes (every {refresh})"
+    )
 
 
 @click.command("search")
@@ -175,15 +237,15 @@ def search_cmd(ctx: Context, /, limit: int, sort: str, fmt: str | None, utc: boo
 
 @click.command("user")
 @click.argument("user_id")
-@filter_options
+@filter_options_but_user
 @listing_options
 @output_options
 @pass_ctx
 def user_cmd(
     ctx: Context, /, user_id: str, limit: int, sort: str, fmt: str | None, utc: bool, **kw: Any
 ) -> None:
-    """One user's events (the console's per-user view)."""
-    kw["users"] = (*kw["users"], user_id)
+    """One user's events (the console's per-user view); USER_ID may be a username or email."""
+    kw["users"] = (user_id,)
     resolve = kw.pop("resolve")
     _run_search(ctx, make_filters(kw), limit, sort, fmt, utc, resolve)
 
@@ -242,22 +304,74 @@ def show_cmd(ctx: Context, log_id: str, fmt: str, utc: bool) -> None:
 
 
 SPARK = "▁▂▃▄▅▆▇█"
+# Why a dimension can be empty although events match (Logto OSS rows carry no location).
+EMPTY_BECAUSE = {
+    "countries": "Logto writes a location (payload.signInContext) only where its proxy reports one, "
+    "as Logto Cloud does; self-hosted rows have none",
+    "users": "the events name no user (e.g. sign-ins that failed before identification)",
+    "apps": "the events name no application",
+    "ips": "the events carry no IP address",
+}
+
+
+def _limit_or_size(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    if value is not None:
+        click.echo("note: --size is now --limit (as in search)", err=True)
+    return value
+
+
+def aligned(rows: list[dict[str, Any]], step_ms: int) -> tuple[list[list[int]], int | None]:
+    """Every row's histogram on one time axis (each value's buckets span only its own events),
+    and the first bucket's time."""
+    keys = [int(h["key"]) for r in rows for h in r["histogram"]]
+    if not keys:
+        return [[] for _ in rows], None
+    first, last = min(keys), max(keys)
+    n = (last - first) // step_ms + 1
+    out = []
+    for r in rows:
+        counts = [0] * n
+        for h in r["histogram"]:
+            counts[(int(h["key"]) - first) // step_ms] += h["count"]
+        out.append(counts)
+    return out, first
+
+
+def sparkline(counts: list[int], per: int) -> str:
+    merged = [sum(counts[i : i + per]) for i in range(0, len(counts), per)]
+    peak = max(merged, default=0) or 1
+    return "".join(SPARK[min(7, c * 7 // peak)] if c else " " for c in merged)
+
+
+def histogram_axis(first_ms: int, buckets: int, per: int, by: str, width: int) -> str:
+    """``2026-11-01 … 2026-12-03`` under the histogram, and what one character stands for."""
+    fmt = "%Y-%m-%d" if by == "day" else "%m-%d %H:00"
+    start = datetime.fromtimestamp(first_ms / 1000, UTC)
+    end = datetime.fromtimestamp((first_ms + (buckets - 1) * s.INTERVAL_MS[by]) / 1000, UTC)
+    left, right = start.strftime(fmt), end.strftime(fmt)
+    if width >= len(left) + len(right) + 2:
+        return left + " " * (width - len(left) - len(right)) + right
+    return left
 
 
 @click.command("top")
 @click.argument("what", type=click.Choice(sorted(s.TOP_FIELDS)))
 @filter_options
-@click.option("--size", type=click.IntRange(1, 1000), default=10, show_default=True)
-@click.option("--by", type=click.Choice(["hour", "day"]), help="Add a histogram per value.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=10, show_default=True, help="Values shown.")
+@click.option("--size", type=click.IntRange(1, 1000), default=None, hidden=True, callback=_limit_or_size)
+@click.option("--by", type=click.Choice(["hour", "day"]), help="Add a histogram per value (UTC buckets).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default=None)
 @pass_ctx
-def top_cmd(ctx: Context, /, what: str, size: int, by: str | None, fmt: str | None, **kw: Any) -> None:
+def top_cmd(
+    ctx: Context, /, what: str, limit: int, size: int | None, by: str | None, fmt: str | None, **kw: Any
+) -> None:
     """Most frequent IPs, users, events, apps or countries, e.g. top ips --result failure."""
+    limit = size or limit
     client, index = _index(ctx)
     filters = make_filters(kw)
     resolve_names(client, index, filters)
     try:
-        resp = call("top", lambda: s.top(client, index, filters, what, size, by))
+        resp = call("top", lambda: s.top(client, index, filters, what, limit, by))
     except s.TooManyBuckets as exc:
         fail(str(exc), EXIT_USAGE)
     buckets = resp["aggregations"]["top"]["buckets"]
@@ -266,31 +380,57 @@ def top_cmd(ctx: Context, /, what: str, size: int, by: str | None, fmt: str | No
         r: dict[str, Any] = {what: str(b["key"]), "count": b["doc_count"]}
         if by:
             r["histogram"] = [
-                {"time": h["key_as_string"], "count": h["doc_count"]} for h in b["over_time"]["buckets"]
+                {"time": h["key_as_string"], "key": h["key"], "count": h["doc_count"]}
+                for h in b["over_time"]["buckets"]
             ]
         rows.append(r)
     fmt = fmt or ("table" if render.is_tty() else "json")
     if fmt == "json":
+        for r in rows:
+            for h in r.get("histogram", ()):
+                h.pop("key")
         click.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
     elif fmt == "csv":
         click.echo(f"{what},count")
         for r in rows:
             click.echo(f"{r[what]},{r['count']}")
-    else:
-        trows = []
-        for r in rows:
-            t = {what: r[what], "count": str(r["count"])}
-            if by:
-                counts = [h["count"] for h in r["histogram"]]
-                peak = max(counts) or 1
-                t["histogram"] = "".join(SPARK[min(7, c * 7 // peak)] if c else " " for c in counts)
-            trows.append(t)
-        if trows:
-            click.echo(render.table(trows, [what, "count"] + (["histogram"] if by else [])))
+    elif rows:
+        print_top_table(rows, what, by)
     total = resp["hits"]["total"]["value"]
     click.echo(f"{len(rows)} values over {total} events", err=True)
     if not rows:
+        if total:
+            field = s.TOP_FIELDS[what]
+            why = EMPTY_BECAUSE.get(what, "")
+            click.echo(
+                f"hint: none of the {total:,} matching events has {field}" + (f": {why}" if why else ""),
+                err=True,
+            )
         sys.exit(EXIT_PROBLEMS)
+
+
+def print_top_table(rows: list[dict[str, Any]], what: str, by: str | None) -> None:
+    trows = [{what: r[what], "count": f"{r['count']:,}"} for r in rows]
+    columns = [what, "count"]
+    footers: dict[str, str] = {}
+    if by:
+        step = s.INTERVAL_MS[by]
+        series, first = aligned(rows, step)
+        n = len(series[0]) if series else 0
+        used = max(len(what), *(len(t[what]) for t in trows)) + max(5, *(len(t["count"]) for t in trows)) + 4
+        room = max(10, render.console().width - used)
+        per = max(1, -(-n // room))
+        for t, counts in zip(trows, series, strict=True):
+            t["histogram"] = sparkline(counts, per)
+        columns.append("histogram")
+        if first is not None:
+            chars = -(-n // per)
+            unit = f"{per} {by}s" if per > 1 else f"1 {by}"
+            footers = {
+                "histogram": histogram_axis(first, n, per, by, chars),
+                what: f"1 char = {unit}",
+            }
+    render.print_table(trows, columns, footers=footers)
 
 
 @click.command("tail")
@@ -322,7 +462,7 @@ def tail_cmd(
     max_polls: int,
     **kw: Any,
 ) -> None:
-    """Follow new events as they are indexed, until Ctrl-C."""
+    """Follow new events as they are indexed, until Ctrl-C; waits for a lost cluster."""
     kw.pop("resolve")  # tail shows names as indexed
     client, index = _index(ctx)
     filters = make_filters(kw)
@@ -330,34 +470,64 @@ def tail_cmd(
         filters.since = "now-1m"
     seen: OrderedDict[str, None] = OrderedDict()
     fmt = fmt or render.default_format()
-    header = True
-    polls = 0
+    clock = render.Clock(utc)
+    width = render.console().width  # fixed for the whole tail: every batch lines up
+    header, waiting, failures, polls = True, False, 0, 0
     try:
         while True:
+            polls += 1
+            try:
+                pages = list(s.search(client, index, filters, 10_000, "oldest"))
+            except Exception as exc:
+                delay = lost_cluster(exc, failures)
+                failures += 1
+                if max_polls and polls >= max_polls:
+                    return
+                time.sleep(delay)
+                continue
+            if failures:
+                click.echo("tail: the cluster answers again", err=True)
+                failures = 0
             docs = []
-            for page in call("tail", lambda: list(s.search(client, index, filters, 10_000, "oldest"))):
+            for page in pages:
                 for h in page.hits:
                     if h["_id"] not in seen:
                         seen[h["_id"]] = None
                         docs.append(h["_source"])
             while len(seen) > 100_000:
                 seen.popitem(last=False)
+            if docs and fmt == "table":
+                render.print_docs(docs, clock, header=header, fixed=True, width=width)
+                header = False
+            elif docs:
+                render.emit_docs(docs, fmt, utc)
+            elif header and not waiting and fmt == "table":
+                click.echo("waiting for events… (Ctrl-C to stop)", err=True)
+                waiting = True
             if docs:
-                if fmt == "table" and not header:
-                    for d in docs:
-                        click.echo(render.table([render.row(d, utc)], render.COLUMNS).split("\n", 1)[1])
-                else:
-                    render.emit_docs(docs, fmt, utc)
-                    header = False
                 newest = docs[-1].get("@timestamp")
                 if newest:
                     filters.since = f"{newest}||-{int(lag)}s"
-            polls += 1
             if max_polls and polls >= max_polls:
                 return
             time.sleep(interval)
     except KeyboardInterrupt:
         return
+
+
+def lost_cluster(exc: Exception, failures: int) -> float:
+    """Seconds to wait before the next poll when the cluster is unreachable or busy (said on
+    stderr once per outage and then on each growing wait); anything else ends ``tail``."""
+    from shipper.sinks.elasticsearch.client import ApiError, TransportError, translate
+    from shipper.sinks.elasticsearch.retry import Backoff, Outcome, classify
+
+    if isinstance(exc, ApiError) and classify(exc.meta.status) is not Outcome.RETRY:
+        raise translate(exc, "tail") from None
+    if not isinstance(exc, ApiError | TransportError):
+        raise exc
+    delay = max(1.0, Backoff(initial=1.0, cap=30.0).delay(failures))
+    click.echo(f"tail: {translate(exc, 'cluster')}; retrying in {delay:.0f} s", err=True)
+    return delay
 
 
 @click.command("status")
@@ -420,7 +590,10 @@ def status_cmd(ctx: Context, fmt: str) -> None:
         }
         for r in report["indices"]
     ]
-    click.echo(render.table(rows, ["index", "docs", "size", "ilm phase"]) if rows else "no indices yet")
+    if rows:
+        render.print_table(rows, ["index", "docs", "size", "ilm phase"])
+    else:
+        click.echo("no indices yet")
     for line in describe_daemon(daemon):
         click.echo(line)
 

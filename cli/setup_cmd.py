@@ -14,11 +14,16 @@ from shipper.config import parse_duration
 
 
 @click.command()
-@click.option("--dry-run", is_flag=True, help="Print what would be sent; change nothing.")
+@click.option("--dry-run", is_flag=True, help="Print what would change, one line each; change nothing.")
+@click.option(
+    "--verbose", "-v", is_flag=True, help="With --dry-run: also print each body that would be sent."
+)
 @click.option("--kibana-url", default=None, help="Also import the data view, dashboard and searches here.")
 @click.option("--kibana-space", default=None, help="Kibana space id [default: the default space].")
 @pass_ctx
-def setup(ctx: Context, dry_run: bool, kibana_url: str | None, kibana_space: str | None) -> None:
+def setup(
+    ctx: Context, dry_run: bool, verbose: bool, kibana_url: str | None, kibana_space: str | None
+) -> None:
     """Install or reconcile the ILM policy and index templates (idempotent); optionally Kibana objects."""
     from shipper import es_setup, kibana
 
@@ -29,14 +34,22 @@ def setup(ctx: Context, dry_run: bool, kibana_url: str | None, kibana_space: str
         click.echo(
             f"{c.action:9} {c.desired.kind:18} {c.desired.name}" + (f"  ({c.detail})" if c.detail else "")
         )
-        if dry_run and c.action in ("create", "update"):
+        if dry_run:
+            for line in c.differences:
+                click.echo(f"          {line}")
+        if dry_run and verbose and c.action in ("create", "update"):
             click.echo(orjson.dumps(c.desired.body, option=orjson.OPT_INDENT_2).decode())
     if dry_run:
         if kibana_url:
             click.echo(
                 f"would import {len(kibana.bundle(idx).splitlines())} Kibana objects into {kibana_url}"
             )
-        click.echo("dry run: nothing was changed", err=True)
+        pending = sum(c.action in ("create", "update") for c in changes)
+        click.echo(
+            f"dry run: {pending} would change, nothing was changed"
+            + ("" if verbose or not pending else " (--verbose shows the bodies)"),
+            err=True,
+        )
         return
     done = call("setup", lambda: es_setup.apply(client, changes))
     unavailable = sum(c.action == "unavailable" for c in changes)
@@ -95,18 +108,28 @@ def retention_show(ctx: Context) -> None:
 
 @retention.command("set")
 @click.argument("duration")
+@click.option("--yes", is_flag=True, help="Do not ask before a retention under one day.")
 @pass_ctx
-def retention_set(ctx: Context, duration: str) -> None:
+def retention_set(ctx: Context, duration: str, yes: bool) -> None:
     """Change the retention (e.g. 30d) of the ILM policy on the cluster."""
+    from datetime import UTC, datetime
+
     from shipper.es_setup import policy_name, render_policy
 
     try:
-        parse_duration(duration)
+        seconds = parse_duration(duration)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="DURATION") from None
     out, idx = es_config(ctx)
+    if seconds < 86400 and not yes:
+        click.confirm(
+            f"A retention of {duration} deletes each day's index {duration} after that day "
+            "begins (UTC), today's included: new events are gone within hours. Set it",
+            abort=True,
+            err=True,
+        )
     client = es_client(out)
-    body = render_policy(idx, duration)
+    body = render_policy(idx, duration, datetime.now(UTC).isoformat(timespec="seconds"))
     call("retention", lambda: client.ilm.put_lifecycle(name=policy_name(idx), policy=body["policy"]))
     click.echo(f"{policy_name(idx)}: retention set to {duration}")
     if duration != idx.retention:

@@ -155,8 +155,10 @@ def build_enricher(cfg: ShipperConfig, start: bool = True) -> Enricher | None:
         sources.append(
             ManagementApiNames(api.endpoint, api.app_id, api.app_secret.get_secret_value(), api.resource)
         )
-    if not sources and not e.applications:
+    hooks = any(isinstance(i, WebhookInputConfig) for i in cfg.inputs)
+    if not sources and not e.applications and not hooks:
         return None  # nothing to enrich from: documents keep ids only
+    # With a webhook input alone, names come from the deliveries (their user and application).
     enricher = Enricher(sources, e.applications, e.include_email, parse_duration(e.ttl), e.max_entries)
     if start:
         enricher.start()

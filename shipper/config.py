@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import logging
 import os
@@ -14,7 +15,7 @@ import re
 import stat
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -401,6 +402,44 @@ class ShipperConfig(_Model):
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _type_tag(model: type[BaseModel]) -> Any:
+    field = model.model_fields.get("type")
+    args = get_args(field.annotation) if field is not None else ()
+    return args[0] if args else None
+
+
+def keys_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys a config section accepts, for the section at ``loc`` (a pydantic error location:
+    list indices and union tags such as ``file`` included)."""
+    models: list[type[BaseModel]] = [ShipperConfig]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        tagged = [m for m in models if _type_tag(m) == part]
+        if tagged:
+            models = tagged
+            continue
+        models = [
+            sub
+            for m in models
+            if (f := m.model_fields.get(part)) is not None
+            for sub in _models_in(f.annotation)
+        ]
+    return sorted({f.alias or name for m in models for name, f in m.model_fields.items()})
+
+
+def did_you_mean(loc: tuple[Any, ...]) -> str:
+    """`` (did you mean 'hosts'?)`` for an unknown key close to a known one."""
+    close = difflib.get_close_matches(str(loc[-1]), keys_at(loc[:-1]), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _loc(parts: tuple[Any, ...]) -> str:
     out = ""
     for p in parts:
@@ -479,6 +518,8 @@ def parse_config(data: dict[str, Any], source: str, env: dict[str, str] | None =
                 or len(err["loc"]) < 2
             )
             msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key" + did_you_mean(tuple(err["loc"]))
             lines.append(f"{source}: {_loc(loc)}: {msg}")
         raise ConfigError("\n".join(lines)) from None
 

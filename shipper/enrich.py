@@ -212,6 +212,8 @@ class Enricher:
                 self._miss("user", tenant, user["id"])
 
     def _miss(self, kind: str, tenant: str, key: str) -> None:
+        if not self.sources:
+            return  # names come only from the static map and webhook deliveries
         try:
             self._misses.put_nowait((kind, tenant, key))
         except queue.Full:

@@ -39,6 +39,35 @@ class Change:
     desired: Desired
     action: str  # "create" | "update" | "unchanged" | "unavailable" (nothing to write)
     detail: str = ""
+    differences: tuple[str, ...] = ()  # for an update: ``path: have -> wanted``, one per leaf
+
+
+def _leaves(body: Any, path: str = "") -> dict[str, Any]:
+    if isinstance(body, dict) and body:
+        out: dict[str, Any] = {}
+        for k, v in body.items():
+            out.update(_leaves(v, f"{path}.{k}" if path else str(k)))
+        return out
+    return {path: body}
+
+
+def _shown(v: Any) -> str:
+    return "(none)" if v is None else json.dumps(v)
+
+
+def differences(d: Desired, have: dict[str, Any]) -> tuple[str, ...]:
+    """What an update changes, one ``path: have -> wanted`` per differing leaf."""
+    if d.kind == "ilm_policy":
+        a, b = _normalize_policy(have["policy"]), _normalize_policy(d.body["policy"])
+        a.pop("_meta", None), b.pop("_meta", None)
+    else:
+        a, b = _normalize_template(have), _normalize_template(d.body)
+    old, new = _leaves(a), _leaves(b)
+    return tuple(
+        f"{p}: {_shown(old.get(p))} -> {_shown(new.get(p))}"
+        for p in sorted(set(old) | set(new))
+        if old.get(p) != new.get(p)
+    )
 
 
 ILM_UNAVAILABLE = "ILM not available on this cluster: indices are not deleted by age (use prune)"
@@ -55,14 +84,41 @@ def _render(name: str, values: dict[str, str]) -> Any:
     return json.loads(text)
 
 
-def render_policy(idx: IndexConfig, retention: str | None = None) -> dict[str, Any]:
+def refresh_interval() -> str:
+    """The ``index.refresh_interval`` the bundled settings give: how soon events are searchable."""
+    settings = _render("mappings/component-settings.json", {})
+    return str(settings["template"]["settings"]["index"]["refresh_interval"])
+
+
+def render_policy(
+    idx: IndexConfig, retention: str | None = None, set_at: str | None = None
+) -> dict[str, Any]:
+    """The bundled policy; ``retention``/``set_at``: the one ``retention set`` writes, marked in
+    ``_meta.retention_set`` so that ``setup`` knows the change was made by this tool."""
     body: dict[str, Any] = _render(
         "ilm/policy.json",
         {"retention": retention or idx.retention, "warm_after": idx.warm_after or "0ms"},
     )
     if not idx.warm_after:
         del body["policy"]["phases"]["warm"]
+    if retention is not None and set_at is not None:
+        body["policy"]["_meta"]["retention_set"] = {"retention": retention, "at": set_at}
     return body
+
+
+def why_different(idx: IndexConfig, d: Desired, have: dict[str, Any]) -> str:
+    """The detail of an ``update``: a retention ``retention set`` wrote, or a change by hand."""
+    mark = (
+        (have.get("policy", {}).get("_meta") or {}).get("retention_set") if d.kind == "ilm_policy" else None
+    )
+    if isinstance(mark, dict) and isinstance(mark.get("retention"), str) and isinstance(mark.get("at"), str):
+        ours = Desired(d.kind, d.name, render_policy(idx, mark["retention"], mark["at"]))
+        if _same(ours, have):
+            return (
+                f"retention {mark['retention']} set by 'logto-shipper retention set' on {mark['at'][:10]}; "
+                f"the config's {idx.retention} replaces it"
+            )
+    return "differs from the bundled file (changed by hand?)"
 
 
 @dataclass(frozen=True)
@@ -202,7 +258,7 @@ def plan(client: Any, idx: IndexConfig) -> list[Change]:
         elif _same(d, have):
             changes.append(Change(d, "unchanged"))
         else:
-            changes.append(Change(d, "update", "differs from the bundled file (changed by hand?)"))
+            changes.append(Change(d, "update", why_different(idx, d, have), differences(d, have)))
     return changes
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from elasticsearch.dsl import Q
 
+from shipper.config import parse_duration
 from shipper.normalize.categories import FAMILIES
 
 FAMILY_NAMES = sorted(set(FAMILIES.values()) | {"other", "webhook"})  # webhook: the webhook input
@@ -76,16 +77,42 @@ def parse_ip(text: str) -> str:
     return str(ip)
 
 
+_ALIASES_CI = {k.lower(): v for k, v in DOC_ALIASES.items()}
+
+
 def event_clause(pattern: str) -> tuple[Any, str | None]:
-    """(query, note) for one ``--event``: wildcard, family name, doc alias, or exact key."""
+    """(query, note) for one ``--event``: wildcard, family name, doc alias, or exact key; keys
+    compare case-insensitively (``interaction.signin.submit`` finds ``Interaction.SignIn.Submit``)."""
     if "*" in pattern or "?" in pattern:
-        return Q("wildcard", **{"event.action": {"value": pattern}}), None
+        return Q("wildcard", **{"event.action": {"value": pattern, "case_insensitive": True}}), None
     if pattern.lower() in FAMILY_NAMES:
         return Q("term", **{"logto.family": pattern.lower()}), None
-    if pattern in DOC_ALIASES:
-        real = DOC_ALIASES[pattern]
+    real = _ALIASES_CI.get(pattern.lower())
+    if real is not None:
         return Q("term", **{"event.action": real}), f"{pattern} never occurs in records; searching {real}"
-    return Q("term", **{"event.action": pattern}), None
+    return Q("term", **{"event.action": {"value": pattern, "case_insensitive": True}}), None
+
+
+def resolve_time(text: str | None, now: datetime) -> datetime | None:
+    """The instant a ``parse_when`` value means (None: open)."""
+    if text is None:
+        return None
+    if text == "now":
+        return now
+    m = re.fullmatch(r"now-(\d+)([smhdw])", text)
+    if m:  # weeks: search's own unit (Elasticsearch date math has it; config durations do not)
+        days = f"{int(m[1]) * 7}d" if m[2] == "w" else f"{m[1]}{m[2]}"
+        return now - timedelta(seconds=parse_duration(days))
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def check_range(since: str | None, until: str | None, now: datetime) -> None:
+    """ValueError when ``since`` is after ``until`` (a window that can hold nothing)."""
+    start, end = resolve_time(since, now), resolve_time(until, now)
+    if start is not None and end is not None and start > end:
+        raise ValueError(
+            f"--since ({start:%Y-%m-%d %H:%M:%S} UTC) is after --until ({end:%Y-%m-%d %H:%M:%S} UTC)"
+        )
 
 
 @dataclass
@@ -172,6 +199,36 @@ def resolve_apps(client: Any, index: str, values: list[str]) -> list[str]:
     return out
 
 
+def _ids_named(client: Any, index: str, name: str, name_fields: list[str], id_field: str) -> list[str]:
+    body = {
+        "size": 0,
+        "query": {
+            "bool": {
+                "should": [{"term": {f: {"value": name, "case_insensitive": True}}} for f in name_fields],
+                "minimum_should_match": 1,
+            }
+        },
+        "aggs": {"ids": {"terms": {"field": id_field, "size": 100}}},
+    }
+    resp = client.search(index=index, body=body, ignore_unavailable=True, allow_no_indices=True)
+    return [str(b["key"]) for b in resp.get("aggregations", {}).get("ids", {}).get("buckets", [])]
+
+
+def resolve_users(client: Any, index: str, values: list[str]) -> tuple[list[str], list[str]]:
+    """``--user`` values (ids, usernames, emails) with the ids of every user indexed under
+    those names, so a name finds the events that carry only the id; and notes for names that
+    belong to several users."""
+    out, notes = list(values), []
+    for v in values:
+        ids = _ids_named(client, index, v, ["user.name", "user.email"], "user.id")
+        ids += _ids_named(client, index, v, ["user.target.name"], "user.target.id")
+        ids = sorted(set(ids) - {v})
+        if len(ids) > 1:
+            notes.append(f"user {v!r} is {len(ids)} users ({', '.join(ids[:5])}); showing them all")
+        out += [i for i in ids if i not in out]
+    return out, notes
+
+
 def sort_spec(order: str) -> list[dict[str, str]]:
     direction = "asc" if order == "oldest" else "desc"
     # event.id breaks ties between events of the same millisecond, so search_after never skips.
@@ -219,6 +276,39 @@ def search(
         after = hits[-1]["sort"]
 
 
+@dataclass(frozen=True)
+class Span:
+    """How many events match the filters at any time, and the oldest and newest (epoch ms)."""
+
+    total: int
+    oldest_ms: int | None
+    newest_ms: int | None
+
+
+def span(client: Any, index: str, filters: Filters) -> Span:
+    """Count, oldest and newest of the events the filters match."""
+    query, _ = filters.query()
+    body = {
+        "query": query.to_dict(),
+        "size": 0,
+        "track_total_hits": True,
+        "aggs": {"first": {"min": {"field": "@timestamp"}}, "last": {"max": {"field": "@timestamp"}}},
+    }
+    resp = client.search(index=index, body=body, ignore_unavailable=True, allow_no_indices=True)
+    aggs = resp.get("aggregations") or {}
+    first, last = (aggs.get(k, {}).get("value") for k in ("first", "last"))
+    return Span(
+        int(resp["hits"]["total"]["value"]),
+        int(first) if first is not None else None,
+        int(last) if last is not None else None,
+    )
+
+
+def span_any_time(client: Any, index: str, filters: Filters) -> Span:
+    """The filters without their time window: where an empty search's events are."""
+    return span(client, index, replace(filters, since=None, until=None))
+
+
 INTERVAL_MS = {"hour": 3_600_000, "day": 86_400_000}
 
 
@@ -228,20 +318,11 @@ class TooManyBuckets(ValueError):
 
 def histogram_buckets(client: Any, index: str, filters: Filters, by: str) -> int:
     """How many ``by`` buckets the matching events span (first to last, empty ones included)."""
-    query, _ = filters.query()
-    body = {
-        "query": query.to_dict(),
-        "size": 0,
-        "aggs": {"first": {"min": {"field": "@timestamp"}}, "last": {"max": {"field": "@timestamp"}}},
-    }
-    aggs = client.search(index=index, body=body, ignore_unavailable=True, allow_no_indices=True)[
-        "aggregations"
-    ]
-    first, last = aggs["first"].get("value"), aggs["last"].get("value")
-    if first is None or last is None:
+    found = span(client, index, filters)
+    if found.oldest_ms is None or found.newest_ms is None:
         return 0
     step = INTERVAL_MS[by]
-    return int(last) // step - int(first) // step + 1
+    return found.newest_ms // step - found.oldest_ms // step + 1
 
 
 def too_many_buckets(size: int, by: str | None, spans: int, limit: int) -> TooManyBuckets:

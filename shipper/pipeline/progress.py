@@ -115,6 +115,7 @@ class Progress:
         self._last_totals = Totals(0, 0, 0, 0)
         self._last_status = float("-inf")
         self._warn = Throttle(60.0, clock)
+        self._shipped_seen, self._shipped_at = 0, 0.0  # last_shipped_at: see report()
 
     def totals(self) -> Totals:
         return Totals.now() - self.base
@@ -152,7 +153,12 @@ class Progress:
         t = self.totals()
         elapsed = max(1e-9, self.clock() - self.started)
         oldest = METRICS.snapshot().get("docs_expired_oldest_timestamp_seconds")
+        if t.shipped > self._shipped_seen:
+            # When shipping was last seen (to the status period): ``search`` says that events
+            # this recent may not be searchable until the index refreshes.
+            self._shipped_seen, self._shipped_at = t.shipped, time.time()
         return {
+            "last_shipped_at": self._shipped_at or None,
             "pid": os.getpid(),
             "expired_oldest": time.strftime("%Y-%m-%d", time.gmtime(oldest)) if oldest else None,
             "updated": time.time(),

@@ -124,7 +124,7 @@ def test_sighup_with_invalid_config_keeps_running(tmp_path):
     d.wait_for(lambda: len(output_ids(out)) >= 20)
     assert d.terminate() == 0
     text = (tmp_path / "d.log").read_text()
-    assert "inputs[0].pathz: Extra inputs are not permitted" in text
+    assert "inputs[0].pathz: unknown key (did you mean 'paths'?)" in text
     assert_exactly_once(output_ids(out), expected(range(20)))
 
 

@@ -71,8 +71,17 @@ def test_missing_env_var_names_key():
         ({"inputs": [{"type": "ftp", "paths": ["x"]}]}, r"inputs\[0\]: Input tag 'ftp'"),
         (
             {**MIN, "output": {"type": "elasticsearch", "api_keyfile": "x"}},
-            r"output.api_keyfile: Extra inputs",
+            r"output.api_keyfile: unknown key \(did you mean 'api_key_file'\?\)",
         ),
+        (
+            {**MIN, "output": {"type": "elasticsearch", "host": "http://es:9200"}},
+            r"output.host: unknown key \(did you mean 'hosts'\?\)",
+        ),
+        (
+            {"inputs": [{"type": "webhook", "signing_key": "k", "listen_on": "x"}]},
+            r"inputs\[0\].listen_on: unknown key \(did you mean 'listen'\?\)",
+        ),
+        ({**MIN, "index": {"zzz": 1}}, r"index.zzz: unknown key$"),
         ({**MIN, "index": {"retention": "ninety days"}}, r"index.retention: .*invalid duration"),
         ({**MIN, "index": {"prefix": "Logto Audit"}}, r"index.prefix: String should match"),
         (
