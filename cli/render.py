@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
-from rich.console import Console
-from rich.padding import Padding
-from rich.table import Table
-from rich.text import Text
+
+if TYPE_CHECKING:  # rich is imported by the commands that draw tables, not at every start
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
 
 COLUMNS = ["time", "event", "result", "user", "application", "ip", "id"]
 MARKS = {"success": ("✓", "green"), "failure": ("✗", "red")}
@@ -38,7 +40,11 @@ def color_mode() -> str:
 
 def console(err: bool = False, width: int | None = None) -> Console:
     """A console on stdout (or stderr) that follows ``--color`` and ``NO_COLOR``."""
+    from rich.console import Console
+
     mode = color_mode()
+    if mode == "auto" and os.environ.get("NO_COLOR"):
+        mode = "never"  # no-color.org: no styling codes at all, bold included
     return Console(
         file=sys.stderr if err else sys.stdout,
         force_terminal=True if mode == "always" else None,
@@ -126,6 +132,8 @@ def is_tty() -> bool:
 
 
 def _cell(column: str, value: str) -> Text:
+    from rich.text import Text
+
     if column == "result" and value in MARKS:
         mark, color = MARKS[value]
         return Text(f"{mark} {value}", style=color)
@@ -144,6 +152,8 @@ def build_table(
 ) -> Table:
     """Columns separated by two spaces, headers upper-case and aligned with their cells;
     ``widths`` fixes column widths (``tail``: every batch lines up with the first)."""
+    from rich.table import Table
+
     t = Table(
         box=None,
         show_header=header,
@@ -218,6 +228,9 @@ def print_docs(
     width: int | None = None,
 ) -> None:
     """Events as a table that fits ``width`` (default: the terminal's)."""
+    from rich.padding import Padding
+    from rich.text import Text
+
     total = width or console().width
     rows = [row(d, clock) for d in docs]
     stacked = total < WIDE

@@ -417,7 +417,9 @@ def print_top_table(rows: list[dict[str, Any]], what: str, by: str | None) -> No
         step = s.INTERVAL_MS[by]
         series, first = aligned(rows, step)
         n = len(series[0]) if series else 0
-        used = max(len(what), *(len(t[what]) for t in trows)) + max(5, *(len(t["count"]) for t in trows)) + 4
+        label_room = len(f"1 char = {n} {by}s")  # the footer of the first column, at most
+        first_col = max(len(what), label_room, *(len(t[what]) for t in trows))
+        used = first_col + max(5, *(len(t["count"]) for t in trows)) + 2 * render.GAP
         room = max(10, render.console().width - used)
         per = max(1, -(-n // room))
         for t, counts in zip(trows, series, strict=True):

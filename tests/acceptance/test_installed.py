@@ -174,6 +174,19 @@ def test_every_documented_env_var_works(installed, tmp_path, es):
     )
     assert r.returncode == 1, (r.stdout, r.stderr)  # the records are from 2025: outside the last minute
     checked.add("LOGTO_SHIPPER_SEARCH_SINCE")
+    r = run(
+        exe,
+        "search",
+        "--format",
+        "table",
+        "--since",
+        "3650d",
+        env={"LOGTO_SHIPPER_CONFIG": str(cfg), "LOGTO_SHIPPER_COLOR": "always", "COLUMNS": "80"},
+    )
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", r.stdout)
+    assert r.returncode == 0 and "\x1b[" in r.stdout, r.stderr  # colour forced into a pipe
+    assert plain.startswith("TIME (") and all(len(line) <= 80 for line in plain.splitlines()), plain
+    checked.add("LOGTO_SHIPPER_COLOR")
 
     state = tmp_path / "demo"
     sample = tmp_path / "sample.jsonl"

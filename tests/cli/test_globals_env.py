@@ -44,7 +44,7 @@ def test_each_env_var_in_help_follows_the_rule_and_is_read(path, cmd, monkeypatc
     with_env = {o.envvar: o for o in options if o.envvar}
     assert named == set(with_env), (named, set(with_env))
     # every visible option of the command reads one (the global ones only on the group)
-    globals_ = {"config_path", "log_level", "log_format"}
+    globals_ = {"config_path", "log_level", "log_format", "color"}
     assert {o.name for o in options if not o.envvar} <= globals_ | {"help"}
     parent = cli.make_context("logto-shipper", [], resilient_parsing=True)
     ctx = click.Context(cmd, parent=parent, info_name=path[-1])

@@ -147,8 +147,10 @@ def test_formats(loaded):
     r = run(loaded, "search", "--user", "bob", "--format", "csv", "--limit", "2")
     lines = r.stdout.splitlines()
     assert lines[0] == "time,event,result,user,application,ip,id" and len(lines) == 3
-    r = run(loaded, "search", "--user", "bob", "--format", "table", "--utc")
-    assert r.stdout.splitlines()[0].split()[:3] == ["TIME", "EVENT", "RESULT"]
+    r = CliRunner(env={"COLUMNS": "160"}).invoke(
+        cli, ["--config", str(loaded), "search", "--user", "bob", "--format", "table", "--utc"]
+    )
+    assert r.stdout.splitlines()[0].split()[:4] == ["TIME", "(UTC)", "EVENT", "RESULT"]
     assert "✓ success" in r.stdout and "\x1b[" not in r.stdout  # no colour codes off a TTY
     assert "rt-secret" not in r.stdout
 

@@ -37,7 +37,10 @@ def test_setup_dry_run_then_apply_then_noop(tmp_path, es_target):
     n = 5 if es_target.ilm else 4  # without ILM the policy is one "unavailable" line
     r = run(cfg, "setup", "--dry-run")
     assert r.exit_code == 0, r.output
-    assert r.stdout.count("create") == n and ('"phases"' in r.stdout) == es_target.ilm
+    assert r.stdout.count("create") == n and '"phases"' not in r.stdout  # one line each
+    assert f"dry run: {n} would change, nothing was changed (--verbose shows the bodies)" in r.stderr
+    r = run(cfg, "setup", "--dry-run", "--verbose")
+    assert r.exit_code == 0 and ('"phases"' in r.stdout) == es_target.ilm
     assert es_target.ilm or ("unavailable ilm_policy" in r.stdout and "ILM not available" in r.stdout)
     es = es_target.client()
     assert not es.indices.exists_index_template(name=f"{es_target.prefix}-default")
@@ -59,6 +62,24 @@ def test_retention_show_and_set(tmp_path, es_target):
     assert r.exit_code == 0 and "set [index] retention" in r.stderr
     assert "deleted 30d" in run(cfg, "retention", "show").stdout
     assert run(cfg, "retention", "set", "thirty").exit_code == 2
+    # setup knows the retention it was told to set, and says what it puts back
+    r = run(cfg, "setup", "--dry-run")
+    assert "retention 30d set by 'logto-shipper retention set' on" in r.stdout, r.output
+    assert "the config's 90d replaces it" in r.stdout and "changed by hand" not in r.stdout
+    assert 'phases.delete.min_age: "30d" -> "90d"' in r.stdout
+    # under a day: asked first; no answer (stdin closed) changes nothing
+    r = CliRunner().invoke(cli, ["--config", str(cfg), "retention", "set", "12h"], input="")
+    assert r.exit_code == 1 and "Set it [y/N]" in r.output and "Aborted" in r.output
+    assert "deleted 30d" in run(cfg, "retention", "show").stdout
+    r = CliRunner().invoke(cli, ["--config", str(cfg), "retention", "set", "12h"], input="y\n")
+    assert r.exit_code == 0 and "deleted 12h" in run(cfg, "retention", "show").stdout
+    assert run(cfg, "retention", "set", "0d", "--yes").exit_code == 0
+    # a policy edited by hand is still called that
+    es = es_target.client()
+    body = es.ilm.get_lifecycle(name=f"{es_target.prefix}-policy")[f"{es_target.prefix}-policy"]["policy"]
+    body["phases"]["delete"]["min_age"] = "5d"
+    es.ilm.put_lifecycle(name=f"{es_target.prefix}-policy", policy=body)
+    assert "changed by hand?" in run(cfg, "setup", "--dry-run").stdout
 
 
 def test_test_output_ok_and_auth_failure(tmp_path, es_target):

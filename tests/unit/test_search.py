@@ -1,8 +1,19 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
-from shipper.search import DOC_ALIASES, Filters, event_clause, parse_ip, parse_when, sort_spec
+from shipper.search import (
+    DOC_ALIASES,
+    Filters,
+    check_range,
+    event_clause,
+    parse_ip,
+    parse_when,
+    resolve_time,
+    sort_spec,
+)
 
 
 def test_durations_become_date_math():
@@ -50,12 +61,14 @@ def test_ips_and_cidrs():
 
 def test_event_patterns():
     assert event_clause("Interaction.SignIn.*")[0].to_dict() == {
-        "wildcard": {"event.action": {"value": "Interaction.SignIn.*"}}
+        "wildcard": {"event.action": {"value": "Interaction.SignIn.*", "case_insensitive": True}}
     }
     assert event_clause("token")[0].to_dict() == {"term": {"logto.family": "token"}}
     assert event_clause("Webhook_Delivery")[0].to_dict() == {"term": {"logto.family": "webhook_delivery"}}
-    assert event_clause("RevokeToken")[0].to_dict() == {"term": {"event.action": "RevokeToken"}}
-    q, note = event_clause("JwtCustomizer.ClientCredential")
+    assert event_clause("RevokeToken")[0].to_dict() == {
+        "term": {"event.action": {"value": "RevokeToken", "case_insensitive": True}}
+    }
+    q, note = event_clause("jwtcustomizer.clientcredential")  # aliases in any case too
     assert (
         q.to_dict() == {"term": {"event.action": "JwtCustomizer.ClientCredentials"}}
         and "never occurs" in note
@@ -71,7 +84,9 @@ def test_hostile_input_stays_a_value():
     assert who[0] == {"terms": {"user.id": [hostile]}}
     assert who[1] == {"terms": {"related.user": [hostile]}}
     assert who[2] == {"term": {"user.name": {"value": hostile, "case_insensitive": True}}}
-    assert d["bool"]["filter"][1]["bool"]["should"][0] == {"term": {"event.action": hostile}}
+    assert d["bool"]["filter"][1]["bool"]["should"][0] == {
+        "term": {"event.action": {"value": hostile, "case_insensitive": True}}
+    }
     assert "query_string" not in repr(d)
 
 
@@ -86,3 +101,17 @@ def test_range_filter():
         {"range": {"@timestamp": {"gte": "now-24h", "lte": "2025-08-21T00:00:00.000Z"}}}
     ]
     assert "filter" not in Filters(since=None).query()[0].to_dict()["bool"]  # no clauses at all
+
+
+def test_time_windows_resolve_and_inverted_ones_are_refused():
+    now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    assert resolve_time("now-2w", now) == now - timedelta(days=14)
+    assert resolve_time("now-90m", now) == now - timedelta(minutes=90)
+    assert resolve_time(parse_when("2026-01-01T00:00:00Z"), now) == datetime(2026, 1, 1, tzinfo=UTC)
+    assert resolve_time(None, now) is None
+    check_range("now-7d", "now-1d", now)
+    check_range("now-7d", None, now)
+    with pytest.raises(ValueError, match=r"--since \(2026-12-02 12:00:00 UTC\) is after --until"):
+        check_range("now-1d", "now-2d", now)
+    with pytest.raises(ValueError):
+        check_range(parse_when("2026-12-01T00:00:00Z"), parse_when("2026-11-01T00:00:00Z"), now)

@@ -216,3 +216,26 @@ def test_names_from_interaction_deliveries_fill_the_names_cache():
     e.apply(row.body)
     assert row.body["user"]["name"] == "alice"
     assert row.body["logto"]["application_name"] == "Web" and row.body["logto"]["application_type"] == "SPA"
+
+
+def test_a_webhook_input_alone_gives_the_daemon_names(tmp_path):
+    """No database, no map, no Management API: the daemon still builds the names cache, and
+    unknown ids are not queued for a source that does not exist."""
+    from shipper.app import build_enricher
+    from shipper.config import parse_config
+
+    cfg = parse_config(
+        {"inputs": [{"type": "webhook", "signing_key": "k"}], "state": {"dir": str(tmp_path)}}, "t"
+    )
+    e = build_enricher(cfg, start=False)
+    assert e is not None and not e.sources
+    e.apply(normalize(body_for("PostSignIn")))
+    doc = {"logto": {"tenant_id": "default", "family": "interaction"}, "user": {"id": "u1"}}
+    e.apply(doc)
+    assert doc["user"]["name"] == "alice"
+    e.apply({"logto": {"tenant_id": "default"}, "user": {"id": "someone-else"}})
+    assert e._misses.empty()
+    file_only = parse_config(
+        {"inputs": [{"type": "file", "paths": ["x"]}], "state": {"dir": str(tmp_path)}}, "t"
+    )
+    assert build_enricher(file_only, start=False) is None
