@@ -196,7 +196,7 @@ def empty_hints(client: Any, index: str, filters: s.Filters, utc: bool) -> list[
     ]
     start = s.resolve_time(filters.since, now)
     if start is not None and newest < start:
-        days = max(1, -(-int((now - newest).total_seconds()) // 86400))
+        days = int((now - newest).total_seconds() // 86400) + 1  # strictly past the newest
         hints.append(f"try --since {days}d")
     elif filters.until is not None:
         hints.append("try a later --until, or none")
@@ -406,6 +406,9 @@ def top_cmd(
                 f"hint: none of the {total:,} matching events has {field}" + (f": {why}" if why else ""),
                 err=True,
             )
+        else:
+            for hint in empty_hints(client, index, filters, utc=False):
+                click.echo(f"hint: {hint}", err=True)
         sys.exit(EXIT_PROBLEMS)
 
 

@@ -183,6 +183,8 @@ def test_hints_when_nothing_is_found(loaded):  # noqa: F811
         .exit_code
         == 0
     )
+    r = CliRunner().invoke(cli, ["--config", str(loaded), "top", "ips", "--user", "carol"])
+    assert r.exit_code == 1 and "hint: try --since 11d" in r.stderr
     r = CliRunner().invoke(cli, ["--config", str(loaded), "search", "--user", "nobody"])
     assert r.exit_code == 1 and "hint: no indexed event matches these filters at any time" in r.stderr
     r = CliRunner().invoke(cli, ["--config", str(loaded), "search", "--since", "1d", "--until", "2d"])
