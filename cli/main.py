@@ -162,7 +162,18 @@ def _finish(cmd: click.Command, path: list[str]) -> None:
 
 
 def _register() -> None:
-    from cli import config_cmd, normalize_cmd, prune_cmd, run_cmd, search_cmd, service_cmd, setup_cmd
+    from cli import (
+        config_cmd,
+        normalize_cmd,
+        prune_cmd,
+        run_cmd,
+        search_cmd,
+        service_cmd,
+        setup_cmd,
+        status_cmd,
+        tail_cmd,
+        top_cmd,
+    )
 
     for cmd in [
         normalize_cmd.normalize,
@@ -173,7 +184,12 @@ def _register() -> None:
         setup_cmd.test_group,
         prune_cmd.prune,
         service_cmd.install_service,
-        *search_cmd.COMMANDS,
+        search_cmd.search_cmd,
+        search_cmd.user_cmd,
+        search_cmd.show_cmd,
+        top_cmd.top_cmd,
+        tail_cmd.tail_cmd,
+        status_cmd.status_cmd,
     ]:
         cli.add_command(cmd)
         _finish(cmd, [cmd.name or ""])

@@ -10,9 +10,9 @@ import orjson
 
 from cli.context import EXIT_PROBLEMS, Context, pass_ctx
 from shipper.deadletter import entry
-from shipper.framing import LineSplitter
 from shipper.normalize import Normalizer, Rejection
 from shipper.normalize.loop import dumps_or_reject
+from shipper.sources.lines import LineSplitter
 
 CHUNK = 1 << 16
 

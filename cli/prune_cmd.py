@@ -9,10 +9,11 @@ import orjson
 
 from cli.context import EXIT_UNREACHABLE, Context, fail, pass_ctx
 from cli.es import call, es_client, es_config
-from shipper.config import PostgresInputConfig, parse_duration
+from shipper.config import PostgresInputConfig
 from shipper.errors import ConfigError, postgres_driver
-from shipper.indexing import IndexNamer
 from shipper.redact import dsn_secrets, one_line
+from shipper.sinks.elasticsearch.indexing import IndexNamer
+from shipper.timespec import parse_duration
 
 
 @click.command()
@@ -30,7 +31,7 @@ def prune(ctx: Context, older_than: str, batch_size: int, dry_run: bool, fmt: st
     try:
         import psycopg
 
-        from shipper.prune import prune as run_prune
+        from shipper.tools.prune import prune as run_prune
     except ImportError:
         raise postgres_driver() from None
 

@@ -25,8 +25,8 @@ from cli.context import Context, pass_ctx
 @pass_ctx
 def run(ctx: Context, once: bool, timeout: float) -> None:
     """Run the shipper until SIGTERM/SIGINT (drain, checkpoint, exit 0). SIGHUP reloads the config."""
-    from shipper.app import build_runner, lock_state_dir
     from shipper.daemon import Daemon, tune_gc
+    from shipper.wiring import build_runner, lock_state_dir
 
     cfg = ctx.config()
     if not once:

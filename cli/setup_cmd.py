@@ -10,7 +10,7 @@ import orjson
 
 from cli.context import EXIT_PROBLEMS, EXIT_UNREACHABLE, Context, fail, pass_ctx
 from cli.es import call, cluster_identity, es_client, es_config
-from shipper.config import parse_duration
+from shipper.timespec import parse_duration
 
 
 @click.command()
@@ -25,7 +25,8 @@ def setup(
     ctx: Context, dry_run: bool, verbose: bool, kibana_url: str | None, kibana_space: str | None
 ) -> None:
     """Install or reconcile the ILM policy and index templates (idempotent); optionally Kibana objects."""
-    from shipper import es_setup, kibana
+    from shipper.sinks.elasticsearch import setup as es_setup
+    from shipper.tools import kibana
 
     out, idx = es_config(ctx)
     client = es_client(out)
@@ -89,7 +90,7 @@ def _delete_age(policy: dict[str, Any]) -> str | None:
 @pass_ctx
 def retention_show(ctx: Context) -> None:
     """Print the retention of the ILM policy on the cluster."""
-    from shipper.es_setup import policy_name
+    from shipper.sinks.elasticsearch.setup import policy_name
 
     out, idx = es_config(ctx)
     name = policy_name(idx)
@@ -114,7 +115,7 @@ def retention_set(ctx: Context, duration: str, yes: bool) -> None:
     """Change the retention (e.g. 30d) of the ILM policy on the cluster."""
     from datetime import UTC, datetime
 
-    from shipper.es_setup import policy_name, render_policy
+    from shipper.sinks.elasticsearch.setup import policy_name, render_policy
 
     try:
         seconds = parse_duration(duration)

@@ -31,20 +31,11 @@ from pydantic import (
 from shipper.errors import ConfigError
 from shipper.normalize.mask import DEFAULT_RULES, MaskRules
 from shipper.redact import redact_url, split_userinfo
+from shipper.timespec import parse_duration
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_PATH = Path("/etc/logto-shipper/shipper.toml")
-_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``90d``/``24h``/``15m``/``30s``/``500ms`` (Elasticsearch's time units)."""
-    m = _DURATION.match(text.strip())
-    if not m:
-        raise ValueError(f"invalid duration {text!r}: use a number and one of ms, s, m, h, d")
-    return int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
 
 
 def _check_duration(text: str) -> str:

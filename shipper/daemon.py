@@ -16,13 +16,13 @@ import time
 import types
 from pathlib import Path
 
-from shipper.app import build_runner, lock_state_dir
 from shipper.config import ShipperConfig, load_config
 from shipper.errors import ConfigError
 from shipper.metrics import METRICS
 from shipper.normalize import describe as describe_normalizer
 from shipper.pipeline.runner import RELOAD, Runner
 from shipper.sdnotify import Notifier
+from shipper.wiring import build_runner, lock_state_dir
 
 GC_THRESHOLD = 50_000
 log = logging.getLogger(__name__)

@@ -59,7 +59,7 @@ def _real_url() -> str:
 def _real_ilm() -> bool:
     from elasticsearch import Elasticsearch
 
-    from shipper.es_setup import ilm_available
+    from shipper.sinks.elasticsearch.setup import ilm_available
 
     return ilm_available(Elasticsearch(_real_url(), request_timeout=30))
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from bench.generate import lines as generated_lines
-from shipper.indexing import IndexNamer
 from shipper.normalize import Normalizer
 from shipper.normalize.loop import encode
-from shipper.sinks.framers import BulkFramer
+from shipper.sinks.elasticsearch.framing import BulkFramer
+from shipper.sinks.elasticsearch.indexing import IndexNamer
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECK = """
@@ -26,9 +26,9 @@ assert loop.__file__.endswith(".so") and doc.__file__.endswith(".so"), (loop.__f
 from shipper.normalize import COMPILED, NATIVE, describe
 assert COMPILED and NATIVE, describe()  # what --version and the daemon's first log line report
 import shipper.normalize._ecs
-from shipper.indexing import IndexNamer
+from shipper.sinks.elasticsearch.indexing import IndexNamer
 from shipper.normalize import Normalizer
-from shipper.sinks.framers import BulkFramer
+from shipper.sinks.elasticsearch.framing import BulkFramer
 lines = [bytes.fromhex(x) for x in json.load(sys.stdin)]
 n = Normalizer()
 assert n.native is not None

@@ -13,9 +13,8 @@ from typing import Any
 
 import orjson
 
-from shipper.indexing import DAY_MS
 from shipper.normalize.document import Document, Rejection
-from shipper.sinks.base import DocRefs, Framer
+from shipper.records import DAY_MS, DocRefs, Framer
 
 Reject = tuple[int, str, str]  # (index of the input, reason, detail)
 # (block or its deflate fragment, crc32 or None, block size, documents, rejects, left): a Segment's

@@ -31,7 +31,7 @@ from shipper.metrics import METRICS
 from shipper.normalize.document import Normalizer
 from shipper.normalize.loop import Encoded, encode
 from shipper.normalize.mask import MaskRules
-from shipper.sinks.base import Framer
+from shipper.records import Framer
 
 log = logging.getLogger(__name__)
 PIPE_SIZE = 1 << 20  # fewer wake-ups per ~1 MB request (Linux caps it at pipe-max-size)

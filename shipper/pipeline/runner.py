@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from shipper.deadletter import DeadLetterFile, entry
-from shipper.framing import Frame
 from shipper.metrics import METRICS
 from shipper.normalize import Normalizer
 from shipper.normalize.loop import Encoded, encode
@@ -24,8 +23,10 @@ from shipper.normalize.pool import NormalizerPool, Ticket
 from shipper.pipeline.acks import AckTracker
 from shipper.pipeline.checkpoint import CheckpointStore
 from shipper.pipeline.progress import Progress
-from shipper.sinks.base import Batch, Segment, Sink
+from shipper.records import Batch, Segment
+from shipper.sinks.base import Sink
 from shipper.sources import Chunk, Lag, Source
+from shipper.sources.lines import Frame
 
 log = logging.getLogger(__name__)
 RELOAD = -1  # run() result: a reload was requested; the runner is still live

@@ -15,10 +15,22 @@ import orjson
 from shipper.fsio import write_all
 from shipper.logs import Throttle
 from shipper.metrics import METRICS
-from shipper.sinks.base import Batch
-from shipper.sinks.framers import NdjsonFramer
+from shipper.records import Batch
 
 log = logging.getLogger(__name__)
+
+
+class NdjsonFramer:
+    """One JSON document per line (file and console outputs), uncompressed."""
+
+    def action(self, day: int) -> None:
+        return None
+
+    def __call__(self, doc_id: str, epoch_ms: int, source: bytes) -> bytes:
+        return source + b"\n"
+
+    def seal(self, block: bytes) -> tuple[bytes, int | None]:
+        return block, None
 
 
 class _SyncSink:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from shipper.framing import Frame, frames_of
+from shipper.sources.lines import Frame, frames_of
 
 
 @dataclass(slots=True)

@@ -36,18 +36,20 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from shipper.config import LogtoApiInputConfig, parse_duration
-from shipper.framing import Frame
+from shipper.config import LogtoApiInputConfig
 from shipper.logs import Throttle
 from shipper.logto_api import ApiBusy, ApiError, ApiRefused, ManagementApi
 from shipper.metrics import METRICS
 from shipper.pipeline.checkpoint import CheckpointStore
 from shipper.redact import one_line
 from shipper.sources import Chunk, Lag
+from shipper.sources.lines import Frame
+from shipper.timespec import instant, parse_duration
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 100  # Logto's maximum
@@ -59,15 +61,8 @@ REFUSED_RETRY = 60.0
 
 def since_ms(text: str, now_ms: int) -> int:
     """The first cursor from ``since``: a duration back from now, or an ISO time."""
-    from shipper.search import parse_when
-
-    when = parse_when(text)
-    if when.startswith("now-"):
-        return max(0, now_ms - int(parse_duration(when[4:].replace("w", "d")) * 1000))
-    from shipper.normalize.document import parse_time
-
-    ms = parse_time(when)
-    return 0 if ms is None else ms
+    at = instant(text, datetime.fromtimestamp(now_ms / 1000, UTC))
+    return max(0, round(at.timestamp() * 1000))
 
 
 class LogtoApiSource:

@@ -37,20 +37,21 @@ import math
 import random
 import time
 from collections import OrderedDict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import psycopg
 from psycopg.rows import dict_row
 
-from shipper.config import PostgresInputConfig, parse_duration
-from shipper.framing import Frame
+from shipper.config import PostgresInputConfig
 from shipper.logs import Throttle
 from shipper.metrics import METRICS
 from shipper.pipeline.checkpoint import CheckpointStore
 from shipper.redact import dsn_secrets, one_line
 from shipper.sources import Chunk, Lag
+from shipper.sources.lines import Frame
+from shipper.timespec import instant, parse_duration
 
 log = logging.getLogger(__name__)
 START = "1970-01-01 00:00:00+00"  # the first cursor; earlier rows are outside the window
@@ -206,14 +207,7 @@ class PostgresSource:
         self.unavailable = ""  # why the database cannot be read now ("" when it can)
         start = START
         if cfg.since:
-            from shipper.search import parse_when
-
-            when = parse_when(cfg.since)
-            if when.startswith("now-"):
-                since = datetime.now(UTC) - timedelta(seconds=parse_duration(when[4:].replace("w", "d")))
-            else:
-                since = datetime.fromisoformat(when.replace("Z", "+00:00"))
-            start = since.isoformat()
+            start = instant(cfg.since, datetime.now(UTC)).isoformat()
         self.max_row_bytes = cfg.max_row_bytes
         self.tenants = [
             _Tenant(t, store.streams.get(self.stream(t), {}).get("position"), start) for t in cfg.tenants

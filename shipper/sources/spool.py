@@ -18,8 +18,8 @@ import os
 import threading
 from pathlib import Path
 
-from shipper.framing import Frame
 from shipper.fsio import write_all
+from shipper.sources.lines import Frame
 
 SEGMENT_BYTES = 4 << 20
 READ_BYTES = 1 << 20

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
-from shipper.indexing import IndexNamer
 from shipper.normalize import Normalizer
+from shipper.sinks.elasticsearch.indexing import IndexNamer
 
 NOW = datetime.now(UTC)
 
@@ -67,8 +67,8 @@ def loaded(tmp_path, es_target):
     for r in DATA:
         d = n.record(r)
         ops += [{"create": {"_index": namer(d.epoch_ms), "_id": d.id}}, d.body]
-    from shipper import es_setup
     from shipper.config import IndexConfig
+    from shipper.sinks.elasticsearch import setup as es_setup
 
     es_setup.setup(es, IndexConfig(prefix=es_target.prefix, replicas=0))
     es.bulk(operations=ops, refresh=True)
@@ -128,7 +128,7 @@ def test_default_range_is_seven_days_and_since_widens_it(loaded):
 
 
 def test_sort_limit_and_paging_beyond_one_page(loaded, monkeypatch):
-    import shipper.search as s
+    import shipper.tools.search as s
 
     real = s.search
     monkeypatch.setattr(s, "search", lambda *a, **kw: real(*a, **{**kw, "page_size": 7}))

@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 
-from shipper.app import build_runner
 from shipper.config import parse_config
 from shipper.pipeline.runner import Runner
+from shipper.wiring import build_runner
 
 
 def record(i: int, tag: str = "r") -> bytes:

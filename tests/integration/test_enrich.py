@@ -337,8 +337,8 @@ def test_resolve_names_shows_current_names(tmp_path, es_target, names_db):
     from tests.integration.test_es_delivery import wait_count
 
     es = es_target.client()
-    from shipper import es_setup
     from shipper.config import IndexConfig
+    from shipper.sinks.elasticsearch import setup as es_setup
 
     es_setup.setup(es, IndexConfig(prefix=es_target.prefix, replicas=0))
     body = doc(app="app-web", user="u-alice", log_id="old1")

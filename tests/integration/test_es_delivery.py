@@ -210,7 +210,7 @@ def test_413_splits_batches(tmp_path, es_target):
 
 
 def test_setup_idempotent_and_reconciles_drift(tmp_path, es_target):
-    from shipper import es_setup
+    from shipper.sinks.elasticsearch import setup as es_setup
 
     es_target.need_ilm()
     es = es_target.client()
@@ -278,7 +278,7 @@ def test_ilm_deletes_indices_past_retention(tmp_path, es_target):
 
 
 def test_week_and_month_granularity_names():
-    from shipper.indexing import IndexNamer
+    from shipper.sinks.elasticsearch.indexing import IndexNamer
 
     ms = int(datetime(2025, 8, 21, 23, 59, tzinfo=UTC).timestamp() * 1000)  # a Thursday
     assert IndexNamer("p", "n")(ms) == "p-n-2025.08.21"

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from shipper.config import load_config, parse_config, parse_duration, redacted
+from shipper.config import load_config, parse_config, redacted
 from shipper.errors import ConfigError
+from shipper.timespec import parse_duration
 
 MIN = {"inputs": [{"type": "file", "paths": ["/var/log/logto/*.jsonl"]}]}
 

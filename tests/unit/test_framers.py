@@ -10,9 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shipper.indexing import IndexNamer
-from shipper.sinks.base import DocRefs
-from shipper.sinks.framers import BulkFramer, NdjsonFramer, deflate, gzip, gzip_join, inflate
+from shipper.records import DocRefs
+from shipper.sinks.compress import deflate, gzip, gzip_join, inflate
+from shipper.sinks.elasticsearch.framing import BulkFramer
+from shipper.sinks.elasticsearch.indexing import IndexNamer
+from shipper.sinks.local import NdjsonFramer
 
 blocks = st.lists(st.binary(max_size=3000), max_size=6)
 
@@ -67,8 +69,8 @@ def test_doc_refs_pack_and_unpack(refs):
 
 def test_es_payload_stitches_sealed_and_unsealed_blocks(tmp_path):
     from shipper.config import ElasticsearchOutputConfig, IndexConfig
-    from shipper.sinks.base import Segment
-    from shipper.sinks.elasticsearch import ElasticsearchSink
+    from shipper.records import Segment
+    from shipper.sinks.elasticsearch.sink import ElasticsearchSink
 
     out = ElasticsearchOutputConfig(type="elasticsearch", hosts=["http://127.0.0.1:9"], setup_on_start=False)
     sink = ElasticsearchSink.from_config(out, IndexConfig(), tmp_path)

@@ -5,7 +5,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shipper.framing import LineSplitter, frames_of
+from shipper.sources.lines import LineSplitter, frames_of
 
 
 def test_lines_across_chunks_with_offsets():

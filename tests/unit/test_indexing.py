@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shipper.indexing import DAY_MS, Expiry, IndexNamer, period_start
+from shipper.records import DAY_MS
+from shipper.sinks.elasticsearch.indexing import Expiry, IndexNamer, period_start
 
 
 def ms(y: int, m: int, d: int, h: int = 0) -> int:

@@ -23,10 +23,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.generate import lines as generated_lines
-from shipper.indexing import IndexNamer
 from shipper.normalize import DEFAULT_RULES, Document, Normalizer
 from shipper.normalize.loop import encode
-from shipper.sinks.framers import BulkFramer, NdjsonFramer
+from shipper.sinks.elasticsearch.framing import BulkFramer
+from shipper.sinks.elasticsearch.indexing import IndexNamer
+from shipper.sinks.local import NdjsonFramer
 
 ROOT = Path(__file__).resolve().parents[2]
 NATIVE_DIR = ROOT / "shipper" / "normalize" / "_native"

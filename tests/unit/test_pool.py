@@ -12,13 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.generate import lines as generated_lines
-from shipper.indexing import IndexNamer
 from shipper.metrics import METRICS
 from shipper.normalize import Normalizer
 from shipper.normalize.loop import encode
 from shipper.normalize.mask import DEFAULT_RULES
 from shipper.normalize.pool import NormalizerPool
-from shipper.sinks.framers import BulkFramer, inflate
+from shipper.sinks.compress import inflate
+from shipper.sinks.elasticsearch.framing import BulkFramer
+from shipper.sinks.elasticsearch.indexing import IndexNamer
 
 RULES = DEFAULT_RULES.extended(contain=["ssn"])  # extra rules must reach the workers
 LOCAL = Normalizer(RULES, 4096)

@@ -4,16 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shipper.search import (
-    DOC_ALIASES,
-    Filters,
-    check_range,
-    event_clause,
-    parse_ip,
-    parse_when,
-    resolve_time,
-    sort_spec,
-)
+from shipper.timespec import check_range, instant, parse_duration, parse_when, resolve_time
+from shipper.tools.search import DOC_ALIASES, Filters, event_clause, parse_ip, sort_spec
 
 
 def test_durations_become_date_math():
@@ -115,3 +107,16 @@ def test_time_windows_resolve_and_inverted_ones_are_refused():
         check_range("now-1d", "now-2d", now)
     with pytest.raises(ValueError):
         check_range(parse_when("2026-12-01T00:00:00Z"), parse_when("2026-11-01T00:00:00Z"), now)
+
+
+def test_durations_and_instants_are_parsed_in_one_place():
+    now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    assert parse_duration("500ms") == 0.5 and parse_duration("90d") == 90 * 86400
+    with pytest.raises(ValueError, match=r"one of ms, s, m, h, d$"):
+        parse_duration("2w")  # config durations go to Elasticsearch, which has no weeks there
+    assert parse_duration("2w", weeks=True) == 14 * 86400
+    # an input's `since`: weeks are weeks (they were read as days before)
+    assert instant("2w", now) == now - timedelta(days=14)
+    assert instant("2026-11-01T00:00:00Z", now) == datetime(2026, 11, 1, tzinfo=UTC)
+    with pytest.raises(ValueError):
+        instant("yesterday", now)

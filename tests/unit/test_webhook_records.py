@@ -221,8 +221,8 @@ def test_names_from_interaction_deliveries_fill_the_names_cache():
 def test_a_webhook_input_alone_gives_the_daemon_names(tmp_path):
     """No database, no map, no Management API: the daemon still builds the names cache, and
     unknown ids are not queued for a source that does not exist."""
-    from shipper.app import build_enricher
     from shipper.config import parse_config
+    from shipper.wiring import build_enricher
 
     cfg = parse_config(
         {"inputs": [{"type": "webhook", "signing_key": "k"}], "state": {"dir": str(tmp_path)}}, "t"

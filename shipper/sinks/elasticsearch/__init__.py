@@ -1,5 +1,4 @@
-"""The ``elasticsearch`` output."""
+"""The ``elasticsearch`` output: client, ``_bulk`` framing, delivery, index names, setup.
 
-from shipper.sinks.elasticsearch.sink import ElasticsearchSink
-
-__all__ = ["ElasticsearchSink"]
+The package imports nothing itself: normalizer workers unpickle its framer without loading the
+client."""

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import orjson
 
-from shipper.indexing import IndexNamer
-from shipper.sinks.base import Segment
-from shipper.sinks.framers import inflate
+from shipper.records import Segment
+from shipper.sinks.compress import inflate
+from shipper.sinks.elasticsearch.indexing import IndexNamer
 
 
 @dataclass(slots=True)

@@ -27,14 +27,13 @@ from typing import Any
 
 import orjson
 
-from shipper.config import ElasticsearchOutputConfig, IndexConfig, parse_duration
+from shipper.config import ElasticsearchOutputConfig, IndexConfig
 from shipper.deadletter import DeadLetterFile
 from shipper.errors import OutputError
-from shipper.es_setup import setup
-from shipper.indexing import DAY_MS, Expiry, IndexNamer
 from shipper.logs import Throttle
 from shipper.metrics import METRICS
-from shipper.sinks.base import Batch, Segment
+from shipper.records import DAY_MS, Batch, Segment
+from shipper.sinks.compress import deflate, gzip, gzip_join
 from shipper.sinks.elasticsearch.client import (
     RAW_NDJSON,
     ApiError,
@@ -51,8 +50,11 @@ from shipper.sinks.elasticsearch.client import (
     translate,
 )
 from shipper.sinks.elasticsearch.encode import Item, body, items
+from shipper.sinks.elasticsearch.framing import BulkFramer
+from shipper.sinks.elasticsearch.indexing import Expiry, IndexNamer
 from shipper.sinks.elasticsearch.retry import Backoff, Outcome, classify
-from shipper.sinks.framers import BulkFramer, deflate, gzip, gzip_join
+from shipper.sinks.elasticsearch.setup import setup
+from shipper.timespec import parse_duration
 
 log = logging.getLogger(__name__)
 FILTER = "errors,items.*.status,items.*.error.type,items.*.error.reason"

@@ -21,14 +21,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from shipper.config import FileInputConfig, parse_duration
-from shipper.framing import Frame, LineSplitter
+from shipper.config import FileInputConfig
 from shipper.logs import Throttle
 from shipper.metrics import METRICS
 from shipper.pipeline.checkpoint import CheckpointStore
 from shipper.sources import Chunk, Lag
 from shipper.sources.file.discovery import Discovery, watch_root
 from shipper.sources.file.fingerprint import Fingerprint
+from shipper.sources.lines import Frame, LineSplitter
+from shipper.timespec import parse_duration
 
 log = logging.getLogger(__name__)
 READ_SIZE = 1 << 19  # ~600 records: a block rarely needs cutting to the poll budget (half a batch)

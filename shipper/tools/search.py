@@ -8,15 +8,12 @@ change what the query means.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from elasticsearch.dsl import Q
 
-from shipper.config import parse_duration
 from shipper.normalize.categories import FAMILIES
 
 FAMILY_NAMES = sorted(set(FAMILIES.values()) | {"other", "webhook"})  # webhook: the webhook input
@@ -38,7 +35,6 @@ DOC_ALIASES = {
     },
     "JwtCustomizer.ClientCredential": "JwtCustomizer.ClientCredentials",
 }
-_DURATION = re.compile(r"^(\d+)(s|m|h|d|w)$")
 TOP_FIELDS = {
     "ips": "source.ip",
     "users": "user.id",
@@ -46,22 +42,6 @@ TOP_FIELDS = {
     "apps": "logto.application_id",
     "countries": "source.geo.country_iso_code",
 }
-
-
-def parse_when(text: str, now: datetime | None = None) -> str:
-    """``15m``/``24h``/``7d``/``2w`` -> date math ``now-15m``; ISO-8601 -> UTC ISO."""
-    t = text.strip()
-    if _DURATION.match(t):
-        return f"now-{t}"
-    if t == "now":
-        return "now"
-    try:
-        dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{text!r} is neither a duration (15m, 24h, 7d) nor an ISO-8601 time") from None
-    if dt.tzinfo is None:
-        dt = dt.astimezone()  # a time without offset is the operator's local time
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def parse_ip(text: str) -> str:
@@ -91,28 +71,6 @@ def event_clause(pattern: str) -> tuple[Any, str | None]:
     if real is not None:
         return Q("term", **{"event.action": real}), f"{pattern} never occurs in records; searching {real}"
     return Q("term", **{"event.action": {"value": pattern, "case_insensitive": True}}), None
-
-
-def resolve_time(text: str | None, now: datetime) -> datetime | None:
-    """The instant a ``parse_when`` value means (None: open)."""
-    if text is None:
-        return None
-    if text == "now":
-        return now
-    m = re.fullmatch(r"now-(\d+)([smhdw])", text)
-    if m:  # weeks: search's own unit (Elasticsearch date math has it; config durations do not)
-        days = f"{int(m[1]) * 7}d" if m[2] == "w" else f"{m[1]}{m[2]}"
-        return now - timedelta(seconds=parse_duration(days))
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def check_range(since: str | None, until: str | None, now: datetime) -> None:
-    """ValueError when ``since`` is after ``until`` (a window that can hold nothing)."""
-    start, end = resolve_time(since, now), resolve_time(until, now)
-    if start is not None and end is not None and start > end:
-        raise ValueError(
-            f"--since ({start:%Y-%m-%d %H:%M:%S} UTC) is after --until ({end:%Y-%m-%d %H:%M:%S} UTC)"
-        )
 
 
 @dataclass

@@ -18,7 +18,6 @@ from shipper.config import (
     PostgresInputConfig,
     ShipperConfig,
     WebhookInputConfig,
-    parse_duration,
 )
 from shipper.deadletter import DeadLetterFile
 from shipper.enrich import DatabaseNames, Enricher, ManagementApiNames, NameSource
@@ -32,6 +31,7 @@ from shipper.sinks.base import Sink
 from shipper.sinks.local import ConsoleSink, FileSink
 from shipper.sources import Source
 from shipper.sources.file import FileSource
+from shipper.timespec import parse_duration
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def build_sink(cfg: ShipperConfig, store: CheckpointStore) -> Sink:
     if isinstance(out, ConsoleOutputConfig):
         return ConsoleSink()
     if isinstance(out, ElasticsearchOutputConfig):
-        from shipper.sinks.elasticsearch import ElasticsearchSink
+        from shipper.sinks.elasticsearch.sink import ElasticsearchSink
 
         return ElasticsearchSink.from_config(out, cfg.index, cfg.state.dir)
     raise AssertionError(f"unknown output {out!r}")

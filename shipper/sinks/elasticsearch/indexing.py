@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-DAY_MS = 86_400_000
+from shipper.records import DAY_MS
 
 
 def period_start(day: date, granularity: str) -> date:

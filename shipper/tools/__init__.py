@@ -1,0 +1,1 @@
+"""Operator tools over what was shipped: search, prune of Logto's table, Kibana objects."""
