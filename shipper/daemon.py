@@ -87,8 +87,7 @@ class Daemon:
     # -- lifecycle -------------------------------------------------------------------------
 
     def _start_runner(self, cfg: ShipperConfig) -> Runner:
-        runner = build_runner(cfg)
-        runner.tick = self._tick
+        runner = build_runner(cfg, tick=self._tick)
         if self._stop_requested:
             runner.request_stop()
         return runner

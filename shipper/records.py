@@ -93,3 +93,14 @@ class Batch:
         self.segments.append(seg)
         self.count += len(seg.docs)
         self.size += seg.size
+
+
+class Stage(Protocol):
+    """A step between normalize and the sink (detection): sees every segment, in order, before
+    it joins a batch. It must not block: it runs on the pipeline's thread."""
+
+    def segment(self, seg: Segment, stream: str) -> None:
+        """The documents of ``seg`` came from ``stream`` and are about to be sent."""
+
+    def close(self) -> None:
+        """Shipping stopped: flush what is held."""

@@ -6,6 +6,7 @@ import fcntl
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -112,7 +113,8 @@ def line_limit(inp: object) -> int:
     raise AssertionError(f"unknown input {inp!r}")
 
 
-def build_runner(cfg: ShipperConfig, once: bool = False) -> Runner:
+def build_runner(cfg: ShipperConfig, once: bool = False, tick: Callable[[], None] | None = None) -> Runner:
+    """The pipeline ``cfg`` describes; ``once``: for ``run --once``; ``tick``: see ``Runner``."""
     store = CheckpointStore(cfg.state.dir, cfg.state.checkpoint_interval)
     wake = threading.Event()
     sink = build_sink(cfg, store)
@@ -138,9 +140,10 @@ def build_runner(cfg: ShipperConfig, once: bool = False) -> Runner:
         drain,
         wake,
         pool,
+        tick=tick,
+        enricher=enricher,
+        progress=Progress(cfg.state.dir, cfg.pipeline.progress_interval),
     )
-    runner.enricher = enricher
-    runner.progress = Progress(cfg.state.dir, cfg.pipeline.progress_interval)
     return runner
 
 

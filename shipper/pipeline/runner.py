@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from shipper.clock import SYSTEM, Clock
 from shipper.deadletter import DeadLetterFile, entry
 from shipper.metrics import METRICS
 from shipper.normalize import Normalizer
@@ -23,10 +23,13 @@ from shipper.normalize.pool import NormalizerPool, Ticket
 from shipper.pipeline.acks import AckTracker
 from shipper.pipeline.checkpoint import CheckpointStore
 from shipper.pipeline.progress import Progress
-from shipper.records import Batch, Segment
+from shipper.records import Batch, Segment, Stage
 from shipper.sinks.base import Sink
 from shipper.sources import Chunk, Lag, Source
 from shipper.sources.lines import Frame
+
+if TYPE_CHECKING:
+    from shipper.enrich import Enricher
 
 log = logging.getLogger(__name__)
 RELOAD = -1  # run() result: a reload was requested; the runner is still live
@@ -70,7 +73,16 @@ class Runner:
         drain_timeout: float = 30.0,
         wake: threading.Event | None = None,
         pool: NormalizerPool | None = None,
+        *,
+        clock: Clock = SYSTEM,
+        tick: Callable[[], None] | None = None,
+        enricher: Enricher | None = None,
+        progress: Progress | None = None,
+        stages: Sequence[Stage] = (),
     ) -> None:
+        """``tick`` runs every iteration (systemd watchdog); ``enricher`` adds names to
+        documents (it needs them as dicts: no pool then); ``progress`` writes progress lines
+        and status.json; ``stages`` see every segment between normalize and the sink."""
         self.sources = sources
         self.sink = sink
         self.normalizer = normalizer
@@ -87,13 +99,15 @@ class Runner:
         self._batch = Batch(0)
         self._batch_started: float | None = None
         self._docs_of: dict[int, int] = {}  # documents per batch in flight
-        self._last_completion = time.monotonic()
-        self.progress: Progress | None = None  # progress lines and status.json
+        self.clock = clock
+        self._last_completion = clock.monotonic()
+        self.progress = progress
         self.failure = ""  # run_once: why it gave up (unreachable output or input)
         self.stop = threading.Event()
         self.reload = threading.Event()  # run() returns so the daemon can swap the config
-        self.tick: Any = None  # called every iteration (systemd watchdog, status)
-        self.enricher: Any = None  # shipper.enrich.Enricher: names next to ids
+        self.tick = tick
+        self.enricher = enricher
+        self.stages = list(stages)
         self.wake = wake or threading.Event()  # set by sources (inotify) and by request_stop
 
     def lags(self) -> list[Lag]:
@@ -156,7 +170,10 @@ class Runner:
         if left:
             METRICS.inc("records_left_to_python_total", left)
         if docs:
-            self._batch.add(Segment(data, docs, size, crc))
+            seg = Segment(data, docs, size, crc)
+            for stage in self.stages:
+                stage.segment(seg, chunk.stream)
+            self._batch.add(seg)
         for i, reason, detail in rejects:
             offset, raw = locate(i)
             dead.append(entry(chunk.name, offset, reason, detail, raw))
@@ -168,7 +185,7 @@ class Runner:
         for chunk in chunks:
             self._source_of[chunk.stream] = source
             if self._batch_started is None:
-                self._batch_started = time.monotonic()
+                self._batch_started = self.clock.monotonic()
             if self.pool is not None and chunk.block:
                 block = self.pool.submit_block(chunk.block, chunk.count())
                 self._pending.append(_Pending(chunk, block, None, []))
@@ -197,7 +214,7 @@ class Runner:
         self._dead_letter(dead)
         self._batch.positions[chunk.stream] = chunk.position
         if self._batch_started is None:
-            self._batch_started = time.monotonic()
+            self._batch_started = self.clock.monotonic()
 
     def _drain_pool(self, block: bool) -> bool:
         """Merge answered chunks while the batch has room; True when any was merged."""
@@ -215,7 +232,7 @@ class Runner:
             self._merge(self._pending.popleft())
             merged = True
             block = False  # waited once; take the rest only as far as they are ready
-            if self._batch_due(time.monotonic()) and self.acks.in_flight < self.sink.max_in_flight:
+            if self._batch_due(self.clock.monotonic()) and self.acks.in_flight < self.sink.max_in_flight:
                 self._submit()
         return merged
 
@@ -256,7 +273,7 @@ class Runner:
         """Process finished batches; returns how many finished."""
         done = self.sink.completed(timeout)
         if done:
-            self._last_completion = time.monotonic()
+            self._last_completion = self.clock.monotonic()
             METRICS.inc("docs_acknowledged_total", sum(self._docs_of.pop(seq, 0) for seq in done))
         for seq in done:
             for stream, pos in self.acks.complete(seq).items():
@@ -290,13 +307,13 @@ class Runner:
                 if chunks:
                     read = True
                     self._ingest(chunks, src)
-                    if self._batch_due(time.monotonic()) or (
+                    if self._batch_due(self.clock.monotonic()) or (
                         pool and len(pool) >= QUEUE_PER_WORKER * pool.size
                     ):
                         break
             if pool is not None and self._drain_pool(block=not read and bool(self._pending)):
                 read = True
-            if self._batch_due(time.monotonic()) and self.acks.in_flight < self.sink.max_in_flight:
+            if self._batch_due(self.clock.monotonic()) and self.acks.in_flight < self.sink.max_in_flight:
                 self._submit()
             self._settle()
         elif self._settle(timeout=0.2):  # backpressure: wait for the output, read nothing
@@ -318,10 +335,10 @@ class Runner:
                 if self._batch_started is not None:
                     wait = max(
                         0.0,
-                        min(wait, self._batch_started + self.limits.max_wait - time.monotonic()),
+                        min(wait, self._batch_started + self.limits.max_wait - self.clock.monotonic()),
                     )
                 if wait > 0:
-                    self.wake.wait(wait)
+                    self.clock.wait(self.wake, wait)
                     self.wake.clear()
         if self.reload.is_set() and not self.stop.is_set():
             return RELOAD  # the caller decides: new config (then shutdown) or keep running
@@ -333,20 +350,20 @@ class Runner:
         All within ``drain_timeout``, also while the output is down: what is not final by then
         is simply not checkpointed, and is read again at the next start.
         """
-        deadline = time.monotonic() + self.drain_timeout
+        deadline = self.clock.monotonic() + self.drain_timeout
 
         def wait() -> None:
-            self._settle(timeout=min(0.2, max(0.0, deadline - time.monotonic())))
+            self._settle(timeout=min(0.2, max(0.0, deadline - self.clock.monotonic())))
 
-        while self._pending and time.monotonic() < deadline:
+        while self._pending and self.clock.monotonic() < deadline:
             if not self._drain_pool(block=True):
                 wait()  # the output is full: wait for a free slot
         if self._batch.positions:
-            while self.acks.in_flight >= self.sink.max_in_flight and time.monotonic() < deadline:
+            while self.acks.in_flight >= self.sink.max_in_flight and self.clock.monotonic() < deadline:
                 wait()
             if self.acks.in_flight < self.sink.max_in_flight:
                 self._submit()
-        while self.acks.in_flight and time.monotonic() < deadline:
+        while self.acks.in_flight and self.clock.monotonic() < deadline:
             wait()
         drained = self.acks.in_flight == 0 and not self._pending and not self._batch.positions
         self.store.flush(force=True)
@@ -357,6 +374,8 @@ class Runner:
             src.close()
         if self.enricher is not None:
             self.enricher.stop()
+        for stage in self.stages:
+            stage.close()
         self.deadletter.close()
         if self.pool is not None:
             self.pool.close()
@@ -388,19 +407,19 @@ class Runner:
             lags = self.lags() if not read else []
             down = [lag for lag in lags if lag.unavailable]
             under_way = any(lag.busy for lag in lags)
-            now = time.monotonic()
+            now = self.clock.monotonic()
             waiting = bool(self.acks.in_flight) and now - self._last_completion >= timeout
             if down or waiting:
                 stuck_since = now if stuck_since is None else stuck_since
                 if waiting or now - stuck_since >= timeout:
                     self.failure = self._why_stuck(down, timeout)
                     break
-                time.sleep(0.1)  # the source backs off itself; do not spin
+                self.clock.sleep(0.1)  # the source backs off itself; do not spin
             else:
                 stuck_since = None
             busy = read or self.acks.in_flight or self._batch.positions or self._pending or down
             if under_way and not down:
-                time.sleep(0.02)  # a source fetching in the background: wait for its answer
+                self.clock.sleep(0.02)  # a source fetching in the background: wait for its answer
             idle = 0 if busy or under_way else idle + 1
         if self.failure:
             log.error("giving up: %s", self.failure)
