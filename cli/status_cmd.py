@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -139,32 +138,10 @@ def describe_daemon(d: dict[str, Any]) -> list[str]:
 
 
 def registry_lag(state_dir: Path) -> list[dict[str, Any]]:
-    """Each stream's lag from the checkpoint alone: bytes for files, seconds for postgres."""
-    import os
+    """Each stream's lag from the checkpoint alone (no daemon reporting)."""
+    from dataclasses import asdict
 
-    try:
-        data = orjson.loads((state_dir / "registry.json").read_bytes())
-        streams = data.get("streams", {}) if isinstance(data, dict) else {}
-    except (OSError, orjson.JSONDecodeError):
-        return []
-    out: list[dict[str, Any]] = []
-    for name, entry in streams.items() if isinstance(streams, dict) else ():
-        if not isinstance(entry, dict):
-            continue
-        pos = entry.get("position")
-        if isinstance(pos, list) and pos and isinstance(pos[0], str):
-            try:
-                when = datetime.fromisoformat(pos[0])
-            except ValueError:
-                continue
-            secs = max(0.0, (datetime.now(UTC) - when).total_seconds())
-            out.append({"source": name, "unit": "seconds", "value": secs})
-            continue
-        try:
-            st = os.stat(entry["path"])
-            offset = int(entry.get("offset", 0))
-        except (OSError, TypeError, KeyError, ValueError):
-            continue
-        if st.st_ino == entry.get("ino"):
-            out.append({"source": entry["path"], "unit": "bytes", "value": max(0, st.st_size - offset)})
-    return out
+    from shipper.pipeline.checkpoint import offline_lag, read_registry
+
+    reg = read_registry(state_dir)
+    return [asdict(lag) for lag in offline_lag(reg, time.time())] if reg is not None else []

@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -23,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Stric
 from shipper.fsio import write_all
 from shipper.logs import Throttle
 from shipper.metrics import METRICS
+from shipper.sources import Lag
 
 log = logging.getLogger(__name__)
 VERSION = 1
@@ -91,6 +93,42 @@ class Registry(_Entry):
     version: Literal[1]
     streams: dict[str, FileStream | PgStream | ApiStream | SpoolStream] = {}
     outputs: dict[str, NonNegative] = {}
+
+
+def read_registry(state_dir: Path) -> Registry | None:
+    """The registry as it is on disk, for readers (``status``); None when absent or unusable.
+    Never moves anything aside: that is the daemon's job."""
+    try:
+        return Registry.model_validate_json((state_dir / "registry.json").read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+def offline_lag(reg: Registry, now: float) -> list[Lag]:
+    """Each stream's lag from its checkpoint alone, while no daemon reports it: bytes for a file
+    still there (same inode), seconds since the acknowledged row for postgres and the
+    Management API; a webhook spool's backlog needs the daemon and is not guessed."""
+    out: list[Lag] = []
+    for name, entry in reg.streams.items():
+        if isinstance(entry, FileStream):
+            if entry.path is None:
+                continue
+            try:
+                st = os.stat(entry.path)
+            except OSError:
+                continue
+            if st.st_ino == entry.ino:
+                out.append(Lag(entry.path, "bytes", max(0, st.st_size - entry.offset)))
+        elif isinstance(entry, PgStream):
+            ts = entry.position.ts if isinstance(entry.position, PgPosition) else entry.position[0]
+            try:
+                when = datetime.fromisoformat(ts).timestamp()
+            except ValueError:
+                continue
+            out.append(Lag(name, "seconds", max(0.0, now - when)))
+        elif isinstance(entry, ApiStream):
+            out.append(Lag(name, "seconds", max(0.0, now - entry.position.from_ / 1000)))
+    return out
 
 
 class CheckpointStore:

@@ -66,3 +66,38 @@ def test_unknown_version_is_reported(tmp_path, caplog):
     (tmp_path / "registry.json").write_bytes(orjson.dumps({"version": 99}))
     assert CheckpointStore(tmp_path).corrupt
     assert "unusable" in caplog.text and "version" in caplog.text
+
+
+def test_offline_lag_reads_every_stream_kind_through_the_registry_models(tmp_path):
+    """``status`` without a daemon: the lag each checkpoint implies, current registry format."""
+    import os
+    from datetime import UTC, datetime
+
+    from shipper.pipeline.checkpoint import offline_lag, read_registry
+
+    log = tmp_path / "a.jsonl"
+    log.write_bytes(b"x" * 1000)
+    now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC).timestamp()
+    registry = {
+        "version": 1,
+        "streams": {
+            "file:1": {"path": str(log), "ino": os.stat(log).st_ino, "offset": 400},
+            "file:2": {"path": str(tmp_path / "gone.jsonl"), "ino": 1, "offset": 0},
+            "pg:default": {"position": {"ts": "2026-12-03T11:00:00+00:00", "id": "x"}},
+            "pg:old": {"position": ["2026-12-03T11:30:00+00:00", "y"]},
+            "api:t": {"position": {"from": int((now - 90) * 1000), "edge": []}},
+            "spool:w": {"position": {"segment": 3, "offset": 10}},
+        },
+    }
+    (tmp_path / "registry.json").write_bytes(orjson.dumps(registry))
+    reg = read_registry(tmp_path)
+    assert reg is not None
+    lags = {lag.source: (lag.unit, round(lag.value)) for lag in offline_lag(reg, now)}
+    assert lags == {
+        str(log): ("bytes", 600),
+        "pg:default": ("seconds", 3600),
+        "pg:old": ("seconds", 1800),
+        "api:t": ("seconds", 90),
+    }
+    (tmp_path / "registry.json").write_bytes(b"{torn")
+    assert read_registry(tmp_path) is None and (tmp_path / "registry.json").exists()  # left in place
