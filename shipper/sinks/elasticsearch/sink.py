@@ -22,6 +22,7 @@ import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,24 @@ log = logging.getLogger(__name__)
 FILTER = "errors,items.*.status,items.*.error.type,items.*.error.reason"
 
 
-ALL_DELIVERED: list[dict[str, Any]] = []  # ``_bulk``: every item 2xx (compared by identity)
+@dataclass(frozen=True, slots=True)
+class AllDelivered:
+    """``_bulk``: every item answered 2xx (``errors: false``), nothing to look at per item."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryAll:
+    """``_bulk``: the request as a whole failed (unreachable, 429/5xx, a short answer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PerItem:
+    """``_bulk``: one result per item sent, in order, to be classified one by one."""
+
+    results: list[dict[str, Any]]
+
+
+BulkResult = AllDelivered | RetryAll | PerItem
 
 
 class Abandoned(Exception):
@@ -239,9 +257,8 @@ class ElasticsearchSink:
             self._sleep(attempt)
             attempt += 1
 
-    def _bulk(self, payload: bytes, count: int) -> list[dict[str, Any]] | None:
-        """One request of ``count`` documents (``payload`` gzip'd when gzip is on); per-item
-        results, ``ALL_DELIVERED``, or None when the whole request must be retried."""
+    def _bulk(self, payload: bytes, count: int) -> BulkResult:
+        """One request of ``count`` documents (``payload`` gzip'd when gzip is on)."""
         started = time.monotonic()
         METRICS.inc("bulk_requests_total")
         try:
@@ -253,31 +270,33 @@ class ElasticsearchSink:
             if classify(exc.meta.status) is Outcome.REJECTED and exc.meta.status not in (401, 403):
                 # The request itself was refused (not retryable): every item is dead-lettered.
                 etype, reason = error_parts(exc)
-                return [
-                    {"status": exc.meta.status, "error": {"type": etype, "reason": reason}}
-                    for _ in range(count)
-                ]
+                return PerItem(
+                    [
+                        {"status": exc.meta.status, "error": {"type": etype, "reason": reason}}
+                        for _ in range(count)
+                    ]
+                )
             self._note_error(describe(exc))
             METRICS.inc("bulk_request_failures_total")
-            return None
+            return RetryAll()
         except (TransportConnectionError, ConnectionTimeout, TransportError) as exc:
             self._note_error(describe(exc))
             METRICS.inc("bulk_request_failures_total")
-            return None
+            return RetryAll()
         finally:
             METRICS.observe("bulk_latency_seconds", time.monotonic() - started)
         answered = resp.get("items", [])
         if len(answered) != count:
             self._note_error(f"bulk answered {len(answered)} items for {count} sent")
-            return None
+            return RetryAll()
         if self._last_error is not None:
             log.info("Elasticsearch: delivering again")
             self._last_error = None
             self._failing_since = None
         METRICS.set("last_delivery_timestamp_seconds", time.time())
         if resp.get("errors") is False:  # every item 2xx: no need to look at each
-            return ALL_DELIVERED
-        return [next(iter(i.values())) for i in answered]
+            return AllDelivered()
+        return PerItem([next(iter(i.values())) for i in answered])
 
     def _payload(self, segments: list[Segment]) -> bytes:
         """The request body from framed blocks: with gzip on, the fragments the workers
@@ -336,19 +355,20 @@ class ElasticsearchSink:
             except _TooLarge:
                 self._deliver(items(segments, self.namer))  # splits until the halves fit
                 return
-            if results is None:
+            if isinstance(results, RetryAll):
                 self._sleep(attempt)
                 attempt += 1
                 continue
-            if results is ALL_DELIVERED:
+            if isinstance(results, AllDelivered):
                 METRICS.inc("docs_indexed_total", count)
             else:
                 self._deliver(items(segments, self.namer), results)
             return
 
-    def _deliver(self, pending: list[Item], results: list[dict[str, Any]] | None = None) -> None:
-        """Until every item is final; ``results`` answers a first request already made."""
+    def _deliver(self, pending: list[Item], first: PerItem | None = None) -> None:
+        """Until every item is final; ``first`` answers a first request already made."""
         attempt = 0
+        results: BulkResult | None = first
         while pending:
             if results is None:
                 if self._closing.is_set():
@@ -361,18 +381,20 @@ class ElasticsearchSink:
                     self._deliver(pending[:half])
                     pending = pending[half:]
                     continue
-                if results is None:
+                if isinstance(results, RetryAll):
                     self._sleep(attempt)
                     attempt += 1
+                    results = None
                     continue
-            if results is ALL_DELIVERED:
+            if isinstance(results, AllDelivered):
                 METRICS.inc("docs_indexed_total", len(pending))
                 return
+            assert isinstance(results, PerItem)
             retry, rejected, blocked = [], [], []
             indexed = duplicate = 0
             late_base = self.namer.base + "late-"
             retry_status = None
-            for item, res in zip(pending, results, strict=True):
+            for item, res in zip(pending, results.results, strict=True):
                 outcome = classify(int(res.get("status", 500)))
                 if outcome is Outcome.DELIVERED:
                     indexed += 1
