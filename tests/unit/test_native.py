@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from bench.generate import lines as generated_lines
 from shipper.normalize import DEFAULT_RULES, Document, Normalizer
+from shipper.normalize.fields import AUDIT, NATIVE_DECODE, Field, Kind, ShapeError, native_rows
 from shipper.normalize.loop import encode
 from shipper.sinks.elasticsearch.framing import BulkFramer
 from shipper.sinks.elasticsearch.indexing import IndexNamer
@@ -196,12 +197,42 @@ def test_a_call_made_while_the_path_is_busy_is_left_to_python(native):
             seen.append(fast.encode([raw, b"", raw], FRAMERS[1].action, True))
         return n.masker._verdict(key, in_params)
 
-    fast = native.Fast(verdict, n._event_json, lambda a, b: None, 1 << 20)
+    fast = native.Fast(verdict, n._event_json, lambda a, b: None, 1 << 20, native_rows(), NATIVE_DECODE)
     assert fast.line(raw) == python_answer(n, raw)
     assert seen[0] is None
     block, ids, times, sizes, left = seen[1]
     assert (block, ids, times, sizes) == (b"", [], [], []) and [i for i, _, _ in left] == [0, 2]
     assert fast.line(raw) == python_answer(n, raw)  # and it is itself again
+
+
+def test_a_new_row_reaches_both_paths_alike(native):
+    """Adding a Logto field is one row: both normalizers follow it, in the same place."""
+    at = next(i for i, r in enumerate(AUDIT) if r.path == "logto.payload")
+    rows = (*AUDIT[:at], Field("logto.organization_id", Kind.STR, ("payload.organizationId",)), *AUDIT[at:])
+    n = Normalizer(native=native, fields=rows)
+    raw = b'{"id":"o","key":"K","createdAt":1,"payload":{"organizationId":"org1","hookId":"h"}}'
+    assert assert_agrees(n, raw)
+    logto = orjson.loads(n.native.line(raw)[2])["logto"]
+    assert list(logto) == ["family", "hook_id", "organization_id", "payload"]
+    assert logto["organization_id"] == "org1"
+    assert "organization_id" not in Normalizer(native=native).line(raw).body["logto"]  # type: ignore[union-attr]
+
+
+def test_the_native_path_refuses_a_table_it_cannot_follow(native):
+    n = Normalizer(native=None)
+    args = (n.masker._verdict, n._event_json, lambda a, b: None, 1 << 20)
+    good = native_rows()
+    with pytest.raises(ValueError, match="kind 13 is not known"):
+        native.Fast(*args, ((13, False, (b'"x"',), (), (), -1),), NATIVE_DECODE)
+    with pytest.raises(ValueError, match="has no path"):
+        native.Fast(*args, ((0, False, (), (), (), -1),), NATIVE_DECODE)
+    with pytest.raises(ValueError, match="do not fit kind 5"):
+        native.Fast(*args, ((5, False, (b'"g"',), ((b"a",),), (), -1),), NATIVE_DECODE)
+    with pytest.raises(ValueError, match="at most 96 rows"):
+        native.Fast(*args, good * 3, NATIVE_DECODE)
+    with pytest.raises(ShapeError, match="INT is not known to the native path"):
+        native_rows((Field("http.response.status_code", Kind.INT, ("payload.status",)),))
+    assert native.Fast(*args, good, NATIVE_DECODE).line(b'{"id":"a","key":"K","createdAt":1}') is not None
 
 
 # -- property test: hypothesis-made records, duplicate keys and all ---------------------------
@@ -382,18 +413,19 @@ COORD = st.one_of(
 CTX = st.fixed_dictionaries(
     {}, optional={"country": STRS, "city": STRS, "latitude": COORD, "longitude": COORD}
 ).map(lambda d: Obj(d.items()))
-PAYLOAD_FIELDS = {
+# Every payload member the audit table reads (fields.py), so a new row is exercised here without
+# an edit; members with inner structure get strategies of their own.
+SHAPED = {
     "result": st.one_of(STRS, values(0)),
     "ip": st.one_of(IPS, values(0)),
-    "userId": st.one_of(STRS, values(0)),
-    "applicationId": STRS,
-    "sessionId": STRS,
-    "interactionEvent": STRS,
     "hookId": values(0),
-    "userAgent": st.one_of(STRS, values(0)),
     "userAgentParsed": st.one_of(UA, values(1)),
     "signInContext": st.one_of(CTX, values(1)),
     "error": ERRORS,
+}
+READ = {s.split(".")[1] for row in AUDIT for s in row.sources if s.startswith("payload.")}
+assert set(SHAPED) <= READ
+PAYLOAD_FIELDS = {k: SHAPED.get(k, st.one_of(STRS, values(0))) for k in sorted(READ)} | {
     "params": values(2),
     "extra": values(3),
 }

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from bench.generate import lines as generated_lines
 from shipper.normalize import Document, Normalizer, Rejection
 from shipper.normalize.categories import categorize, family
-from shipper.normalize.document import format_ms, normalize_ip, parse_time
 from shipper.normalize.mask import DEFAULT_RULES, MASK
+from shipper.normalize.values import format_ms, normalize_ip, parse_time
 from tests.conftest import shared_or_skip
 
 N = Normalizer()

@@ -259,6 +259,33 @@ static void cache_clear(Slot *slots) {
     }
 }
 
+/* ---- the field table (shipper/normalize/fields.py, as native_rows() gives it) --------------- */
+
+/* The kinds of fields.py's Kind; INT and COLLECT are Python's only. */
+enum { K_STR, K_TEXT, K_CODE, K_IP, K_BAD_IP, K_GEO, K_TIME, K_OUTCOME, K_CONST, K_RULES, K_FAMILY, K_PAYLOAD, K_TAGS };
+#define MAX_KEYS 8 /* keys in a path */
+#define MAX_SOURCES 4
+#define MAX_STRINGS 16
+#define MAX_ROWS 96
+#define MAX_DECODE 4 /* JSON_IN_STRING members */
+
+typedef struct {
+    char *s; /* owned, NUL-terminated */
+    size_t n;
+} Bytes;
+
+typedef struct {
+    int n;
+    Bytes k[MAX_KEYS];
+} Path;
+
+typedef struct {
+    int kind, alt, tag, nsources, nstrings;
+    Path keys;                     /* the field's path, each key as a JSON string */
+    Path sources[MAX_SOURCES];     /* key paths into the record */
+    Bytes strings[MAX_STRINGS];    /* OUTCOME (from, to, ..., default); CONST, TAGS: JSON */
+} Row;
+
 /* ---- the normalizer object ---------------------------------------------------------------- */
 
 typedef struct {
@@ -269,6 +296,9 @@ typedef struct {
     Py_ssize_t max_line;
     Slot *verdicts[2]; /* outside / inside request parameters */
     Slot *events;
+    Row *rows; /* the field table */
+    int nrows, ndecode;
+    Bytes decode[MAX_DECODE]; /* JSON_IN_STRING */
     Buf out, tmp, block;
     char *pool;
     int busy; /* a callback lets other threads run: a second caller meanwhile gets "Python decides" */
@@ -297,8 +327,8 @@ static int verdict(Fast *f, yyjson_val *key, int in_params) {
     return (int)v;
 }
 
-/* The (event tail, family JSON) of a key and outcome, cached; a new reference or NULL (error). */
-static PyObject *event_parts(Fast *f, yyjson_val *key, const char *outcome) {
+/* The (RULES members, family JSON) of a key and outcome, cached; a new reference or NULL (error). */
+static PyObject *event_parts(Fast *f, yyjson_val *key, const char *outcome, int outcome_i) {
     const char *k = yyjson_get_str(key);
     size_t n = yyjson_get_len(key);
     char lookup[CACHE_KEY_MAX + 2];
@@ -307,7 +337,7 @@ static PyObject *event_parts(Fast *f, yyjson_val *key, const char *outcome) {
     int found = 0;
     if (n <= CACHE_KEY_MAX) {
         memcpy(lookup, k, n);
-        lookup[n] = outcome[0]; /* s(uccess), f(ailure), u(nknown) */
+        lookup[n] = (char)('0' + outcome_i); /* which of the OUTCOME row's values */
         h = fnv1a(lookup, n + 1);
         s = cache_find(f->events, lookup, n + 1, h, &found);
         if (found) return Py_NewRef(s->obj);
@@ -366,10 +396,22 @@ static int write_scalar(Buf *b, yyjson_val *v) {
 
 /* Masker._mask_dict / _mask_list: a secret key's value (unless null or boolean) becomes MASK;
  * under a params container, the OAuth parameter keys are secrets too (one level down). Without
- * f nothing is masked (orjson.dumps of a value). swap_key's value is written as swap_val instead
- * (payload.error decoded from a string). */
-static int write_masked_obj(Fast *f, Buf *b, yyjson_val *obj, int in_params, int depth, yyjson_val *swap_key,
-                            yyjson_val *swap_val) {
+ * f nothing is masked (orjson.dumps of a value). swap: members written as other values
+ * (JSON_IN_STRING members decoded), at the top only. */
+/* A JSON_IN_STRING member's string value, and the object it holds (read in its place). */
+typedef struct {
+    int n;
+    yyjson_val *from[MAX_DECODE], *to[MAX_DECODE];
+    yyjson_doc *doc[MAX_DECODE];
+} Swap;
+
+static yyjson_val *swapped(const Swap *swap, yyjson_val *v) {
+    for (int d = 0; swap && d < swap->n; d++)
+        if (v == swap->from[d]) return swap->to[d];
+    return v;
+}
+
+static int write_masked_obj(Fast *f, Buf *b, yyjson_val *obj, int in_params, int depth, const Swap *swap) {
     if (depth > MAX_DEPTH) return FALLBACK;
     /* Members deeper than FLAT_DEPTH keys (Masker): Python writes the object as JSON text. depth
      * counts arrays too, so it is never below the object's key path + 1: never too late. */
@@ -382,7 +424,7 @@ static int write_masked_obj(Fast *f, Buf *b, yyjson_val *obj, int in_params, int
         if (i) TRY(PUTLIT(b, ","));
         TRY(put_val_str(b, k));
         TRY(PUTLIT(b, ":"));
-        yyjson_val *x = k == swap_key ? swap_val : item; /* (the loop steps from item) */
+        yyjson_val *x = swapped(swap, item); /* (the loop steps from item) */
         int vd = f ? verdict(f, k, in_params) : 0;
         TRY(vd);
         if (vd == 3) return FALLBACK; /* a key flattened refuses: Python escapes it */
@@ -403,7 +445,7 @@ static int write_masked_obj(Fast *f, Buf *b, yyjson_val *obj, int in_params, int
 }
 
 static int write_masked(Fast *f, Buf *b, yyjson_val *v, int in_params, int depth) {
-    if (yyjson_is_obj(v)) return write_masked_obj(f, b, v, in_params, depth, NULL, NULL);
+    if (yyjson_is_obj(v)) return write_masked_obj(f, b, v, in_params, depth, NULL);
     if (!yyjson_is_arr(v)) return write_scalar(b, v);
     if (depth > MAX_DEPTH) return FALLBACK;
     TRY(PUTLIT(b, "["));
@@ -526,70 +568,105 @@ static int epoch_ms(yyjson_val *v, long long *ms) {
     return OK;
 }
 
-/* _error_fields' decoding: a string error holding a JSON object is that object (in the payload
- * too). *decoded: the parsed document (the caller frees it) or NULL for a plain string. */
-static int decode_error(yyjson_val *err, yyjson_doc **decoded) {
-    *decoded = NULL;
-    const char *s = yyjson_get_str(err);
-    size_t n = yyjson_get_len(err), i = 0;
-    while (i < n && py_space((unsigned char)s[i])) i++;
-    if (i == n || s[i] != '{') return (i < n && (unsigned char)s[i] >= 0x80) ? FALLBACK : OK; /* Unicode space? */
-    while (n > i && py_space((unsigned char)s[n - 1])) n--;
-    if ((unsigned char)s[n - 1] >= 0x80) return FALLBACK; /* Python strips Unicode spaces too */
-    *decoded = yyjson_read(s + i, n - i, 0);
-    if (!*decoded) return FALLBACK; /* Python keeps such a string as it is; it decides */
-    if (!yyjson_is_obj(yyjson_doc_get_root(*decoded))) return FALLBACK;
+/* ---- one record: the field table interpreted ---------------------------------------------- */
+
+typedef struct {
+    yyjson_val *root, *payload, *key;
+    long long ms;
+    Swap swap;
+    yyjson_val *checked[32]; /* objects already checked for duplicate keys */
+    int nchecked;
+    const char *outcome;
+    int outcome_i;
+    unsigned tags;
+    PyObject *parts; /* the rules' answer for key and outcome (tail, family), once asked */
+    yyjson_val *ip_of; /* the last address normalized, and its answer */
+    int ip_rc;
+    char ip[INET6_ADDRSTRLEN];
+    int open;                       /* objects open below the document */
+    const Bytes *stack[MAX_KEYS];
+    int members[MAX_KEYS + 1];      /* per open object: has a member */
+} Rec;
+
+/* Python keeps the last of duplicate keys: every object a field is read from is checked once. */
+static int check_once(Rec *r, yyjson_val *obj) {
+    for (int i = 0; i < r->nchecked; i++)
+        if (r->checked[i] == obj) return OK;
+    TRY(has_dup(obj));
+    if (r->nchecked < (int)(sizeof r->checked / sizeof r->checked[0])) r->checked[r->nchecked++] = obj;
     return OK;
 }
 
-/* _error_fields for an object or a plain string (decoded by decode_error already). */
-static int write_error(Buf *b, Buf *tmp, yyjson_val *err) {
-    if (yyjson_is_str(err)) {
-        if (!yyjson_get_len(err)) return OK;
-        return FIELD(b, ",\"error\":{\"message\":", err) < 0 ? ERR : PUTLIT(b, "}");
+/* The value at a source path (NULL when absent), a decoded JSON_IN_STRING member in its place. */
+static int resolve(Rec *r, const Path *p, yyjson_val **out) {
+    yyjson_val *v = r->root;
+    *out = NULL;
+    for (int i = 0; i < p->n; i++) {
+        if (!yyjson_is_obj(v)) return OK;
+        TRY(check_once(r, v));
+        if (!(v = yyjson_obj_getn(v, p->k[i].s, p->k[i].n))) return OK;
+        v = swapped(&r->swap, v);
     }
-    if (!yyjson_is_obj(err)) return OK;
-    TRY(has_dup(err)); /* every object read here is checked: a masking rule may hide it below */
-    size_t start = b->len;
-    const char *sep = ",\"error\":{";
-    yyjson_val *msg = yyjson_obj_get(err, "message");
-    if (msg && !yyjson_is_null(msg)) {
-        TRY(put(b, sep, strlen(sep)));
-        sep = ",";
-        TRY(PUTLIT(b, "\"message\":"));
-        if (yyjson_is_str(msg)) {
-            TRY(put_val_str(b, msg));
-        } else {
-            tmp->len = 0;
-            TRY(write_masked(NULL, tmp, msg, 0, 1));
-            TRY(put_str(b, tmp->p, tmp->len));
-        }
+    *out = v;
+    return OK;
+}
+
+/* The first source whose value passes test (or NULL). */
+static int pick(Rec *r, const Row *row, int (*test)(yyjson_val *), yyjson_val **out) {
+    for (int i = 0; i < row->nsources; i++) {
+        TRY(resolve(r, &row->sources[i], out));
+        if (*out && test(*out)) return OK;
     }
-    yyjson_val *code = yyjson_obj_get(err, "code");
-    if (yyjson_is_str(code) || yyjson_is_int(code)) {
-        TRY(put(b, sep, strlen(sep)));
-        sep = ",";
-        if (yyjson_is_str(code)) {
-            TRY(FIELD(b, "\"code\":", code));
-        } else {
-            TRY(PUTLIT(b, "\"code\":\""));
-            TRY(put_int(b, code));
-            TRY(PUTLIT(b, "\""));
-        }
+    *out = NULL;
+    return OK;
+}
+
+static int is_nonempty_str(yyjson_val *v) { return yyjson_is_str(v) && yyjson_get_len(v) > 0; }
+static int is_not_null(yyjson_val *v) { return !yyjson_is_null(v); }
+static int is_str_or_int(yyjson_val *v) { return yyjson_is_str(v) || yyjson_is_int(v); }
+
+static int bytes_eq(const Bytes *a, const Bytes *b) { return a->n == b->n && !memcmp(a->s, b->s, a->n); }
+
+/* Close the objects the row is not in, open those it is in (its first nparents keys). */
+static int open_path(Buf *b, Rec *r, const Row *row, int nparents) {
+    int common = 0;
+    while (common < r->open && common < nparents && bytes_eq(r->stack[common], &row->keys.k[common])) common++;
+    for (; r->open > common; r->open--) TRY(PUTLIT(b, "}"));
+    for (int i = common; i < nparents; i++) {
+        if (r->members[i]) TRY(PUTLIT(b, ","));
+        r->members[i] = 1;
+        TRY(put(b, row->keys.k[i].s, row->keys.k[i].n));
+        TRY(PUTLIT(b, ":{"));
+        r->stack[r->open++] = &row->keys.k[i];
+        r->members[i + 1] = 0;
     }
-    yyjson_val *name = nonempty_str(yyjson_obj_get(err, "name"));
-    if (name) {
-        TRY(put(b, sep, strlen(sep)));
-        sep = ",";
-        TRY(FIELD(b, "\"type\":", name));
+    if (r->members[nparents]) TRY(PUTLIT(b, ","));
+    r->members[nparents] = 1;
+    return OK;
+}
+
+/* ,"leaf": (its objects opened first) */
+static int open_member(Buf *b, Rec *r, const Row *row) {
+    int last = row->keys.n - 1;
+    TRY(open_path(b, r, row, last));
+    TRY(put(b, row->keys.k[last].s, row->keys.k[last].n));
+    return PUTLIT(b, ":");
+}
+
+static int put_bytes(Buf *b, PyObject *bytes) { return put(b, PyBytes_AS_STRING(bytes), (size_t)PyBytes_GET_SIZE(bytes)); }
+
+static int rules(Fast *f, Rec *r) {
+    if (!r->parts && !(r->parts = event_parts(f, r->key, r->outcome, r->outcome_i))) return ERR;
+    return OK;
+}
+
+/* normalize_ip, remembered for the value last asked (source.ip, client.ip and logto.ip read one). */
+static int address(Rec *r, yyjson_val *v) {
+    if (v != r->ip_of) {
+        r->ip_of = v;
+        r->ip_rc = normalize_ip(v, r->ip);
     }
-    yyjson_val *stack = nonempty_str(yyjson_obj_get(err, "stack"));
-    if (stack) {
-        TRY(put(b, sep, strlen(sep)));
-        sep = ",";
-        TRY(FIELD(b, "\"stack_trace\":", stack));
-    }
-    return b->len > start ? PUTLIT(b, "}") : OK;
+    return r->ip_rc;
 }
 
 /* Python's float() of a coordinate is asked of Python: int or str, never a float here. */
@@ -600,106 +677,172 @@ static PyObject *coordinate(yyjson_val *v) {
     Py_RETURN_NONE;
 }
 
-/* _geo: country, city and location, or nothing. */
-static int write_geo(Fast *f, Buf *g, yyjson_val *ctx) {
-    if (!yyjson_is_obj(ctx)) return OK;
-    TRY(has_dup(ctx));
-    const char *sep = "";
-    yyjson_val *country = nonempty_str(yyjson_obj_get(ctx, "country"));
-    if (country) {
-        TRY(FIELD(g, "\"country_iso_code\":", country));
-        sep = ",";
+/* GEO_POINT: location_json(lat, lon) -> bytes | None (a new reference), or NULL with *rc set. */
+static PyObject *geo_point(Fast *f, Rec *r, const Row *row, int *rc) {
+    yyjson_val *lat, *lon;
+    if ((*rc = resolve(r, &row->sources[0], &lat)) < 0 || (*rc = resolve(r, &row->sources[1], &lon)) < 0) return NULL;
+    if (yyjson_is_real(lat) || yyjson_is_real(lon)) {
+        *rc = FALLBACK;
+        return NULL;
     }
-    yyjson_val *city = nonempty_str(yyjson_obj_get(ctx, "city"));
-    if (city) {
-        TRY(put(g, sep, strlen(sep)));
-        TRY(FIELD(g, "\"city_name\":", city));
-        sep = ",";
-    }
-    yyjson_val *lat = yyjson_obj_get(ctx, "latitude"), *lon = yyjson_obj_get(ctx, "longitude");
-    if (yyjson_is_real(lat) || yyjson_is_real(lon)) return FALLBACK;
-    if ((yyjson_is_str(lat) || yyjson_is_int(lat)) && (yyjson_is_str(lon) || yyjson_is_int(lon))) {
-        PyObject *a = coordinate(lat), *o = a ? coordinate(lon) : NULL;
-        PyObject *r = o ? PyObject_CallFunctionObjArgs(f->location, a, o, NULL) : NULL;
-        Py_XDECREF(a);
-        Py_XDECREF(o);
-        if (!r) return ERR;
-        if (PyBytes_Check(r)) {
-            int ok = put(g, sep, strlen(sep)) == OK && PUTLIT(g, "\"location\":") == OK &&
-                     put(g, PyBytes_AS_STRING(r), (size_t)PyBytes_GET_SIZE(r)) == OK;
-            Py_DECREF(r);
-            if (!ok) return ERR;
-        } else {
-            Py_DECREF(r);
+    if (!(yyjson_is_str(lat) || yyjson_is_int(lat)) || !(yyjson_is_str(lon) || yyjson_is_int(lon))) return Py_NewRef(Py_None);
+    PyObject *a = coordinate(lat), *o = a ? coordinate(lon) : NULL;
+    PyObject *res = o ? PyObject_CallFunctionObjArgs(f->location, a, o, NULL) : NULL;
+    Py_XDECREF(a);
+    Py_XDECREF(o);
+    if (!res) *rc = ERR;
+    return res;
+}
+
+/* One row: its value written into b (with the objects it sits in), or nothing. *wrote: whether. */
+static int field(Fast *f, Rec *r, const Row *row, Buf *b, int *wrote) {
+    yyjson_val *v = NULL;
+    *wrote = 0;
+    switch (row->kind) {
+    case K_STR:
+        TRY(pick(r, row, is_nonempty_str, &v));
+        if (!v) return OK;
+        TRY(open_member(b, r, row));
+        TRY(put_val_str(b, v));
+        break;
+    case K_TEXT:
+        TRY(pick(r, row, is_not_null, &v));
+        if (!v) return OK;
+        if (!yyjson_is_str(v)) {
+            f->tmp.len = 0;
+            TRY(write_masked(NULL, &f->tmp, v, 0, 1));
         }
+        TRY(open_member(b, r, row));
+        TRY(yyjson_is_str(v) ? put_val_str(b, v) : put_str(b, f->tmp.p, f->tmp.len));
+        break;
+    case K_CODE:
+        TRY(pick(r, row, is_str_or_int, &v));
+        if (!v) return OK;
+        TRY(open_member(b, r, row));
+        if (yyjson_is_str(v)) {
+            TRY(put_val_str(b, v));
+        } else {
+            TRY(PUTLIT(b, "\""));
+            TRY(put_int(b, v));
+            TRY(PUTLIT(b, "\""));
+        }
+        break;
+    case K_IP:
+    case K_BAD_IP: {
+        TRY(pick(r, row, is_nonempty_str, &v));
+        if (!v) return OK;
+        int ok = address(r, v);
+        TRY(ok);
+        if (ok != (row->kind == K_IP)) return OK;
+        TRY(open_member(b, r, row));
+        if (ok) {
+            TRY(PUTLIT(b, "\""));
+            TRY(put(b, r->ip, strlen(r->ip)));
+            TRY(PUTLIT(b, "\""));
+        } else {
+            TRY(put_val_str(b, v));
+            r->tags |= 1u << row->tag;
+        }
+        break;
     }
+    case K_GEO: {
+        int rc = OK;
+        PyObject *loc = geo_point(f, r, row, &rc);
+        if (!loc) return rc;
+        int out = OK;
+        if (PyBytes_Check(loc) && ((out = open_member(b, r, row)) == OK)) out = put_bytes(b, loc);
+        *wrote = PyBytes_Check(loc);
+        Py_DECREF(loc);
+        return out;
+    }
+    case K_TIME: {
+        char ts[24];
+        format_ms(r->ms, ts);
+        TRY(open_member(b, r, row));
+        TRY(PUTLIT(b, "\""));
+        TRY(put(b, ts, 24));
+        TRY(PUTLIT(b, "\""));
+        break;
+    }
+    case K_OUTCOME: {
+        TRY(resolve(r, &row->sources[0], &v));
+        int last = row->nstrings - 1, i = yyjson_is_str(v) ? 0 : last;
+        for (; i < last; i += 2)
+            if (yyjson_get_len(v) == row->strings[i].n && !memcmp(yyjson_get_str(v), row->strings[i].s, row->strings[i].n))
+                break;
+        const Bytes *out = i < last ? &row->strings[i + 1] : &row->strings[last];
+        r->outcome = out->s;
+        r->outcome_i = i / 2;
+        TRY(open_member(b, r, row));
+        TRY(put_str(b, out->s, out->n));
+        break;
+    }
+    case K_CONST:
+        TRY(open_member(b, r, row));
+        TRY(put(b, row->strings[0].s, row->strings[0].n));
+        break;
+    case K_RULES:
+        TRY(rules(f, r));
+        TRY(open_path(b, r, row, row->keys.n));
+        TRY(put_bytes(b, PyTuple_GET_ITEM(r->parts, 0)));
+        break;
+    case K_FAMILY:
+        TRY(rules(f, r));
+        TRY(open_member(b, r, row));
+        TRY(put_bytes(b, PyTuple_GET_ITEM(r->parts, 1)));
+        break;
+    case K_PAYLOAD:
+        TRY(resolve(r, &row->sources[0], &v));
+        TRY(open_member(b, r, row));
+        if (yyjson_is_obj(v)) {
+            TRY(write_masked_obj(f, b, v, 0, 1, &r->swap));
+        } else {
+            TRY(PUTLIT(b, "{}"));
+        }
+        break;
+    case K_TAGS: {
+        if (!r->tags) return OK;
+        TRY(open_member(b, r, row));
+        const char *sep = "[";
+        for (int i = 0; i < row->nstrings; i++) {
+            if (!(r->tags & (1u << i))) continue;
+            TRY(put(b, sep, 1));
+            sep = ",";
+            TRY(put(b, row->strings[i].s, row->strings[i].n));
+        }
+        TRY(PUTLIT(b, "]"));
+        break;
+    }
+    default:
+        return FALLBACK;
+    }
+    *wrote = 1;
     return OK;
 }
 
-/* _user_agent */
-static int write_user_agent(Buf *b, yyjson_val *payload) {
-    yyjson_val *original = nonempty_str(yyjson_obj_get(payload, "userAgent"));
-    yyjson_val *parsed = yyjson_obj_get(payload, "userAgentParsed");
-    yyjson_val *bname = NULL, *bver = NULL, *oname = NULL, *over = NULL, *model = NULL;
-    if (yyjson_is_obj(parsed)) {
-        TRY(has_dup(parsed));
-        if (!original) original = nonempty_str(yyjson_obj_get(parsed, "ua"));
-        yyjson_val *browser = yyjson_obj_get(parsed, "browser");
-        if (yyjson_is_obj(browser)) {
-            TRY(has_dup(browser));
-            bname = nonempty_str(yyjson_obj_get(browser, "name"));
-            bver = nonempty_str(yyjson_obj_get(browser, "version"));
+/* JSON_IN_STRING: a payload member whose string holds a JSON object is read as that object.
+ * Strings Python would strip differently (Unicode spaces), or whose JSON it must judge: Python. */
+static int decode_members(Fast *f, Rec *r) {
+    for (int i = 0; i < f->ndecode && r->payload; i++) {
+        yyjson_val *v = yyjson_obj_getn(r->payload, f->decode[i].s, f->decode[i].n);
+        if (!yyjson_is_str(v)) continue;
+        const char *s = yyjson_get_str(v);
+        size_t n = yyjson_get_len(v), j = 0;
+        while (j < n && py_space((unsigned char)s[j])) j++;
+        if (j == n || s[j] != '{') {
+            if (j < n && (unsigned char)s[j] >= 0x80) return FALLBACK; /* a Unicode space? */
+            continue;
         }
-        yyjson_val *os = yyjson_obj_get(parsed, "os");
-        if (yyjson_is_obj(os)) {
-            TRY(has_dup(os));
-            oname = nonempty_str(yyjson_obj_get(os, "name"));
-            over = nonempty_str(yyjson_obj_get(os, "version"));
-        }
-        yyjson_val *device = yyjson_obj_get(parsed, "device");
-        if (yyjson_is_obj(device) && has_dup(device)) return FALLBACK;
-        if (yyjson_is_obj(device)) model = nonempty_str(yyjson_obj_get(device, "model"));
+        while (n > j && py_space((unsigned char)s[n - 1])) n--;
+        if ((unsigned char)s[n - 1] >= 0x80) return FALLBACK;
+        yyjson_doc *doc = yyjson_read(s + j, n - j, 0);
+        if (!doc) return FALLBACK; /* Python keeps such a string as it is; it decides */
+        int k = r->swap.n++;
+        r->swap.from[k] = v, r->swap.to[k] = yyjson_doc_get_root(doc), r->swap.doc[k] = doc;
+        if (!yyjson_is_obj(r->swap.to[k])) return FALLBACK;
     }
-    if (!(original || bname || bver || oname || over || model)) return OK;
-    const char *sep = ",\"user_agent\":{";
-#define UA_FIELD(lit, v)                                                                           \
-    if (v) {                                                                                       \
-        TRY(put(b, sep, strlen(sep)));                                                             \
-        sep = ",";                                                                                 \
-        TRY(FIELD(b, lit, v));                                                                     \
-    }
-    UA_FIELD("\"name\":", bname);
-    UA_FIELD("\"version\":", bver);
-    if (oname || over) {
-        TRY(put(b, sep, strlen(sep)));
-        sep = ",";
-        TRY(PUTLIT(b, "\"os\":{"));
-        if (oname) TRY(FIELD(b, "\"name\":", oname));
-        if (oname && over) TRY(PUTLIT(b, ","));
-        if (over) TRY(FIELD(b, "\"version\":", over));
-        TRY(PUTLIT(b, "}"));
-    }
-    if (model) {
-        TRY(put(b, sep, strlen(sep)));
-        sep = ",";
-        TRY(FIELD(b, "\"device\":{\"name\":", model));
-        TRY(PUTLIT(b, "}"));
-    }
-    UA_FIELD("\"original\":", original);
-#undef UA_FIELD
-    return PUTLIT(b, "}");
+    return OK;
 }
-
-/* ---- one record --------------------------------------------------------------------------- */
-
-static const struct {
-    const char *src, *dst;
-} LOGTO_IDS[] = {
-    {"applicationId", ",\"application_id\":"},
-    {"sessionId", ",\"session_id\":"},
-    {"interactionEvent", ",\"interaction_event\":"},
-    {"hookId", ",\"hook_id\":"},
-};
 
 static int build(Fast *f, yyjson_val *root, yyjson_val **id_out, long long *ms_out) {
     Buf *b = &f->out;
@@ -718,9 +861,6 @@ static int build(Fast *f, yyjson_val *root, yyjson_val **id_out, long long *ms_o
     yyjson_val *payload = yyjson_obj_get(root, "payload");
     if (payload && !yyjson_is_null(payload) && !yyjson_is_obj(payload)) return FALLBACK;
     if (yyjson_is_null(payload)) payload = NULL;
-    yyjson_val *tenant = yyjson_obj_get(root, "tenantId");
-    if (!tenant) tenant = yyjson_obj_get(root, "tenant_id");
-    tenant = nonempty_str(tenant);
     if (payload) TRY(has_dup(payload)); /* before reading any field of it */
     {
         yyjson_val *k, *x;
@@ -728,88 +868,25 @@ static int build(Fast *f, yyjson_val *root, yyjson_val **id_out, long long *ms_o
         while ((k = yyjson_obj_iter_next(&it)))
             if ((x = yyjson_obj_iter_get_val(k)) != payload) TRY(shallow(x, 1));
     }
-
-    yyjson_val *result = payload ? yyjson_obj_get(payload, "result") : NULL;
-    const char *outcome = str_eq(result, "Success") ? "success" : str_eq(result, "Error") ? "failure" : "unknown";
-    PyObject *parts = event_parts(f, key, outcome);
-    if (!parts) return ERR;
-    PyObject *tail = PyTuple_GET_ITEM(parts, 0), *family = PyTuple_GET_ITEM(parts, 1);
-
-    int rc = ERR;
-    yyjson_doc *decoded = NULL;
-    char ts[24];
-    format_ms(ms, ts);
+    Rec r = {.root = root, .payload = payload, .key = key, .ms = ms, .outcome = "", .nchecked = 1};
+    r.checked[0] = root;
+    if (payload) r.checked[r.nchecked++] = payload;
+    int rc = decode_members(f, &r);
     b->len = 0;
-    if (PUTLIT(b, "{\"@timestamp\":\"") || put(b, ts, 24) || PUTLIT(b, "\",\"event\":{\"id\":") ||
-        put_val_str(b, id) || PUTLIT(b, ",\"action\":") || put_val_str(b, key) || PUTLIT(b, ",\"outcome\":\"") ||
-        put(b, outcome, strlen(outcome)) || PUTLIT(b, "\",") ||
-        put(b, PyBytes_AS_STRING(tail), (size_t)PyBytes_GET_SIZE(tail)) || PUTLIT(b, "}"))
-        goto done;
-
-    yyjson_val *err_key = payload ? key_of(payload, "error") : NULL, *err = NULL;
-    if (err_key) {
-        err = yyjson_obj_iter_get_val(err_key);
-        if (yyjson_is_str(err) && (rc = decode_error(err, &decoded)) < 0) goto done;
-        if (decoded) err = yyjson_doc_get_root(decoded);
-        else err_key = NULL; /* nothing to swap in the payload */
-        if ((rc = write_error(b, &f->tmp, err)) < 0) goto done;
-        rc = ERR;
+    if (rc == OK) rc = PUTLIT(b, "{");
+    for (int i = 0, wrote = 0; rc == OK && i < f->nrows; i++) {
+        if (f->rows[i].alt && wrote) continue;
+        rc = field(f, &r, &f->rows[i], b, &wrote);
     }
-    if (tenant && (FIELD(b, ",\"organization\":{\"id\":", tenant) || PUTLIT(b, "}"))) goto fail;
-    yyjson_val *user = payload ? nonempty_str(yyjson_obj_get(payload, "userId")) : NULL;
-    if (user && (FIELD(b, ",\"user\":{\"id\":", user) || PUTLIT(b, "}"))) goto fail;
-
-    yyjson_val *raw_ip = payload ? nonempty_str(yyjson_obj_get(payload, "ip")) : NULL;
-    char ip[INET6_ADDRSTRLEN];
-    int ip_ok = 0;
-    if (raw_ip && (ip_ok = normalize_ip(raw_ip, ip)) < 0) {
-        rc = ip_ok;
-        goto done;
+    for (; rc == OK && r.open > 0; r.open--) rc = PUTLIT(b, "}");
+    if (rc == OK) rc = PUTLIT(b, "}");
+    for (int d = 0; d < r.swap.n; d++) yyjson_doc_free(r.swap.doc[d]);
+    Py_XDECREF(r.parts);
+    if (rc == OK) {
+        *id_out = id;
+        *ms_out = ms;
     }
-    Buf *g = &f->tmp;
-    g->len = 0;
-    yyjson_val *ctx = payload ? yyjson_obj_get(payload, "signInContext") : NULL;
-    if (ctx && (rc = write_geo(f, g, ctx)) < 0) goto done;
-    if (ip_ok || g->len) {
-        if (PUTLIT(b, ",\"source\":{")) goto fail;
-        if (ip_ok && (PUTLIT(b, "\"ip\":\"") || put(b, ip, strlen(ip)) || PUTLIT(b, "\""))) goto fail;
-        if (g->len && ((ip_ok && PUTLIT(b, ",")) || PUTLIT(b, "\"geo\":{") || put(b, g->p, g->len) || PUTLIT(b, "}")))
-            goto fail;
-        if (PUTLIT(b, "}")) goto fail;
-    }
-    if (ip_ok && (PUTLIT(b, ",\"client\":{\"ip\":\"") || put(b, ip, strlen(ip)) || PUTLIT(b, "\"}"))) goto fail;
-    if (payload && (yyjson_obj_get(payload, "userAgent") || yyjson_obj_get(payload, "userAgentParsed")) &&
-        write_user_agent(b, payload))
-        goto fail;
-
-    if (PUTLIT(b, ",\"logto\":{\"family\":") || put(b, PyBytes_AS_STRING(family), (size_t)PyBytes_GET_SIZE(family)))
-        goto fail;
-    if (tenant && FIELD(b, ",\"tenant_id\":", tenant)) goto fail;
-    if (raw_ip && !ip_ok && FIELD(b, ",\"ip\":", raw_ip)) goto fail;
-    for (size_t i = 0; payload && i < sizeof LOGTO_IDS / sizeof LOGTO_IDS[0]; i++) {
-        yyjson_val *v = nonempty_str(yyjson_obj_get(payload, LOGTO_IDS[i].src));
-        if (v && put_field(b, LOGTO_IDS[i].dst, strlen(LOGTO_IDS[i].dst), v)) goto fail;
-    }
-    if (PUTLIT(b, ",\"payload\":")) goto fail;
-    if (payload) {
-        if ((rc = write_masked_obj(f, b, payload, 0, 1, err_key, err)) < 0) goto done;
-    } else if (PUTLIT(b, "{}")) {
-        goto fail;
-    }
-    if (PUTLIT(b, "}")) goto fail;
-    if (raw_ip && !ip_ok && PUTLIT(b, ",\"tags\":[\"logto_invalid_ip\"]")) goto fail;
-    if (PUTLIT(b, "}")) goto fail;
-    *id_out = id;
-    *ms_out = ms;
-    rc = OK;
-    goto done;
-fail:
-    /* The helpers above return FALLBACK or ERR; put() only ERR. Tell them apart. */
-    rc = PyErr_Occurred() ? ERR : FALLBACK;
-done:
-    yyjson_doc_free(decoded);
-    Py_DECREF(parts);
-    return rc;
+    return rc == ERR || PyErr_Occurred() ? ERR : rc;
 }
 
 /* One line into f->out; OK with its id (a new str) and time, FALLBACK, or ERR. */
@@ -959,11 +1036,108 @@ done:
     return result;
 }
 
+static int copy_bytes(PyObject *o, Bytes *out) {
+    char *s;
+    Py_ssize_t n;
+    if (!PyBytes_Check(o) || PyBytes_AsStringAndSize(o, &s, &n) < 0) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "rows: expected bytes");
+        return ERR;
+    }
+    if (!(out->s = PyMem_Malloc((size_t)n + 1))) {
+        PyErr_NoMemory();
+        return ERR;
+    }
+    memcpy(out->s, s, (size_t)n);
+    out->s[n] = 0;
+    out->n = (size_t)n;
+    return OK;
+}
+
+/* A tuple of at most max bytes into out; returns how many, or ERR. */
+static int copy_all(PyObject *tuple, Bytes *out, int max, const char *what) {
+    if (!PyTuple_Check(tuple) || PyTuple_GET_SIZE(tuple) > max) {
+        PyErr_Format(PyExc_ValueError, "rows: %s must be a tuple of at most %d items", what, max);
+        return ERR;
+    }
+    int n = (int)PyTuple_GET_SIZE(tuple);
+    for (int i = 0; i < n; i++) TRY(copy_bytes(PyTuple_GET_ITEM(tuple, i), &out[i]));
+    return n;
+}
+
+static void free_rows(Fast *f) {
+    for (int i = 0; i < f->nrows; i++) {
+        Row *row = &f->rows[i];
+        for (int k = 0; k < row->keys.n; k++) PyMem_Free(row->keys.k[k].s);
+        for (int s = 0; s < row->nsources; s++)
+            for (int k = 0; k < row->sources[s].n; k++) PyMem_Free(row->sources[s].k[k].s);
+        for (int s = 0; s < row->nstrings; s++) PyMem_Free(row->strings[s].s);
+    }
+    PyMem_Free(f->rows);
+    f->rows = NULL;
+    f->nrows = 0;
+    for (int i = 0; i < f->ndecode; i++) PyMem_Free(f->decode[i].s);
+    f->ndecode = 0;
+}
+
+/* fields.native_rows(): (kind, alternative, keys, sources, strings, tag) per row. A table this
+ * code cannot follow is refused here, loudly, rather than misread per record. */
+static int load_rows(Fast *f, PyObject *rows, PyObject *decode) {
+    free_rows(f);
+    if (!PyTuple_Check(rows) || PyTuple_GET_SIZE(rows) > MAX_ROWS) {
+        PyErr_Format(PyExc_ValueError, "rows must be a tuple of at most %d rows", MAX_ROWS);
+        return ERR;
+    }
+    if (!(f->rows = PyMem_Calloc((size_t)PyTuple_GET_SIZE(rows) + 1, sizeof(Row)))) {
+        PyErr_NoMemory();
+        return ERR;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(rows); i++) {
+        Row *row = &f->rows[f->nrows++];
+        PyObject *keys, *sources, *strings;
+        int alt;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(rows, i), "ipOOOi", &row->kind, &alt, &keys, &sources, &strings, &row->tag))
+            return ERR;
+        row->alt = alt;
+        if (row->kind < K_STR || row->kind > K_TAGS || row->tag >= 32) {
+            PyErr_Format(PyExc_ValueError, "row %zd: kind %d is not known to the native path", i, row->kind);
+            return ERR;
+        }
+        if ((row->keys.n = copy_all(keys, row->keys.k, MAX_KEYS, "keys")) < 1) {
+            if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "row %zd has no path", i);
+            return ERR;
+        }
+        if (!PyTuple_Check(sources) || PyTuple_GET_SIZE(sources) > MAX_SOURCES) {
+            PyErr_Format(PyExc_ValueError, "row %zd: at most %d sources", i, MAX_SOURCES);
+            return ERR;
+        }
+        for (Py_ssize_t s = 0; s < PyTuple_GET_SIZE(sources); s++) {
+            Path *p = &row->sources[row->nsources++];
+            if ((p->n = copy_all(PyTuple_GET_ITEM(sources, s), p->k, MAX_KEYS, "a source")) < 0) return ERR;
+        }
+        if ((row->nstrings = copy_all(strings, row->strings, MAX_STRINGS, "strings")) < 0) return ERR;
+        int need = row->kind == K_GEO ? 2 : (row->kind == K_OUTCOME || row->kind == K_PAYLOAD) ? 1 : 0;
+        if (row->nsources < need || (row->kind == K_GEO && row->nsources != 2) ||
+            ((row->kind == K_OUTCOME || row->kind == K_CONST) && row->nstrings < 1) ||
+            (row->kind == K_OUTCOME && row->nstrings % 2 != 1)) {
+            PyErr_Format(PyExc_ValueError, "row %zd: sources or strings do not fit kind %d", i, row->kind);
+            return ERR;
+        }
+    }
+    if ((f->ndecode = copy_all(decode, f->decode, MAX_DECODE, "decode")) < 0) {
+        f->ndecode = 0;
+        return ERR;
+    }
+    return OK;
+}
+
 static int Fast_init(Fast *f, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"verdict", "event", "location", "max_line_bytes", NULL};
-    PyObject *verdict, *event, *location;
+    static char *kwlist[] = {"verdict", "event", "location", "max_line_bytes", "rows", "decode", NULL};
+    PyObject *verdict, *event, *location, *rows, *decode;
     Py_ssize_t max_line;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOn", kwlist, &verdict, &event, &location, &max_line)) return -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOnOO", kwlist, &verdict, &event, &location, &max_line, &rows,
+                                     &decode))
+        return -1;
+    if (load_rows(f, rows, decode) < 0) return -1;
     Py_XSETREF(f->verdict, Py_NewRef(verdict));
     Py_XSETREF(f->event, Py_NewRef(event));
     Py_XSETREF(f->location, Py_NewRef(location));
@@ -1009,6 +1183,7 @@ static void Fast_dealloc(Fast *f) {
         PyMem_Free(f->verdicts[i]);
     }
     PyMem_Free(f->events);
+    free_rows(f);
     PyMem_Free(f->out.p);
     PyMem_Free(f->tmp.p);
     PyMem_Free(f->block.p);
