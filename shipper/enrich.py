@@ -66,18 +66,22 @@ class DatabaseNames:
         self.dsn = dsn
         self.secrets = dsn_secrets(dsn)  # scrubbed from any error text that is logged
         self._conn: Any = None
+        # refresh() may run on the enricher's thread and another at once (tests, a reload): one
+        # connection, never two racing to replace it (the loser would leak, open).
+        self._lock = threading.Lock()
 
     def _cursor(self) -> Any:
         import psycopg
 
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(
-                self.dsn,
-                autocommit=True,
-                connect_timeout=5,
-                options="-c statement_timeout=5000 -c default_transaction_read_only=on",
-            )
-        return self._conn.cursor()
+        with self._lock:
+            if self._conn is None or self._conn.closed:
+                self._conn = psycopg.connect(
+                    self.dsn,
+                    autocommit=True,
+                    connect_timeout=5,
+                    options="-c statement_timeout=5000 -c default_transaction_read_only=on",
+                )
+            return self._conn.cursor()
 
     def applications(self, tenant: str) -> dict[str, AppInfo]:
         with self._cursor() as cur:
@@ -93,8 +97,9 @@ class DatabaseNames:
             return {r[0]: (r[1] or r[2], r[3]) for r in cur.fetchall()}
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
 
 
 class ManagementApiNames:

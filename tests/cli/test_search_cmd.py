@@ -199,7 +199,7 @@ def test_top_over_max_buckets_is_one_line_naming_what_fits(loaded, es_target, mo
     the --size that fits the span, exit 2; the suggested size then works."""
     es = es_target.client()
     if es_target.server is not None:
-        import tests.es_server.query as q
+        import tests.es_server.buckets as q
 
         monkeypatch.setattr(q, "MAX_BUCKETS", 5)
     else:
