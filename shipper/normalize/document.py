@@ -19,9 +19,9 @@ from typing import Any
 
 import orjson
 
-from shipper.normalize.assemble import Assembler
+from shipper.normalize import _built
 from shipper.normalize.categories import HOOK_EXCEPTION, categorize, categorize_hook, family
-from shipper.normalize.fields import AUDIT, JSON_IN_STRING, NATIVE_DECODE, WEBHOOK, Field, native_rows
+from shipper.normalize.fields import AUDIT, JSON_IN_STRING, NATIVE_DECODE, Field, native_rows
 from shipper.normalize.mask import DEFAULT_RULES, Masker, MaskRules, TooDeep
 from shipper.normalize.values import location_json, parse_time
 
@@ -85,8 +85,8 @@ class Normalizer:
                 native_rows(fields),
                 NATIVE_DECODE,
             )
-        self._audit = Assembler(fields, self.masker, self._event_parts)
-        self._webhook = Assembler(WEBHOOK, self.masker, _hook_rules)
+        # The builders are generated from the table (codegen.py): _built.py for the shipped one.
+        self._build_audit = _built.build_audit if fields is AUDIT else _compiled(fields)
 
     def line(self, raw: bytes) -> Document | Rejection:
         """Normalize one line (without its trailing newline)."""
@@ -139,8 +139,9 @@ class Normalizer:
         view = obj if obj.get("payload") is payload else {**obj, "payload": payload}
         try:
             if obj.get("origin") == "webhook":
-                return Document(log_id, ms, self._webhook.build(_hook_view(view, key, payload), ms))
-            return Document(log_id, ms, self._audit.build(view, ms))
+                hook = _hook_view(view, key, payload)
+                return Document(log_id, ms, _built.build_webhook(hook, ms, _hook_rules, self.masker))
+            return Document(log_id, ms, self._build_audit(view, ms, self._event_parts, self.masker))
         except TooDeep:
             return Rejection("too_deep", "payload nested too deep to be written as JSON again", raw)
 
@@ -162,6 +163,12 @@ class Normalizer:
         if category:
             members["category"] = [*category]
         return orjson.dumps(members)[1:-1], orjson.dumps(fam)
+
+
+def _compiled(fields: tuple[Field, ...]) -> Any:
+    from shipper.normalize.codegen import compile_rows
+
+    return compile_rows(fields)
 
 
 def _json_object(text: str) -> dict[str, Any] | None:

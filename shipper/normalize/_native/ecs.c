@@ -268,6 +268,7 @@ enum { K_STR, K_TEXT, K_CODE, K_IP, K_BAD_IP, K_GEO, K_TIME, K_OUTCOME, K_CONST,
 #define MAX_STRINGS 16
 #define MAX_ROWS 96
 #define MAX_DECODE 4 /* JSON_IN_STRING members */
+#define MAX_PREFIXES 128 /* distinct source paths and their prefixes */
 
 typedef struct {
     char *s; /* owned, NUL-terminated */
@@ -283,8 +284,16 @@ typedef struct {
     int kind, alt, tag, nsources, nstrings;
     Path keys;                     /* the field's path, each key as a JSON string */
     Path sources[MAX_SOURCES];     /* key paths into the record */
+    int source_ids[MAX_SOURCES];   /* ... as prefixes of Fast.prefixes */
     Bytes strings[MAX_STRINGS];    /* OUTCOME (from, to, ..., default); CONST, TAGS: JSON */
 } Row;
+
+/* A source path, interned: the key below its parent path (-1: the record). Each is read once
+ * per record, however many rows use it or paths below it. */
+typedef struct {
+    int parent;
+    const Bytes *key; /* owned by a row's sources */
+} Prefix;
 
 /* ---- the normalizer object ---------------------------------------------------------------- */
 
@@ -297,7 +306,8 @@ typedef struct {
     Slot *verdicts[2]; /* outside / inside request parameters */
     Slot *events;
     Row *rows; /* the field table */
-    int nrows, ndecode;
+    int nrows, ndecode, nprefixes;
+    Prefix prefixes[MAX_PREFIXES];
     Bytes decode[MAX_DECODE]; /* JSON_IN_STRING */
     Buf out, tmp, block;
     char *pool;
@@ -583,6 +593,8 @@ typedef struct {
     yyjson_val *ip_of; /* the last address normalized, and its answer */
     int ip_rc;
     char ip[INET6_ADDRSTRLEN];
+    yyjson_val *values[MAX_PREFIXES]; /* per prefix, once read */
+    unsigned char read[MAX_PREFIXES];
     int open;                       /* objects open below the document */
     const Bytes *stack[MAX_KEYS];
     int members[MAX_KEYS + 1];      /* per open object: has a member */
@@ -598,23 +610,28 @@ static int check_once(Rec *r, yyjson_val *obj) {
 }
 
 /* The value at a source path (NULL when absent), a decoded JSON_IN_STRING member in its place. */
-static int resolve(Rec *r, const Path *p, yyjson_val **out) {
-    yyjson_val *v = r->root;
-    *out = NULL;
-    for (int i = 0; i < p->n; i++) {
-        if (!yyjson_is_obj(v)) return OK;
-        TRY(check_once(r, v));
-        if (!(v = yyjson_obj_getn(v, p->k[i].s, p->k[i].n))) return OK;
-        v = swapped(&r->swap, v);
+static int resolve(Fast *f, Rec *r, int id, yyjson_val **out) {
+    if (r->read[id]) {
+        *out = r->values[id];
+        return OK;
     }
+    const Prefix *p = &f->prefixes[id];
+    yyjson_val *parent = r->root, *v = NULL;
+    if (p->parent >= 0) TRY(resolve(f, r, p->parent, &parent));
+    if (yyjson_is_obj(parent)) {
+        TRY(check_once(r, parent));
+        if ((v = yyjson_obj_getn(parent, p->key->s, p->key->n))) v = swapped(&r->swap, v);
+    }
+    r->values[id] = v;
+    r->read[id] = 1;
     *out = v;
     return OK;
 }
 
 /* The first source whose value passes test (or NULL). */
-static int pick(Rec *r, const Row *row, int (*test)(yyjson_val *), yyjson_val **out) {
+static int pick(Fast *f, Rec *r, const Row *row, int (*test)(yyjson_val *), yyjson_val **out) {
     for (int i = 0; i < row->nsources; i++) {
-        TRY(resolve(r, &row->sources[i], out));
+        TRY(resolve(f, r, row->source_ids[i], out));
         if (*out && test(*out)) return OK;
     }
     *out = NULL;
@@ -680,7 +697,8 @@ static PyObject *coordinate(yyjson_val *v) {
 /* GEO_POINT: location_json(lat, lon) -> bytes | None (a new reference), or NULL with *rc set. */
 static PyObject *geo_point(Fast *f, Rec *r, const Row *row, int *rc) {
     yyjson_val *lat, *lon;
-    if ((*rc = resolve(r, &row->sources[0], &lat)) < 0 || (*rc = resolve(r, &row->sources[1], &lon)) < 0) return NULL;
+    if ((*rc = resolve(f, r, row->source_ids[0], &lat)) < 0 || (*rc = resolve(f, r, row->source_ids[1], &lon)) < 0)
+        return NULL;
     if (yyjson_is_real(lat) || yyjson_is_real(lon)) {
         *rc = FALLBACK;
         return NULL;
@@ -700,13 +718,13 @@ static int field(Fast *f, Rec *r, const Row *row, Buf *b, int *wrote) {
     *wrote = 0;
     switch (row->kind) {
     case K_STR:
-        TRY(pick(r, row, is_nonempty_str, &v));
+        TRY(pick(f, r, row, is_nonempty_str, &v));
         if (!v) return OK;
         TRY(open_member(b, r, row));
         TRY(put_val_str(b, v));
         break;
     case K_TEXT:
-        TRY(pick(r, row, is_not_null, &v));
+        TRY(pick(f, r, row, is_not_null, &v));
         if (!v) return OK;
         if (!yyjson_is_str(v)) {
             f->tmp.len = 0;
@@ -716,7 +734,7 @@ static int field(Fast *f, Rec *r, const Row *row, Buf *b, int *wrote) {
         TRY(yyjson_is_str(v) ? put_val_str(b, v) : put_str(b, f->tmp.p, f->tmp.len));
         break;
     case K_CODE:
-        TRY(pick(r, row, is_str_or_int, &v));
+        TRY(pick(f, r, row, is_str_or_int, &v));
         if (!v) return OK;
         TRY(open_member(b, r, row));
         if (yyjson_is_str(v)) {
@@ -729,7 +747,7 @@ static int field(Fast *f, Rec *r, const Row *row, Buf *b, int *wrote) {
         break;
     case K_IP:
     case K_BAD_IP: {
-        TRY(pick(r, row, is_nonempty_str, &v));
+        TRY(pick(f, r, row, is_nonempty_str, &v));
         if (!v) return OK;
         int ok = address(r, v);
         TRY(ok);
@@ -765,7 +783,7 @@ static int field(Fast *f, Rec *r, const Row *row, Buf *b, int *wrote) {
         break;
     }
     case K_OUTCOME: {
-        TRY(resolve(r, &row->sources[0], &v));
+        TRY(resolve(f, r, row->source_ids[0], &v));
         int last = row->nstrings - 1, i = yyjson_is_str(v) ? 0 : last;
         for (; i < last; i += 2)
             if (yyjson_get_len(v) == row->strings[i].n && !memcmp(yyjson_get_str(v), row->strings[i].s, row->strings[i].n))
@@ -792,7 +810,7 @@ static int field(Fast *f, Rec *r, const Row *row, Buf *b, int *wrote) {
         TRY(put_bytes(b, PyTuple_GET_ITEM(r->parts, 1)));
         break;
     case K_PAYLOAD:
-        TRY(resolve(r, &row->sources[0], &v));
+        TRY(resolve(f, r, row->source_ids[0], &v));
         TRY(open_member(b, r, row));
         if (yyjson_is_obj(v)) {
             TRY(write_masked_obj(f, b, v, 0, 1, &r->swap));
@@ -1075,8 +1093,29 @@ static void free_rows(Fast *f) {
     PyMem_Free(f->rows);
     f->rows = NULL;
     f->nrows = 0;
+    f->nprefixes = 0;
     for (int i = 0; i < f->ndecode; i++) PyMem_Free(f->decode[i].s);
     f->ndecode = 0;
+}
+
+/* The prefix id of a source path, every shorter prefix interned on the way. */
+static int intern(Fast *f, const Path *p) {
+    int parent = -1;
+    for (int k = 0; k < p->n; k++) {
+        int found = -1;
+        for (int j = 0; j < f->nprefixes && found < 0; j++)
+            if (f->prefixes[j].parent == parent && bytes_eq(f->prefixes[j].key, &p->k[k])) found = j;
+        if (found < 0) {
+            if (f->nprefixes == MAX_PREFIXES) {
+                PyErr_Format(PyExc_ValueError, "rows: more than %d distinct source paths", MAX_PREFIXES);
+                return ERR;
+            }
+            found = f->nprefixes++;
+            f->prefixes[found] = (Prefix){parent, &p->k[k]};
+        }
+        parent = found;
+    }
+    return parent;
 }
 
 /* fields.native_rows(): (kind, alternative, keys, sources, strings, tag) per row. A table this
@@ -1112,7 +1151,11 @@ static int load_rows(Fast *f, PyObject *rows, PyObject *decode) {
         }
         for (Py_ssize_t s = 0; s < PyTuple_GET_SIZE(sources); s++) {
             Path *p = &row->sources[row->nsources++];
-            if ((p->n = copy_all(PyTuple_GET_ITEM(sources, s), p->k, MAX_KEYS, "a source")) < 0) return ERR;
+            if ((p->n = copy_all(PyTuple_GET_ITEM(sources, s), p->k, MAX_KEYS, "a source")) < 1) {
+                if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "row %zd: an empty source", i);
+                return ERR;
+            }
+            if ((row->source_ids[s] = intern(f, p)) < 0) return ERR;
         }
         if ((row->nstrings = copy_all(strings, row->strings, MAX_STRINGS, "strings")) < 0) return ERR;
         int need = row->kind == K_GEO ? 2 : (row->kind == K_OUTCOME || row->kind == K_PAYLOAD) ? 1 : 0;
