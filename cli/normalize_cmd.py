@@ -12,6 +12,7 @@ from cli.context import EXIT_PROBLEMS, Context, pass_ctx
 from shipper.deadletter import entry
 from shipper.normalize import Normalizer, Rejection
 from shipper.normalize.loop import dumps_or_reject
+from shipper.records import is_blank, too_long
 from shipper.sources.lines import LineSplitter
 
 CHUNK = 1 << 16
@@ -28,14 +29,10 @@ def _run(stream: BinaryIO, name: str, normalizer: Normalizer, out: BinaryIO, err
         docs = []
         for f in frames:
             lineno += 1
-            if not f.raw.strip() and not f.too_long:
-                continue  # blank lines carry no record
+            if is_blank(f.raw) and not f.too_long:
+                continue
             result = (
-                Rejection(
-                    "line_too_long",
-                    f"line of {f.length} bytes exceeds {normalizer.max_line_bytes}",
-                    f.raw,
-                )
+                Rejection(*too_long(f.length, normalizer.max_line_bytes), f.raw)
                 if f.too_long
                 else normalizer.line(f.raw)
             )

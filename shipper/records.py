@@ -14,6 +14,19 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 DAY_MS = 86_400_000  # one UTC day: documents are framed and indexed per event day
+TOO_LONG = "line_too_long"
+
+
+def is_blank(line: bytes) -> bool:
+    """Blank lines carry no record: they are neither normalized nor rejected (the native path's
+    ``blank`` is the same test, ``bytes.isspace``)."""
+    return not line or line.isspace()
+
+
+def too_long(length: int, limit: int) -> tuple[str, str]:
+    """The rejection of a line over ``max_line_bytes``: (reason, detail)."""
+    return TOO_LONG, f"line of {length} bytes exceeds {limit}"
+
 
 DocRef = tuple[str, int, int]  # (id, epoch_ms, length of its framed bytes)
 

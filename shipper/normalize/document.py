@@ -24,6 +24,7 @@ from shipper.normalize.categories import HOOK_EXCEPTION, categorize, categorize_
 from shipper.normalize.fields import AUDIT, JSON_IN_STRING, NATIVE_DECODE, Field, native_rows
 from shipper.normalize.mask import DEFAULT_RULES, Masker, MaskRules, TooDeep
 from shipper.normalize.values import location_json, parse_time
+from shipper.records import too_long
 
 
 def _load_native() -> Any:
@@ -91,7 +92,7 @@ class Normalizer:
     def line(self, raw: bytes) -> Document | Rejection:
         """Normalize one line (without its trailing newline)."""
         if len(raw) > self.max_line_bytes:
-            return Rejection("line_too_long", f"line of {len(raw)} bytes exceeds {self.max_line_bytes}", raw)
+            return Rejection(*too_long(len(raw), self.max_line_bytes), raw)
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as err:

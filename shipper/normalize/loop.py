@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from shipper.normalize.document import Document, Rejection
-from shipper.records import DAY_MS, DocRefs, Framer
+from shipper.records import DAY_MS, DocRefs, Framer, is_blank
 
 Reject = tuple[int, str, str]  # (index of the input, reason, detail)
 # (block or its deflate fragment, crc32 or None, block size, documents, rejects, left): a Segment's
@@ -110,8 +110,8 @@ def encode(
         parts: list[bytes] = []
         ids, times, sizes = [], [], []
         for i, x in enumerate(inputs):
-            if skip_blank and (not x or x.isspace()):
-                continue  # blank lines are no records (and no rejects either)
+            if skip_blank and is_blank(x):
+                continue
             r = _one(x, normalize, frame, actions, enrich)
             if len(r) == 2:
                 rejects.append((i, r[0], r[1]))

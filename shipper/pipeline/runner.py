@@ -23,7 +23,7 @@ from shipper.normalize.pool import NormalizerPool, Ticket
 from shipper.pipeline.acks import AckTracker
 from shipper.pipeline.checkpoint import CheckpointStore
 from shipper.pipeline.progress import Progress
-from shipper.records import Batch, Segment, Stage
+from shipper.records import Batch, Segment, Stage, is_blank, too_long
 from shipper.sinks.base import Sink
 from shipper.sources import Chunk, Lag, Source
 from shipper.sources.lines import Frame
@@ -129,13 +129,12 @@ class Runner:
                     entry(
                         chunk.name,
                         f.start if chunk.offsets else None,
-                        "line_too_long",
-                        f"line of {f.length} bytes exceeds {self.normalizer.max_line_bytes}",
+                        *too_long(f.length, self.normalizer.max_line_bytes),
                         f.raw,
                         f.length,
                     )
                 )
-            elif f.raw and not f.raw.isspace():
+            elif not is_blank(f.raw):
                 keep.append(f)
         return keep
 

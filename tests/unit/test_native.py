@@ -122,6 +122,13 @@ def test_encode_without_skip_blank_rejects_blank_lines_like_python(native):
     assert got[0] == want[0] and got[4] == want[4] == [(0, "invalid_json", "line is not valid JSON")]
 
 
+def test_blank_means_the_same_to_both_paths(native):
+    """``records.is_blank`` (bytes.isspace) is what the native path skips too."""
+    lines = [bytes([c, c]) for c in range(256)] + [b"", b" \t\r\x0b\x0c"]
+    got, want = both(lines, Normalizer(native=native), FRAMERS[1])
+    assert got[4] == want[4] and len(want[4]) == 256 - 6  # the rest rejected, by both, in order
+
+
 def test_every_ascii_character_at_every_alignment_is_escaped_like_orjson(native):
     n = Normalizer(native=native)
     for c in map(chr, range(0x80)):

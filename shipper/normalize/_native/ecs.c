@@ -15,6 +15,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <arpa/inet.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -129,12 +130,6 @@ static int put_str(Buf *b, const char *s, size_t n) {
 
 static int put_val_str(Buf *b, yyjson_val *v) { return put_str(b, yyjson_get_str(v), yyjson_get_len(v)); }
 
-/* ,"name":"value" */
-static int put_field(Buf *b, const char *key_lit, size_t key_len, yyjson_val *v) {
-    TRY(put(b, key_lit, key_len));
-    return put_val_str(b, v);
-}
-#define FIELD(b, lit, v) put_field((b), (lit), sizeof(lit) - 1, (v))
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
@@ -149,19 +144,6 @@ static int is_ascii(const char *s, size_t n) {
 
 /* A non-empty string (the Python side's ``_str``), or NULL. */
 static yyjson_val *nonempty_str(yyjson_val *v) { return (yyjson_is_str(v) && yyjson_get_len(v)) ? v : NULL; }
-
-static yyjson_val *key_of(yyjson_val *obj, const char *name) {
-    size_t n = strlen(name);
-    yyjson_val *k;
-    yyjson_obj_iter it = yyjson_obj_iter_with(obj);
-    while ((k = yyjson_obj_iter_next(&it)))
-        if (yyjson_get_len(k) == n && !memcmp(yyjson_get_str(k), name, n)) return k;
-    return NULL;
-}
-
-static int str_eq(yyjson_val *v, const char *lit) {
-    return yyjson_is_str(v) && yyjson_get_len(v) == strlen(lit) && !memcmp(yyjson_get_str(v), lit, strlen(lit));
-}
 
 /* Python keeps the last of duplicate keys; yyjson keeps all: such objects go to Python. */
 static int has_dup(yyjson_val *obj) {
@@ -282,7 +264,8 @@ typedef struct {
 
 typedef struct {
     int kind, alt, tag, nsources, nstrings;
-    Path keys;                     /* the field's path, each key as a JSON string */
+    Path keys;                     /* the field's path, each key as a JSON string and ':' */
+    int key_ids[MAX_KEYS];         /* each prefix of it, interned (Fast.objects) */
     Path sources[MAX_SOURCES];     /* key paths into the record */
     int source_ids[MAX_SOURCES];   /* ... as prefixes of Fast.prefixes */
     Bytes strings[MAX_STRINGS];    /* OUTCOME (from, to, ..., default); CONST, TAGS: JSON */
@@ -308,6 +291,9 @@ typedef struct {
     Row *rows; /* the field table */
     int nrows, ndecode, nprefixes;
     Prefix prefixes[MAX_PREFIXES];
+    Prefix objects[MAX_PREFIXES]; /* the document's paths, interned alike */
+    int nobjects;
+    int envelope[3]; /* the prefixes of the record's "id", "key" and "payload", or -1 */
     Bytes decode[MAX_DECODE]; /* JSON_IN_STRING */
     Buf out, tmp, block;
     char *pool;
@@ -593,11 +579,12 @@ typedef struct {
     yyjson_val *ip_of; /* the last address normalized, and its answer */
     int ip_rc;
     char ip[INET6_ADDRSTRLEN];
-    yyjson_val *values[MAX_PREFIXES]; /* per prefix, once read */
-    unsigned char read[MAX_PREFIXES];
     int open;                       /* objects open below the document */
-    const Bytes *stack[MAX_KEYS];
+    int stack[MAX_KEYS];            /* the open objects' ids */
     int members[MAX_KEYS + 1];      /* per open object: has a member */
+    /* Not cleared per record beyond Fast.nprefixes: */
+    unsigned char read[MAX_PREFIXES];
+    yyjson_val *values[MAX_PREFIXES]; /* per prefix, once read */
 } Rec;
 
 /* Python keeps the last of duplicate keys: every object a field is read from is checked once. */
@@ -610,11 +597,17 @@ static int check_once(Rec *r, yyjson_val *obj) {
 }
 
 /* The value at a source path (NULL when absent), a decoded JSON_IN_STRING member in its place. */
-static int resolve(Fast *f, Rec *r, int id, yyjson_val **out) {
+static int resolve_slow(Fast *f, Rec *r, int id, yyjson_val **out);
+
+static inline int resolve(Fast *f, Rec *r, int id, yyjson_val **out) {
     if (r->read[id]) {
         *out = r->values[id];
         return OK;
     }
+    return resolve_slow(f, r, id, out);
+}
+
+static int resolve_slow(Fast *f, Rec *r, int id, yyjson_val **out) {
     const Prefix *p = &f->prefixes[id];
     yyjson_val *parent = r->root, *v = NULL;
     if (p->parent >= 0) TRY(resolve(f, r, p->parent, &parent));
@@ -628,33 +621,35 @@ static int resolve(Fast *f, Rec *r, int id, yyjson_val **out) {
     return OK;
 }
 
-/* The first source whose value passes test (or NULL). */
-static int pick(Fast *f, Rec *r, const Row *row, int (*test)(yyjson_val *), yyjson_val **out) {
+enum { NONEMPTY_STR, NOT_NULL, STR_OR_INT };
+
+/* The first source whose value passes the test (or NULL). */
+static inline int pick(Fast *f, Rec *r, const Row *row, int test, yyjson_val **out) {
     for (int i = 0; i < row->nsources; i++) {
         TRY(resolve(f, r, row->source_ids[i], out));
-        if (*out && test(*out)) return OK;
+        yyjson_val *v = *out;
+        if (v && (test == NONEMPTY_STR   ? yyjson_is_str(v) && yyjson_get_len(v) > 0
+                  : test == NOT_NULL     ? !yyjson_is_null(v)
+                                         : yyjson_is_str(v) || yyjson_is_int(v)))
+            return OK;
     }
     *out = NULL;
     return OK;
 }
 
-static int is_nonempty_str(yyjson_val *v) { return yyjson_is_str(v) && yyjson_get_len(v) > 0; }
-static int is_not_null(yyjson_val *v) { return !yyjson_is_null(v); }
-static int is_str_or_int(yyjson_val *v) { return yyjson_is_str(v) || yyjson_is_int(v); }
-
 static int bytes_eq(const Bytes *a, const Bytes *b) { return a->n == b->n && !memcmp(a->s, b->s, a->n); }
 
 /* Close the objects the row is not in, open those it is in (its first nparents keys). */
-static int open_path(Buf *b, Rec *r, const Row *row, int nparents) {
+static inline int open_path(Buf *b, Rec *r, const Row *row, int nparents) {
     int common = 0;
-    while (common < r->open && common < nparents && bytes_eq(r->stack[common], &row->keys.k[common])) common++;
+    while (common < r->open && common < nparents && r->stack[common] == row->key_ids[common]) common++;
     for (; r->open > common; r->open--) TRY(PUTLIT(b, "}"));
     for (int i = common; i < nparents; i++) {
         if (r->members[i]) TRY(PUTLIT(b, ","));
         r->members[i] = 1;
         TRY(put(b, row->keys.k[i].s, row->keys.k[i].n));
-        TRY(PUTLIT(b, ":{"));
-        r->stack[r->open++] = &row->keys.k[i];
+        TRY(PUTLIT(b, "{"));
+        r->stack[r->open++] = row->key_ids[i];
         r->members[i + 1] = 0;
     }
     if (r->members[nparents]) TRY(PUTLIT(b, ","));
@@ -663,11 +658,10 @@ static int open_path(Buf *b, Rec *r, const Row *row, int nparents) {
 }
 
 /* ,"leaf": (its objects opened first) */
-static int open_member(Buf *b, Rec *r, const Row *row) {
+static inline int open_member(Buf *b, Rec *r, const Row *row) {
     int last = row->keys.n - 1;
     TRY(open_path(b, r, row, last));
-    TRY(put(b, row->keys.k[last].s, row->keys.k[last].n));
-    return PUTLIT(b, ":");
+    return put(b, row->keys.k[last].s, row->keys.k[last].n);
 }
 
 static int put_bytes(Buf *b, PyObject *bytes) { return put(b, PyBytes_AS_STRING(bytes), (size_t)PyBytes_GET_SIZE(bytes)); }
@@ -713,18 +707,18 @@ static PyObject *geo_point(Fast *f, Rec *r, const Row *row, int *rc) {
 }
 
 /* One row: its value written into b (with the objects it sits in), or nothing. *wrote: whether. */
-static int field(Fast *f, Rec *r, const Row *row, Buf *b, int *wrote) {
+static inline __attribute__((always_inline)) int field(Fast *f, Rec *r, const Row *row, Buf *b, int *wrote) {
     yyjson_val *v = NULL;
     *wrote = 0;
     switch (row->kind) {
     case K_STR:
-        TRY(pick(f, r, row, is_nonempty_str, &v));
+        TRY(pick(f, r, row, NONEMPTY_STR, &v));
         if (!v) return OK;
         TRY(open_member(b, r, row));
         TRY(put_val_str(b, v));
         break;
     case K_TEXT:
-        TRY(pick(f, r, row, is_not_null, &v));
+        TRY(pick(f, r, row, NOT_NULL, &v));
         if (!v) return OK;
         if (!yyjson_is_str(v)) {
             f->tmp.len = 0;
@@ -734,7 +728,7 @@ static int field(Fast *f, Rec *r, const Row *row, Buf *b, int *wrote) {
         TRY(yyjson_is_str(v) ? put_val_str(b, v) : put_str(b, f->tmp.p, f->tmp.len));
         break;
     case K_CODE:
-        TRY(pick(f, r, row, is_str_or_int, &v));
+        TRY(pick(f, r, row, STR_OR_INT, &v));
         if (!v) return OK;
         TRY(open_member(b, r, row));
         if (yyjson_is_str(v)) {
@@ -747,7 +741,7 @@ static int field(Fast *f, Rec *r, const Row *row, Buf *b, int *wrote) {
         break;
     case K_IP:
     case K_BAD_IP: {
-        TRY(pick(f, r, row, is_nonempty_str, &v));
+        TRY(pick(f, r, row, NONEMPTY_STR, &v));
         if (!v) return OK;
         int ok = address(r, v);
         TRY(ok);
@@ -886,9 +880,16 @@ static int build(Fast *f, yyjson_val *root, yyjson_val **id_out, long long *ms_o
         while ((k = yyjson_obj_iter_next(&it)))
             if ((x = yyjson_obj_iter_get_val(k)) != payload) TRY(shallow(x, 1));
     }
-    Rec r = {.root = root, .payload = payload, .key = key, .ms = ms, .outcome = "", .nchecked = 1};
+    Rec r;
+    memset(&r, 0, offsetof(Rec, read));
+    memset(r.read, 0, (size_t)f->nprefixes);
+    r.root = root, r.payload = payload, r.key = key, r.ms = ms, r.outcome = "", r.nchecked = 1;
     r.checked[0] = root;
     if (payload) r.checked[r.nchecked++] = payload;
+    /* what the envelope read already */
+    yyjson_val *known[3] = {id, key, payload};
+    for (int i = 0; i < 3; i++)
+        if (f->envelope[i] >= 0) r.values[f->envelope[i]] = known[i], r.read[f->envelope[i]] = 1;
     int rc = decode_members(f, &r);
     b->len = 0;
     if (rc == OK) rc = PUTLIT(b, "{");
@@ -1094,25 +1095,27 @@ static void free_rows(Fast *f) {
     f->rows = NULL;
     f->nrows = 0;
     f->nprefixes = 0;
+    f->nobjects = 0;
     for (int i = 0; i < f->ndecode; i++) PyMem_Free(f->decode[i].s);
     f->ndecode = 0;
 }
 
-/* The prefix id of a source path, every shorter prefix interned on the way. */
-static int intern(Fast *f, const Path *p) {
+/* The ids of a path's prefixes in table (each interned on the way); the last one, or ERR. */
+static int intern(Prefix *table, int *n, const Path *p, int *ids) {
     int parent = -1;
     for (int k = 0; k < p->n; k++) {
         int found = -1;
-        for (int j = 0; j < f->nprefixes && found < 0; j++)
-            if (f->prefixes[j].parent == parent && bytes_eq(f->prefixes[j].key, &p->k[k])) found = j;
+        for (int j = 0; j < *n && found < 0; j++)
+            if (table[j].parent == parent && bytes_eq(table[j].key, &p->k[k])) found = j;
         if (found < 0) {
-            if (f->nprefixes == MAX_PREFIXES) {
-                PyErr_Format(PyExc_ValueError, "rows: more than %d distinct source paths", MAX_PREFIXES);
+            if (*n == MAX_PREFIXES) {
+                PyErr_Format(PyExc_ValueError, "rows: more than %d distinct paths", MAX_PREFIXES);
                 return ERR;
             }
-            found = f->nprefixes++;
-            f->prefixes[found] = (Prefix){parent, &p->k[k]};
+            found = (*n)++;
+            table[found] = (Prefix){parent, &p->k[k]};
         }
+        if (ids) ids[k] = found;
         parent = found;
     }
     return parent;
@@ -1145,6 +1148,18 @@ static int load_rows(Fast *f, PyObject *rows, PyObject *decode) {
             if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "row %zd has no path", i);
             return ERR;
         }
+        for (int k = 0; k < row->keys.n; k++) { /* written as "key": (the copy has room: its NUL) */
+            Bytes *key = &row->keys.k[k];
+            char *grown = PyMem_Realloc(key->s, key->n + 2);
+            if (!grown) {
+                PyErr_NoMemory();
+                return ERR;
+            }
+            key->s = grown;
+            key->s[key->n++] = ':';
+            key->s[key->n] = 0;
+        }
+        if (intern(f->objects, &f->nobjects, &row->keys, row->key_ids) < 0) return ERR;
         if (!PyTuple_Check(sources) || PyTuple_GET_SIZE(sources) > MAX_SOURCES) {
             PyErr_Format(PyExc_ValueError, "row %zd: at most %d sources", i, MAX_SOURCES);
             return ERR;
@@ -1155,7 +1170,7 @@ static int load_rows(Fast *f, PyObject *rows, PyObject *decode) {
                 if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "row %zd: an empty source", i);
                 return ERR;
             }
-            if ((row->source_ids[s] = intern(f, p)) < 0) return ERR;
+            if ((row->source_ids[s] = intern(f->prefixes, &f->nprefixes, p, NULL)) < 0) return ERR;
         }
         if ((row->nstrings = copy_all(strings, row->strings, MAX_STRINGS, "strings")) < 0) return ERR;
         int need = row->kind == K_GEO ? 2 : (row->kind == K_OUTCOME || row->kind == K_PAYLOAD) ? 1 : 0;
@@ -1165,6 +1180,13 @@ static int load_rows(Fast *f, PyObject *rows, PyObject *decode) {
             PyErr_Format(PyExc_ValueError, "row %zd: sources or strings do not fit kind %d", i, row->kind);
             return ERR;
         }
+    }
+    static const char *const names[3] = {"id", "key", "payload"};
+    for (int e = 0; e < 3; e++) {
+        f->envelope[e] = -1;
+        Bytes name = {(char *)names[e], strlen(names[e])};
+        for (int j = 0; j < f->nprefixes; j++)
+            if (f->prefixes[j].parent < 0 && bytes_eq(f->prefixes[j].key, &name)) f->envelope[e] = j;
     }
     if ((f->ndecode = copy_all(decode, f->decode, MAX_DECODE, "decode")) < 0) {
         f->ndecode = 0;
