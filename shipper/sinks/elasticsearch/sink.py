@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from shipper.clock import SYSTEM, Clock
 from shipper.config import ElasticsearchOutputConfig, IndexConfig
 from shipper.deadletter import DeadLetterFile
 from shipper.errors import OutputError
@@ -95,8 +96,11 @@ class ElasticsearchSink:
         out: ElasticsearchOutputConfig,
         deadletter_path: Path,
         run_setup: bool = True,
+        clock: Clock = SYSTEM,
     ) -> None:
+        """``clock``: every wait (backoff), deadline and timestamp of the sink (tests: ManualClock)."""
         self.client = client
+        self.clock = clock
         self.index_cfg = index
         self.max_in_flight = out.max_in_flight
         self.namer = IndexNamer(index.prefix, index.namespace, index.granularity)
@@ -116,7 +120,7 @@ class ElasticsearchSink:
         self._dl_file: DeadLetterFile | None = None
         self._last_error: str | None = None
         self._failing_since: float | None = None
-        self._warn = Throttle(60.0)
+        self._warn = Throttle(60.0, clock.monotonic)
         self.hosts = ", ".join(out.hosts)  # as configured: credentials are never in them
         retention = parse_duration(index.retention)
         self.expiry = None if index.ship_expired else Expiry(retention, index.granularity)
@@ -164,7 +168,7 @@ class ElasticsearchSink:
         until the deadline. ``GET /`` answered 403 means authenticated without the ``monitor``
         privilege: shipping does not need it.
         """
-        deadline = time.monotonic() + timeout
+        deadline = self.clock.monotonic() + timeout
         attempt = 0
         where = f"Elasticsearch at {self.hosts}"
         while True:
@@ -185,12 +189,12 @@ class ElasticsearchSink:
                 raise translate(exc, f"{where}: setup") from None
             except (ApiError, TransportError) as exc:
                 delay = self.backoff.delay(attempt)
-                if time.monotonic() + delay >= deadline:
+                if self.clock.monotonic() + delay >= deadline:
                     raise OutputError(
                         f"{where} not reachable within {timeout:g} s: {describe(exc)}"
                     ) from None
                 self._note_error(describe(exc))
-                time.sleep(delay)
+                self.clock.sleep(delay)
                 attempt += 1
 
     def close(self) -> None:
@@ -213,12 +217,12 @@ class ElasticsearchSink:
             log.exception("unexpected error delivering batch %d; it will be read again", seq)
 
     def _sleep(self, attempt: int) -> None:
-        if self._closing.wait(self.backoff.delay(attempt)):
+        if self.clock.wait(self._closing, self.backoff.delay(attempt)):
             raise Abandoned
 
     def _note_error(self, message: str) -> None:
         """Changes of state at once; the same problem again once a minute, saying for how long."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if self._failing_since is None:
             self._failing_since = now
         if message != self._last_error:
@@ -259,7 +263,7 @@ class ElasticsearchSink:
 
     def _bulk(self, payload: bytes, count: int) -> BulkResult:
         """One request of ``count`` documents (``payload`` gzip'd when gzip is on)."""
-        started = time.monotonic()
+        started = self.clock.monotonic()
         METRICS.inc("bulk_requests_total")
         try:
             client = self._gzip_client if self.gzip_level else self.client
@@ -284,7 +288,7 @@ class ElasticsearchSink:
             METRICS.inc("bulk_request_failures_total")
             return RetryAll()
         finally:
-            METRICS.observe("bulk_latency_seconds", time.monotonic() - started)
+            METRICS.observe("bulk_latency_seconds", self.clock.monotonic() - started)
         answered = resp.get("items", [])
         if len(answered) != count:
             self._note_error(f"bulk answered {len(answered)} items for {count} sent")
@@ -293,7 +297,7 @@ class ElasticsearchSink:
             log.info("Elasticsearch: delivering again")
             self._last_error = None
             self._failing_since = None
-        METRICS.set("last_delivery_timestamp_seconds", time.time())
+        METRICS.set("last_delivery_timestamp_seconds", self.clock.wall())
         if resp.get("errors") is False:  # every item 2xx: no need to look at each
             return AllDelivered()
         return PerItem([next(iter(i.values())) for i in answered])
@@ -319,7 +323,7 @@ class ElasticsearchSink:
         case, decided from each block's oldest time without looking at documents)."""
         if self.expiry is None:
             return None
-        first = self.expiry.first_kept_day(int(time.time() * 1000))
+        first = self.expiry.first_kept_day(int(self.clock.wall() * 1000))
         if all(not len(seg.docs) or min(seg.docs.times) // DAY_MS >= first for seg in segments):
             return None
         kept: list[Item] = []
@@ -435,7 +439,7 @@ class ElasticsearchSink:
         """Write-blocked documents readdressed to the late index, minus those an index of the
         pattern already holds (a replay of what was indexed before the block); None when the
         cluster could not be asked."""
-        late = self.namer.late(int(time.time() * 1000))
+        late = self.namer.late(int(self.clock.wall() * 1000))
         try:
             # the late indices refreshed first: a replay minutes after the first write is seen
             self.client.options(ignore_status=(403, 404)).indices.refresh(
@@ -460,7 +464,7 @@ class ElasticsearchSink:
 
     def _dead_letter(self, rejected: list[tuple[Item, dict[str, Any]]]) -> None:
         """Keep refused documents whole; only after they are safe do they count as done."""
-        now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000Z"
+        now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.clock.wall())) + ".000Z"
         lines = []
         entries = []
         for item, res in rejected:
