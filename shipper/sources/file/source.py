@@ -17,10 +17,10 @@ import logging
 import os
 import stat
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from shipper.clock import SYSTEM, Clock
 from shipper.config import FileInputConfig
 from shipper.logs import Throttle
 from shipper.metrics import METRICS
@@ -46,7 +46,7 @@ class TailedFile:
     splitter: LineSplitter
     fingerprint: Fingerprint
     read_pos: int  # next byte to read (may be inside an incomplete line)
-    last_data: float = field(default_factory=time.monotonic)
+    last_data: float  # when data was last read (the source's clock)
     at_path: bool = True  # still reachable at a path matching the globs
     deleted_at: float | None = None
     backlog: list[Frame] = field(default_factory=list)  # framed but over the poll budget
@@ -82,8 +82,11 @@ class FileSource:
         use_watchdog: bool = True,
         forget_after: float = 7 * 86400,
         notify: threading.Event | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
+        """``clock``: scan intervals, idle and deleted-file grace periods, checkpoint times."""
         self.cfg = cfg
+        self.clock = clock
         self.store = store
         self.prefix = prefix
         self.discovery = Discovery(cfg.paths, cfg.exclude, use_watchdog, notify)
@@ -96,13 +99,13 @@ class FileSource:
         self._first_scan = True
         self._seq = 0
         self._matched = 0  # files matching the globs at the last scan
-        self._warn = Throttle(WARN_EVERY)  # repeating warnings: nothing matches, cannot open
+        self._warn = Throttle(WARN_EVERY, clock.monotonic)  # repeating: nothing matches, cannot open
 
     # -- discovery -------------------------------------------------------------------------
 
     def _new_stream_id(self, dev: int, ino: int) -> str:
         self._seq += 1
-        return f"{self.prefix}:{dev}:{ino}:{time.time_ns():x}{self._seq}"
+        return f"{self.prefix}:{dev}:{ino}:{int(self.clock.wall() * 1e9):x}{self._seq}"
 
     def _resume_entry(self, fd: int, dev: int, ino: int) -> tuple[str, dict[str, Any]] | None:
         for stream, e in self.store.streams.items():
@@ -144,7 +147,8 @@ class FileSource:
                 offset = _last_line_end(fd, st.st_size)
             log.info("new file %s (from offset %d)", path, offset)
         fp = Fingerprint.of(fd, self.cfg.fingerprint_bytes)
-        tf = TailedFile(stream, path, fd, *key, LineSplitter(self.cfg.max_line_bytes, offset), fp, offset)
+        splitter = LineSplitter(self.cfg.max_line_bytes, offset)
+        tf = TailedFile(stream, path, fd, *key, splitter, fp, offset, last_data=self.clock.monotonic())
         self.files[key] = tf
         self.by_stream[stream] = tf
         self._stage(tf, offset)
@@ -159,7 +163,7 @@ class FileSource:
             fp_len=tf.fingerprint.length,
             fp=tf.fingerprint.digest,
             offset=offset,
-            seen=int(time.time()),
+            seen=int(self.clock.wall()),
         )
 
     def nothing_matches(self) -> str:
@@ -199,7 +203,7 @@ class FileSource:
         for path in self.discovery.take_moved():
             # Created and rotated away between two scans: inotify saw the rename, read it out.
             self._open(path)
-        now_s = int(time.time())
+        now_s = int(self.clock.wall())
         for tf in list(self.files.values()):
             tf.at_path = tf.key in at_path
             entry = self.store.streams.get(tf.stream)
@@ -213,7 +217,7 @@ class FileSource:
         self._warn_if_nothing()
 
     def _prune_registry(self) -> None:
-        cutoff = time.time() - self._forget_after
+        cutoff = self.clock.wall() - self._forget_after
         for stream, e in list(self.store.streams.items()):
             mine = stream.startswith("file") and stream not in self.by_stream
             if mine and int(e.get("seen", 0)) < cutoff:
@@ -314,7 +318,7 @@ class FileSource:
 
     def housekeeping(self) -> None:
         """Close deleted files whose grace period is over, even while the output blocks us."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         for tf in list(self.files.values()):
             st = os.fstat(tf.fd)
             if tf.deleted_at is None and st.st_nlink == 0:
@@ -334,7 +338,7 @@ class FileSource:
             self._close(tf, "grace period for deleted files expired")
 
     def poll(self, max_records: int) -> list[Chunk]:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if now >= self._next_scan or self.discovery.wake.is_set():
             self.discovery.wake.clear()
             self.scan()
@@ -366,7 +370,7 @@ class FileSource:
         if tf is not None:
             self._stage(tf, int(position))
         elif stream in self.store.streams:
-            self.store.stage(stream, offset=int(position), seen=int(time.time()))
+            self.store.stage(stream, offset=int(position), seen=int(self.clock.wall()))
 
     def close(self) -> None:
         self.discovery.close()
