@@ -67,21 +67,17 @@ def test_doc_refs_pack_and_unpack(refs):
     assert len(back) == len(refs) and list(back) == refs
 
 
-def test_es_payload_stitches_sealed_and_unsealed_blocks(tmp_path):
-    from shipper.config import ElasticsearchOutputConfig, IndexConfig
+def test_es_payload_stitches_sealed_and_unsealed_blocks():
     from shipper.records import Segment
-    from shipper.sinks.elasticsearch.sink import ElasticsearchSink
+    from shipper.sinks.elasticsearch.encode import blocks_body
 
-    out = ElasticsearchOutputConfig(type="elasticsearch", hosts=["http://127.0.0.1:9"], setup_on_start=False)
-    sink = ElasticsearchSink.from_config(out, IndexConfig(), tmp_path)
-    try:
-        a, b = sink.framer("1", 0, b'{"a":1}'), sink.framer("2", 0, b'{"b":2}')
-        frag, crc = sink.framer.seal(a)
-        sealed = Segment(frag, DocRefs.pack(["1"], [0], [len(a)]), len(a), crc)
-        plain = Segment(b, DocRefs.pack(["2"], [0], [len(b)]), len(b), None)
-        assert stdlib_gzip.decompress(sink._payload([sealed, plain])) == a + b
-    finally:
-        sink.close()
+    framer = BulkFramer(IndexNamer("p", "n"), 1)
+    a, b = framer("1", 0, b'{"a":1}'), framer("2", 0, b'{"b":2}')
+    frag, crc = framer.seal(a)
+    sealed = Segment(frag, DocRefs.pack(["1"], [0], [len(a)]), len(a), crc)
+    plain = Segment(b, DocRefs.pack(["2"], [0], [len(b)]), len(b), None)
+    assert stdlib_gzip.decompress(blocks_body([sealed, plain], 1)) == a + b
+    assert blocks_body([Segment(a, sealed.docs, len(a))], 0) == a
 
 
 @pytest.mark.parametrize("framer", [NdjsonFramer(), BulkFramer(IndexNamer("p", "n"))])

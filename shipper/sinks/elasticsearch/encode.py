@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import orjson
 
 from shipper.records import Segment
-from shipper.sinks.compress import inflate
+from shipper.sinks.compress import deflate, gzip, gzip_join, inflate
 from shipper.sinks.elasticsearch.indexing import IndexNamer
 
 
@@ -42,5 +42,19 @@ def items(segments: list[Segment], namer: IndexNamer) -> list[Item]:
     return out
 
 
-def body(items: list[Item]) -> bytes:
-    return b"".join(i.lines for i in items)
+def items_body(items: list[Item], gzip_level: int = 0) -> bytes:
+    """A request of single documents (retries, splits, readdressed ones), gzip'd at a level > 0."""
+    plain = b"".join(i.lines for i in items)
+    return gzip(plain, gzip_level) if gzip_level else plain
+
+
+def blocks_body(segments: list[Segment], gzip_level: int = 0) -> bytes:
+    """A request from framed blocks as they came: with gzip on, the fragments the workers
+    deflated stitched into one gzip member (a block some path left plain is deflated here);
+    else the plain blocks joined."""
+    if not gzip_level:
+        return b"".join([seg.data for seg in segments])
+    return gzip_join(
+        (*deflate(seg.data, gzip_level), seg.size) if seg.crc is None else (seg.data, seg.crc, seg.size)
+        for seg in segments
+    )

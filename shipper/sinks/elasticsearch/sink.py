@@ -22,20 +22,16 @@ import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from shipper.clock import SYSTEM, Clock
 from shipper.config import ElasticsearchOutputConfig, IndexConfig
-from shipper.deadletter import DeadLetterFile
 from shipper.errors import OutputError
 from shipper.logs import Throttle
 from shipper.metrics import METRICS
 from shipper.records import DAY_MS, Batch, Segment
-from shipper.sinks.compress import deflate, gzip, gzip_join
+from shipper.sinks.elasticsearch.blocked import WriteBlocks
 from shipper.sinks.elasticsearch.client import (
     RAW_NDJSON,
     ApiError,
@@ -46,40 +42,29 @@ from shipper.sinks.elasticsearch.client import (
     TransportError,
     describe,
     error_parts,
-    indexed_ids,
     make_client,
     no_root_endpoint,
     translate,
 )
-from shipper.sinks.elasticsearch.encode import Item, body, items
+from shipper.sinks.elasticsearch.deadletters import DeadLetterIndex
+from shipper.sinks.elasticsearch.encode import Item, blocks_body, items, items_body
 from shipper.sinks.elasticsearch.framing import BulkFramer
 from shipper.sinks.elasticsearch.indexing import Expiry, IndexNamer
-from shipper.sinks.elasticsearch.retry import Backoff, Outcome, classify
+from shipper.sinks.elasticsearch.retry import (
+    AllDelivered,
+    Backoff,
+    BulkResult,
+    Outcome,
+    PerItem,
+    RetryAll,
+    classify,
+    write_blocked,
+)
 from shipper.sinks.elasticsearch.setup import setup
 from shipper.timespec import parse_duration
 
 log = logging.getLogger(__name__)
 FILTER = "errors,items.*.status,items.*.error.type,items.*.error.reason"
-
-
-@dataclass(frozen=True, slots=True)
-class AllDelivered:
-    """``_bulk``: every item answered 2xx (``errors: false``), nothing to look at per item."""
-
-
-@dataclass(frozen=True, slots=True)
-class RetryAll:
-    """``_bulk``: the request as a whole failed (unreachable, 429/5xx, a short answer)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PerItem:
-    """``_bulk``: one result per item sent, in order, to be classified one by one."""
-
-    results: list[dict[str, Any]]
-
-
-BulkResult = AllDelivered | RetryAll | PerItem
 
 
 class Abandoned(Exception):
@@ -105,7 +90,9 @@ class ElasticsearchSink:
         self.max_in_flight = out.max_in_flight
         self.namer = IndexNamer(index.prefix, index.namespace, index.granularity)
         self.framer = BulkFramer(self.namer, out.gzip_level if out.gzip else 0)
-        self.dl_index = f"{index.prefix}-deadletter-{index.namespace}"
+        self.dead_letters = DeadLetterIndex(
+            client, f"{index.prefix}-deadletter-{index.namespace}", deadletter_path, clock
+        )
         self.backoff = Backoff(out.retry_initial_backoff, out.retry_max_backoff)
         self.gzip_level = out.gzip_level if out.gzip else 0
         self._gzip_client = (
@@ -116,8 +103,6 @@ class ElasticsearchSink:
         self._closing = threading.Event()
         self._setup_lock = threading.Lock()
         self._setup_done = not run_setup
-        self._dl_file_path = deadletter_path
-        self._dl_file: DeadLetterFile | None = None
         self._last_error: str | None = None
         self._failing_since: float | None = None
         self._warn = Throttle(60.0, clock.monotonic)
@@ -125,7 +110,7 @@ class ElasticsearchSink:
         retention = parse_duration(index.retention)
         self.expiry = None if index.ship_expired else Expiry(retention, index.granularity)
         self._expired_said = False
-        self._blocked_said: set[str] = set()
+        self.write_blocks = WriteBlocks(client, self.namer, clock)
 
     @classmethod
     def from_config(
@@ -200,8 +185,7 @@ class ElasticsearchSink:
     def close(self) -> None:
         self._closing.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
-        if self._dl_file is not None:
-            self._dl_file.close()
+        self.dead_letters.close()
 
     # -- delivery --------------------------------------------------------------------------
 
@@ -302,22 +286,6 @@ class ElasticsearchSink:
             return AllDelivered()
         return PerItem([next(iter(i.values())) for i in answered])
 
-    def _payload(self, segments: list[Segment]) -> bytes:
-        """The request body from framed blocks: with gzip on, the fragments the workers
-        deflated stitched into one gzip member; else the plain blocks joined."""
-        if not self.gzip_level:
-            return b"".join([seg.data for seg in segments])  # the framer left them plain
-        return gzip_join(self._fragment(seg) for seg in segments)
-
-    def _fragment(self, seg: Segment) -> tuple[bytes, int, int]:
-        if seg.crc is None:  # a block some path left plain: compressed here
-            return (*deflate(seg.data, self.gzip_level), seg.size)
-        return seg.data, seg.crc, seg.size
-
-    def _body(self, pending: list[Item]) -> bytes:
-        plain = body(pending)
-        return gzip(plain, self.gzip_level) if self.gzip_level else plain
-
     def _without_expired(self, segments: list[Segment]) -> list[Item] | None:
         """The batch's documents minus those past the retention; None when none is (the usual
         case, decided from each block's oldest time without looking at documents)."""
@@ -349,7 +317,7 @@ class ElasticsearchSink:
         if kept is not None:
             self._deliver(kept)
             return
-        payload = self._payload(segments)
+        payload = blocks_body(segments, self.gzip_level)
         attempt = 0
         while True:
             if self._closing.is_set():
@@ -378,7 +346,7 @@ class ElasticsearchSink:
                 if self._closing.is_set():
                     raise Abandoned
                 try:
-                    results = self._bulk(self._body(pending), len(pending))
+                    results = self._bulk(items_body(pending, self.gzip_level), len(pending))
                 except _TooLarge:
                     half = len(pending) // 2
                     log.info("bulk request too large (413); splitting %d items", len(pending))
@@ -407,16 +375,16 @@ class ElasticsearchSink:
                 elif outcome is Outcome.RETRY:
                     retry.append(item)
                     retry_status = retry_status or res.get("status")
-                elif _write_blocked(res) and not item.index.startswith(late_base):
+                elif write_blocked(res) and not item.index.startswith(late_base):
                     blocked.append(item)
                 else:
                     rejected.append((item, res))
             METRICS.inc("docs_indexed_total", indexed)  # once per request: the lock is not free
             METRICS.inc("docs_duplicate_total", duplicate)
             if rejected:
-                self._dead_letter(rejected)
+                self.dead_letters.keep(rejected, self._sleep)
             if blocked:
-                moved = self._to_late_index(blocked)
+                moved = self.write_blocks.readdress(blocked, self._note_error)
                 if moved is None:  # the cluster did not say which are there: asked again
                     retry += blocked
                     retry_status = retry_status or 403
@@ -435,89 +403,6 @@ class ElasticsearchSink:
                 pending = []
             results = None
 
-    def _to_late_index(self, blocked: list[Item]) -> list[Item] | None:
-        """Write-blocked documents readdressed to the late index, minus those an index of the
-        pattern already holds (a replay of what was indexed before the block); None when the
-        cluster could not be asked."""
-        late = self.namer.late(int(self.clock.wall() * 1000))
-        try:
-            # the late indices refreshed first: a replay minutes after the first write is seen
-            self.client.options(ignore_status=(403, 404)).indices.refresh(
-                index=late[: late.rindex("-")] + "-*", ignore_unavailable=True, allow_no_indices=True
-            )
-            there = indexed_ids(self.client, self.namer.pattern, [i.doc_id for i in blocked])
-        except (ApiError, TransportError) as exc:
-            self._note_error(f"write-blocked documents: cannot look them up: {describe(exc)}")
-            return None
-        METRICS.inc("docs_duplicate_total", len(there))
-        moved = [i.moved(late) for i in blocked if i.doc_id not in there]
-        METRICS.inc("docs_late_index_total", len(moved))
-        for index in sorted({i.index for i in blocked} - self._blocked_said):
-            self._blocked_said.add(index)
-            log.warning(
-                "index %s refuses writes (write block, e.g. ILM readonly after warm_after): its late "
-                "events go to %s",
-                index,
-                late,
-            )
-        return moved
-
-    def _dead_letter(self, rejected: list[tuple[Item, dict[str, Any]]]) -> None:
-        """Keep refused documents whole; only after they are safe do they count as done."""
-        now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.clock.wall())) + ".000Z"
-        lines = []
-        entries = []
-        for item, res in rejected:
-            err = res.get("error") or {}
-            source = item.lines.split(b"\n", 1)[1].rstrip(b"\n").decode()
-            log.warning("dead-lettering %s: %s %s", item.doc_id, err.get("type"), err.get("reason"))
-            entry = {
-                "@timestamp": now,
-                "event": {"id": item.doc_id},
-                "error": {"type": err.get("type"), "message": err.get("reason")},
-                "http": {"response": {"status_code": res.get("status")}},
-                "logto_shipper": {"target_index": item.index, "original": source},
-            }
-            entries.append(entry)
-            lines.append(
-                orjson.dumps({"create": {"_index": self.dl_index, "_id": item.doc_id}})
-                + b"\n"
-                + orjson.dumps(entry)
-                + b"\n"
-            )
-        METRICS.inc("docs_dead_lettered_total", len(rejected))
-        failed = list(range(len(entries)))
-        try:
-            resp = self.client.bulk(operations=b"".join(lines), filter_path="items.*.status")
-            statuses = [next(iter(i.values())).get("status", 500) for i in resp.get("items", [])]
-            if len(statuses) == len(entries):
-                failed = [
-                    i
-                    for i, st in enumerate(statuses)
-                    if classify(st) not in (Outcome.DELIVERED, Outcome.DUPLICATE)
-                ]
-        except (ApiError, TransportError) as exc:
-            log.warning("dead-letter index unavailable (%s); using the dead-letter file", describe(exc))
-        if failed:
-            if self._dl_file is None:
-                self._dl_file = DeadLetterFile(self._dl_file_path)
-            self._dl_file.write([entries[i] for i in failed])
-            attempt = 0
-            while not self._dl_file.retry():  # a full disk: the batch stays unacknowledged
-                self._sleep(attempt)
-                attempt += 1
-
 
 class _TooLarge(Exception):
     pass
-
-
-def _write_blocked(res: dict[str, Any]) -> bool:
-    """An index-level write block (``index.blocks.write``/``read_only``: 403 FORBIDDEN/8 or /5);
-    the flood-stage disk block is a 429 and retried like any 429."""
-    err = res.get("error") or {}
-    return (
-        res.get("status") == 403
-        and err.get("type") == "cluster_block_exception"
-        and str(err.get("reason", "")).startswith("index [")
-    )
