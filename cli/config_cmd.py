@@ -6,7 +6,7 @@ import click
 import orjson
 
 from cli.context import Context, pass_ctx
-from shipper.config import redacted
+from shipper.configfile import redacted
 
 
 @click.group()

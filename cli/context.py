@@ -12,7 +12,8 @@ from typing import NoReturn
 
 import click
 
-from shipper.config import ShipperConfig, load_config
+from shipper.config import ShipperConfig
+from shipper.configfile import load_config
 
 EXIT_PROBLEMS, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 COLOR_MODES = ["auto", "always", "never"]  # --color (cli/render.py)

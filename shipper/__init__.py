@@ -15,8 +15,8 @@ __version__ = "0.1.0"
 _WHERE = {
     # configuration
     "ShipperConfig": "shipper.config",
-    "load_config": "shipper.config",
-    "parse_config": "shipper.config",
+    "load_config": "shipper.configfile",
+    "parse_config": "shipper.configfile",
     # the stages and what travels between them
     "Source": "shipper.sources",
     "Chunk": "shipper.sources",

@@ -16,7 +16,8 @@ import time
 import types
 from pathlib import Path
 
-from shipper.config import ShipperConfig, load_config
+from shipper.config import ShipperConfig
+from shipper.configfile import load_config
 from shipper.errors import ConfigError
 from shipper.metrics import METRICS
 from shipper.normalize import describe as describe_normalizer

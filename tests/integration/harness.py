@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from shipper.config import parse_config
+from shipper.configfile import parse_config
 from shipper.pipeline.runner import Runner
 from shipper.wiring import build_runner
 

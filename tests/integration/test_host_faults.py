@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shipper.config import parse_config
+from shipper.configfile import parse_config
 from shipper.pipeline.checkpoint import CheckpointStore
 from shipper.sources.file import FileSource
 from tests.conftest import ROOT

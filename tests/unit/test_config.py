@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from shipper.config import load_config, parse_config, redacted
+from shipper.configfile import load_config, parse_config, redacted
 from shipper.errors import ConfigError
 from shipper.timespec import parse_duration
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shipper.config import parse_config, redacted
+from shipper.configfile import parse_config, redacted
 from shipper.errors import ConfigError
 from shipper.logs import Throttle
 from shipper.metrics import METRICS
@@ -216,7 +216,7 @@ def test_unreadable_file_is_warned_once_per_interval(tmp_path, caplog, monkeypat
     import os
 
     import shipper.sources.file.source as source_mod
-    from shipper.config import parse_config
+    from shipper.configfile import parse_config
     from shipper.pipeline.checkpoint import CheckpointStore
     from shipper.sources.file import FileSource
 

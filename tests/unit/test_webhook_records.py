@@ -7,7 +7,7 @@ import json
 import orjson
 import pytest
 
-from shipper.config import parse_config
+from shipper.configfile import parse_config
 from shipper.errors import ConfigError
 from shipper.normalize import Normalizer
 from shipper.normalize.document import Document
@@ -221,7 +221,7 @@ def test_names_from_interaction_deliveries_fill_the_names_cache():
 def test_a_webhook_input_alone_gives_the_daemon_names(tmp_path):
     """No database, no map, no Management API: the daemon still builds the names cache, and
     unknown ids are not queued for a source that does not exist."""
-    from shipper.config import parse_config
+    from shipper.configfile import parse_config
     from shipper.wiring import build_enricher
 
     cfg = parse_config(
