@@ -46,7 +46,9 @@ def _load_build() -> ModuleType:
 def native(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
     """The extension module, built once for all xdist workers (keyed by the sources' hash)."""
     build = _load_build()
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in [*build.SOURCES, *build.HEADERS, NATIVE_DIR / "build.py"]))
+    digest = hashlib.sha256(
+        b"".join(p.read_bytes() for p in [*build.SOURCES, *build.HEADERS, NATIVE_DIR / "build.py"])
+    )
     out = tmp_path_factory.getbasetemp().parent / f"native-{digest.hexdigest()[:16]}"
     out.mkdir(exist_ok=True)
     with open(out / ".lock", "w") as lock:
