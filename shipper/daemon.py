@@ -32,7 +32,7 @@ STATUS_EVERY = 5.0
 
 def source_lag(runner: Runner) -> list[tuple[str, str, float]]:
     """[(source, unit, value)]: bytes behind for files, seconds behind for postgres tenants."""
-    return [(lag.source, lag.unit, lag.value) for src in runner.sources for lag in src.lag()]
+    return [(lag.source, lag.unit, lag.value) for lag in runner.lags()]
 
 
 def tune_gc() -> None:
