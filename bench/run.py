@@ -68,9 +68,11 @@ def generate(path: Path, n: int) -> None:
 
 
 class Sink:
-    def __init__(self) -> None:
+    def __init__(self, options: list[str] | None = None) -> None:
         self.port = free_port()
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.sink", "--port", str(self.port)], cwd=ROOT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.sink", "--port", str(self.port), *(options or [])], cwd=ROOT
+        )
         self.url = f"http://127.0.0.1:{self.port}"
         for _ in range(100):
             try:

@@ -4,7 +4,8 @@ asyncio protocol, HTTP/1.1 keep-alive, Content-Length and chunked bodies, gzip. 
 ``GET /`` (8.15.0 info, ``X-Elastic-Product``), ``POST /_bulk`` (one item per action, status
 201), anything else ``{"acknowledged":true}``; ``GET /_stats_sink`` reports documents received
 ``POST /_sink_reset`` zeroes the counters, ``POST /_sink_down`` / ``/_sink_up`` start and end an
-outage (``_bulk`` answered 503 meanwhile).
+outage (``_bulk`` answered 503 meanwhile). With ``--arrivals``, ``GET /_sink_arrivals`` says
+when each document's ``_id`` arrived (the latency benchmark; off otherwise: it costs a parse).
 
     python -m bench.sink --port 19200
 """
@@ -30,6 +31,7 @@ INFO = json.dumps(
     }
 ).encode()
 STATS: dict[str, Any] = {"docs": 0, "bulk_requests": 0, "bytes": 0, "t_first": None, "t_last": None}
+ARRIVALS: dict[str, float] | None = None  # --arrivals: _id -> time.time() of its request
 DOWN = {"on": False}  # POST /_sink_down: every _bulk answered 503 (an outage), /_sink_up ends it
 UNAVAILABLE = (
     b'{"error":{"root_cause":[{"type":"cluster_block_exception","reason":"blocked"}],'
@@ -55,6 +57,10 @@ def bulk_response(body: bytes) -> bytes:
     STATS["bytes"] += len(body)
     STATS["t_first"] = STATS["t_first"] or now
     STATS["t_last"] = now
+    if ARRIVALS is not None:
+        for line in body.split(b"\n")[0::2]:
+            if line:
+                ARRIVALS[json.loads(line)[op.decode()]["_id"]] = now
     item = b'{"' + op + b'":{"status":201}}'
     return b'{"took":1,"errors":false,"items":[' + b",".join([item] * n) + b"]}"
 
@@ -109,6 +115,8 @@ class Http(asyncio.Protocol):
         elif path in ("/_sink_down", "/_sink_up"):
             DOWN["on"] = path == "/_sink_down"
             out = b"{}"
+        elif path == "/_sink_arrivals":
+            out = json.dumps(ARRIVALS or {}).encode()
         elif path == "/_stats_sink":
             out = json.dumps({**STATS, "cpu": cpu()}).encode()
         elif path == "/_sink_reset":
@@ -141,7 +149,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=19200)
+    ap.add_argument("--arrivals", action="store_true", help="record when each _id arrives")
     a = ap.parse_args()
+    if a.arrivals:
+        global ARRIVALS
+        ARRIVALS = {}
     asyncio.run(serve(a.host, a.port))
 
 

@@ -83,14 +83,13 @@ def refresh_note(ctx: Context) -> str | None:
     """When this host's daemon shipped moments ago: its newest events may not be searchable
     until the index refreshes."""
     from shipper.pipeline.progress import read_status
-    from shipper.sinks.elasticsearch.setup import refresh_interval
 
     cfg = ctx.config()
     st = read_status(cfg.state.dir)
     shipped_at = st.get("last_shipped_at") if st else None
     if not isinstance(shipped_at, (int, float)):
         return None
-    refresh = refresh_interval()
+    refresh = cfg.index.refresh_interval
     ago = time.time() - shipped_at
     if ago > parse_duration(refresh) + 5:  # 5: how often the daemon writes status.json
         return None

@@ -7,9 +7,16 @@ to, or by exactly the time a caller sleeps or waits, so a test of "a batch is se
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Protocol
+
+
+class Waitable(Protocol):
+    """``threading.Event`` or ``shipper.wake.Wake``."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
 
 
 class Clock(Protocol):
@@ -21,7 +28,7 @@ class Clock(Protocol):
 
     def sleep(self, seconds: float) -> None: ...
 
-    def wait(self, event: threading.Event, timeout: float) -> bool:
+    def wait(self, event: Waitable, timeout: float) -> bool:
         """``event.wait(timeout)``: True when the event was set."""
 
 
@@ -35,7 +42,7 @@ class SystemClock:
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
 
-    def wait(self, event: threading.Event, timeout: float) -> bool:
+    def wait(self, event: Waitable, timeout: float) -> bool:
         return event.wait(timeout)
 
 
@@ -61,7 +68,7 @@ class ManualClock:
     def sleep(self, seconds: float) -> None:
         self.advance(seconds)
 
-    def wait(self, event: threading.Event, timeout: float) -> bool:
+    def wait(self, event: Waitable, timeout: float) -> bool:
         if event.is_set():
             return True
         self.advance(timeout)

@@ -210,6 +210,10 @@ class ElasticsearchOutputConfig(_Model):
     batch_max_docs: int = Field(2000, ge=1)
     batch_max_bytes: int = Field(5 << 20, ge=1024)
     batch_max_wait: float = Field(1.0, gt=0)
+    flush_when_idle: bool = Field(
+        True,
+        description="send a batch as soon as the inputs have nothing more to read (false: batch_max_wait)",
+    )
     max_in_flight: int = Field(2, ge=1, le=64)
     gzip: bool = True
     gzip_level: int = Field(
@@ -275,6 +279,9 @@ class IndexConfig(_Model):
     granularity: Literal["day", "week", "month"] = "day"
     shards: int = Field(1, ge=1)
     replicas: int = Field(1, ge=0)
+    refresh_interval: Duration = Field(
+        "5s", description="how soon shipped events are searchable (index.refresh_interval)"
+    )
     warm_after: Duration | None = None
     ship_expired: bool = Field(
         False, description="ship events whose day is past the retention too (ILM deletes them at once)"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -33,6 +32,7 @@ from shipper.sinks.local import ConsoleSink, FileSink
 from shipper.sources import Source
 from shipper.sources.file import FileSource
 from shipper.timespec import parse_duration
+from shipper.wake import Wake
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +78,7 @@ def build_sink(cfg: ShipperConfig, store: CheckpointStore) -> Sink:
     raise AssertionError(f"unknown output {out!r}")
 
 
-def build_sources(
-    cfg: ShipperConfig, store: CheckpointStore, wake: threading.Event, once: bool = False
-) -> list[Source]:
+def build_sources(cfg: ShipperConfig, store: CheckpointStore, wake: Wake, once: bool = False) -> list[Source]:
     """One source per input; ``once`` (``run --once``): webhook inputs ship their spool only."""
     sources: list[Source] = []
     forget = parse_duration(cfg.state.forget_after)
@@ -116,12 +114,12 @@ def line_limit(inp: object) -> int:
 def build_runner(cfg: ShipperConfig, once: bool = False, tick: Callable[[], None] | None = None) -> Runner:
     """The pipeline ``cfg`` describes; ``once``: for ``run --once``; ``tick``: see ``Runner``."""
     store = CheckpointStore(cfg.state.dir, cfg.state.checkpoint_interval)
-    wake = threading.Event()
+    wake = Wake()
     sink = build_sink(cfg, store)
     limits, drain = BatchLimits(), 30.0
     if isinstance(cfg.output, ElasticsearchOutputConfig):
         o = cfg.output
-        limits = BatchLimits(o.batch_max_docs, o.batch_max_bytes, o.batch_max_wait)
+        limits = BatchLimits(o.batch_max_docs, o.batch_max_bytes, o.batch_max_wait, o.flush_when_idle)
         drain = o.drain_timeout
     deadletter = DeadLetterFile(cfg.state.dir / "dead-letter" / "records.jsonl")
     rules, max_line = cfg.mask.rules(), max((line_limit(i) for i in cfg.inputs), default=1 << 20)

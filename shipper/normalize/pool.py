@@ -10,6 +10,11 @@ Order: requests go round-robin and each worker answers its own in order, so the 
 is always the next answer of its worker. A worker that dies is restarted and its unanswered
 requests are sent again; a request that has killed a worker twice is normalized in-process
 (it still gets an answer, and the same one: both paths run ``encode``).
+
+Workers run only while there is a backlog: they start when a request of ``start_lines`` lines or
+more arrives (smaller ones, a quiet log's trickle, are normalized in-process at once: no start-up
+delay, no idle processes), and stop once they have had nothing to do for ``idle_stop`` seconds.
+An idle daemon is then one process (the README's footprint numbers).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
+from shipper.clock import SYSTEM, Clock
 from shipper.metrics import METRICS
 from shipper.normalize.document import Normalizer
 from shipper.normalize.loop import Encoded, encode
@@ -78,6 +84,9 @@ class NormalizerPool:
         max_line_bytes: int,
         frame: Framer,
         command: list[str] | None = None,
+        start_lines: int = 256,
+        idle_stop: float = 60.0,
+        clock: Clock = SYSTEM,
     ) -> None:
         # -P: never import from the daemon's working directory (a stray ``shipper/`` there
         # would be run instead of the installed, possibly compiled, package).
@@ -90,7 +99,11 @@ class NormalizerPool:
         self._size = workers
         self._failures = 0  # restarts since the last answer
         self.broken = False  # workers kept dying: everything is normalized in-process now
-        self._workers = [self._start() for _ in range(workers)]
+        self.start_lines = start_lines
+        self.idle_stop = idle_stop
+        self._clock = clock
+        self._busy_at = clock.monotonic()  # when a request last went to the workers
+        self._workers: list[_Worker] = []  # started with the first backlog (``_ensure``)
         # Also when a runner is dropped without shutdown (a crash in tests, an exception at start).
         self._finalizer = weakref.finalize(self, _close_all, self._workers)
         self._tickets: deque[Ticket] = deque()
@@ -103,6 +116,28 @@ class NormalizerPool:
 
     def __len__(self) -> int:
         return len(self._tickets)
+
+    @property
+    def running(self) -> int:
+        """Worker processes running now."""
+        return len(self._workers)
+
+    def _ensure(self) -> None:
+        if not self._workers:
+            self._workers.extend(self._start() for _ in range(self._size))
+            METRICS.set("normalizer_workers_running", len(self._workers))
+            log.info("backlog: %d normalizer workers started", len(self._workers))
+
+    def stop_idle(self) -> bool:
+        """Stop the workers when they have had nothing to do for ``idle_stop`` s; True if so."""
+        if not self._workers or any(w.outstanding for w in self._workers):
+            return False
+        if self._clock.monotonic() - self._busy_at < self.idle_stop:
+            return False
+        _close_all(self._workers)
+        METRICS.set("normalizer_workers_running", 0)
+        log.info("idle for %.0f s: normalizer workers stopped", self.idle_stop)
+        return True
 
     def _start(self) -> _Worker:
         to_child_r, to_child_w = os.pipe()
@@ -135,9 +170,11 @@ class NormalizerPool:
         t = Ticket(i, block, count)
         self._tickets.append(t)
         self.pending_lines += t.count
-        if self.broken:
-            self._in_process(t)
+        if self.broken or (not self._workers and count < self.start_lines):
+            self._in_process(t)  # broken, or a trickle: not worth a process
         else:
+            self._ensure()
+            self._busy_at = self._clock.monotonic()
             self._send(t)
         return t
 

@@ -8,7 +8,6 @@ Shutdown has two phases: stop reading, then drain in-flight batches and force a 
 from __future__ import annotations
 
 import logging
-import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from shipper.records import Batch, Segment, Stage, is_blank, too_long
 from shipper.sinks.base import Sink
 from shipper.sources import Chunk, Lag, Source
 from shipper.sources.lines import Frame
+from shipper.wake import Wake
 
 if TYPE_CHECKING:
     from shipper.enrich import Enricher
@@ -44,9 +44,15 @@ QUEUE_PER_WORKER = 4
 
 @dataclass(frozen=True)
 class BatchLimits:
+    """A batch is sent at ``max_docs`` or ``max_bytes``, after ``max_wait`` at the latest, and
+    with ``flush_when_idle`` as soon as the inputs have nothing more to read (and the output has
+    a free slot): a quiet log's event leaves at once, a busy one's in full batches, since while
+    requests are in flight the next batch fills."""
+
     max_docs: int = 2000
     max_bytes: int = 5 << 20
     max_wait: float = 1.0
+    flush_when_idle: bool = True
 
 
 @dataclass(slots=True)
@@ -71,7 +77,7 @@ class Runner:
         deadletter: DeadLetterFile,
         limits: BatchLimits = BatchLimits(),
         drain_timeout: float = 30.0,
-        wake: threading.Event | None = None,
+        wake: Wake | None = None,
         pool: NormalizerPool | None = None,
         *,
         clock: Clock = SYSTEM,
@@ -103,12 +109,13 @@ class Runner:
         self._last_completion = clock.monotonic()
         self.progress = progress
         self.failure = ""  # run_once: why it gave up (unreachable output or input)
-        self.stop = threading.Event()
-        self.reload = threading.Event()  # run() returns so the daemon can swap the config
+        # Set from signal handlers: Wake, not threading.Event, whose lock a handler can deadlock on.
+        self.stop = Wake()
+        self.reload = Wake()  # run() returns so the daemon can swap the config
         self.tick = tick
         self.enricher = enricher
         self.stages = list(stages)
-        self.wake = wake or threading.Event()  # set by sources (inotify) and by request_stop
+        self.wake = wake or Wake()  # set by sources (inotify) and by request_stop
 
     def lags(self) -> list[Lag]:
         return [lag for src in self.sources for lag in src.lag()]
@@ -301,7 +308,8 @@ class Runner:
                 # Half-batch requests, a few queued per worker: workers never wait for this
                 # thread, and a merged request never overfills a batch by much.
                 room = max(1, self.limits.max_docs // 2) if len(pool) < QUEUE_PER_WORKER * pool.size else 0
-            for src in self.sources if room or pool is None else ():
+            polled = room or pool is None
+            for src in self.sources if polled else ():
                 chunks = src.poll(max(room, 1))
                 if chunks:
                     read = True
@@ -312,13 +320,17 @@ class Runner:
                         break
             if pool is not None and self._drain_pool(block=not read and bool(self._pending)):
                 read = True
-            if self._batch_due(self.clock.monotonic()) and self.acks.in_flight < self.sink.max_in_flight:
+            idle = polled and not read and not self._pending and self.limits.flush_when_idle
+            due = (idle and bool(self._batch.positions)) or self._batch_due(self.clock.monotonic())
+            if due and self.acks.in_flight < self.sink.max_in_flight:
                 self._submit()
             self._settle()
         elif self._settle(timeout=0.2):  # backpressure: wait for the output, read nothing
             read = True  # a slot is free again: go straight back to reading
         for src in self.sources:
             src.housekeeping()
+        if pool is not None:
+            pool.stop_idle()
         self.store.flush()
         return read
 

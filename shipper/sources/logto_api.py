@@ -50,6 +50,7 @@ from shipper.redact import one_line
 from shipper.sources import Chunk, Lag
 from shipper.sources.lines import Frame
 from shipper.timespec import instant, parse_duration
+from shipper.wake import Wake
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 100  # Logto's maximum
@@ -73,7 +74,7 @@ class LogtoApiSource:
         cfg: LogtoApiInputConfig,
         store: CheckpointStore,
         prefix: str = "api",
-        wake: threading.Event | None = None,
+        wake: Wake | None = None,
         api: Any = None,
         wall: Callable[[], float] = time.time,
         start: bool = True,
@@ -84,7 +85,7 @@ class LogtoApiSource:
             cfg.endpoint, cfg.app_id, cfg.app_secret.get_secret_value(), cfg.resource
         )
         self.wall = wall
-        self.wake = wake or threading.Event()
+        self.wake = wake or Wake()
         self.name = f"logto-api:{cfg.endpoint.rstrip('/')}"
         self._lag_ms = int(parse_duration(cfg.safety_lag) * 1000)
         self._retention = parse_duration(cfg.retention) if cfg.retention else None

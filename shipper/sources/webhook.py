@@ -42,6 +42,7 @@ from shipper.metrics import METRICS
 from shipper.pipeline.checkpoint import CheckpointStore
 from shipper.sources import Chunk, Lag
 from shipper.sources.spool import Spool, SpoolReader
+from shipper.wake import Wake
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "logto-signature-sha-256"
@@ -197,12 +198,12 @@ class WebhookSource:
         store: CheckpointStore,
         state_dir: Path,
         prefix: str = "webhook",
-        wake: threading.Event | None = None,
+        wake: Wake | None = None,
         receive: bool = True,
     ) -> None:
         self.cfg, self.store, self.stream = cfg, store, prefix
         self.name = f"webhook:{cfg.listen}{cfg.path}"
-        self.wake = wake or threading.Event()
+        self.wake = wake or Wake()
         pos = store.streams.get(prefix, {}).get("position") or {}
         segment, offset = int(pos.get("segment", 0)), int(pos.get("offset", 0))
         self.spool = Spool(state_dir / "webhook" / prefix, after_segment=segment)

@@ -32,7 +32,7 @@ def local(lines):
 
 @pytest.fixture(scope="module")
 def pool():
-    p = NormalizerPool(2, RULES, 4096, FRAME)
+    p = NormalizerPool(2, RULES, 4096, FRAME, start_lines=0)
     yield p
     p.close()
 
@@ -72,11 +72,12 @@ def test_any_bytes_answered_like_in_process(pool, requests):
 
 
 def test_killed_worker_is_restarted_and_its_requests_answered():
-    p = NormalizerPool(2, RULES, 4096, FRAME)
+    p = NormalizerPool(2, RULES, 4096, FRAME, start_lines=0)
     try:
         lines = mixed_lines(200)
         chunks = [lines[i : i + 20] for i in range(0, len(lines), 20)]
         before = METRICS.get("worker_restarts_total")
+        p._ensure()  # workers start with the first request; the victim is picked before it
         victim = p._workers[0].proc
         os.kill(victim.pid, signal.SIGSTOP)  # cannot answer anything sent to it
         for c in chunks:
@@ -93,7 +94,9 @@ def test_killed_worker_is_restarted_and_its_requests_answered():
 def test_requests_that_keep_killing_workers_fall_back_in_process():
     # A request that kills workers twice is normalized in-process; workers that die at once,
     # whatever they are given, are given up after a few restarts (no endless respawning).
-    p = NormalizerPool(2, RULES, 4096, FRAME, command=[sys.executable, "-c", "import os; os._exit(3)"])
+    p = NormalizerPool(
+        2, RULES, 4096, FRAME, command=[sys.executable, "-c", "import os; os._exit(3)"], start_lines=0
+    )
     try:
         lines = mixed_lines(50)
         before = METRICS.get("worker_restarts_total")
@@ -115,8 +118,32 @@ def test_requests_that_keep_killing_workers_fall_back_in_process():
 
 
 def test_close_stops_every_worker():
-    p = NormalizerPool(2, RULES, 4096, FRAME)
+    p = NormalizerPool(2, RULES, 4096, FRAME, start_lines=0)
     procs = [w.proc for w in p._workers]
     p.submit([b"{}"])
     p.close()
     assert all(pr.poll() is not None for pr in procs)
+
+
+def test_workers_run_only_while_there_is_a_backlog():
+    from shipper.clock import ManualClock
+
+    clock = ManualClock()
+    p = NormalizerPool(2, RULES, 4096, FRAME, start_lines=50, idle_stop=60.0, clock=clock)
+    try:
+        few, many = mixed_lines(10), mixed_lines(200)
+        t = p.submit(few)
+        assert p.running == 0 and t.result is not None  # a trickle: normalized in-process, at once
+        assert p.result() == local(few)
+        p.submit(many)
+        assert p.running == 2  # a backlog: workers started
+        p.submit(few)  # while they run, small requests go to them too (answers stay in order)
+        assert [p.result(), p.result()] == [local(many), local(few)]
+        clock.advance(59)
+        assert not p.stop_idle() and p.running == 2
+        clock.advance(1)
+        assert p.stop_idle() and p.running == 0
+        p.submit(many)
+        assert p.running == 2 and p.result() == local(many)  # started again for the next backlog
+    finally:
+        p.close()

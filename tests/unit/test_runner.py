@@ -97,10 +97,38 @@ def test_batches_by_size_in_order_and_acks_every_position(tmp_path):
     assert src.acks == sorted(src.acks) and src.acks[-1] == 25 and src.closed and sink.closed
 
 
-def test_a_small_batch_waits_for_max_wait_on_the_clock(tmp_path):
+def test_a_quiet_inputs_events_leave_as_soon_as_it_has_nothing_more(tmp_path):
     clock = ManualClock()
     sink = MemorySink(clock=clock)
     r = make(tmp_path, [record(i) for i in range(3)], sink, clock, BatchLimits(100, 1 << 20, 1.0))
+    r.step()
+    assert sink.batches == []  # read this step: more may follow at once
+    r.step()
+    assert [b.count for b in sink.batches] == [3] and clock.now == 1_000.0  # no wait at all
+
+
+class Trickle(ListSource):
+    """One line per poll: an input that always has more."""
+
+    def poll(self, max_records: int) -> list[Chunk]:
+        return super().poll(min(1, max_records))
+
+
+def test_a_busy_input_still_fills_batches_while_it_keeps_delivering(tmp_path):
+    clock = ManualClock()
+    sink = MemorySink(clock=clock)
+    r = make(tmp_path, [], sink, clock)
+    r.sources = [Trickle([record(i) for i in range(25)])]
+    for _ in range(30):
+        r.step()
+    assert [b.count for b in sink.batches] == [10, 10, 5]  # by size; the rest once it went quiet
+
+
+def test_a_small_batch_waits_for_max_wait_without_flush_when_idle(tmp_path):
+    clock = ManualClock()
+    sink = MemorySink(clock=clock)
+    limits = BatchLimits(100, 1 << 20, 1.0, flush_when_idle=False)
+    r = make(tmp_path, [record(i) for i in range(3)], sink, clock, limits)
     r.step()
     r.step()
     assert sink.batches == []  # three documents, not due yet

@@ -84,12 +84,6 @@ def _render(name: str, values: dict[str, str]) -> Any:
     return json.loads(text)
 
 
-def refresh_interval() -> str:
-    """The ``index.refresh_interval`` the bundled settings give: how soon events are searchable."""
-    settings = _render("mappings/component-settings.json", {})
-    return str(settings["template"]["settings"]["index"]["refresh_interval"])
-
-
 def render_policy(
     idx: IndexConfig, retention: str | None = None, set_at: str | None = None
 ) -> dict[str, Any]:
@@ -142,6 +136,7 @@ def desired(idx: IndexConfig, caps: Capabilities = Capabilities()) -> list[Desir
         "policy": policy_name(idx),
         "shards": str(idx.shards),
         "replicas": str(idx.replicas),
+        "refresh_interval": idx.refresh_interval,
     }
     settings = _render("mappings/component-settings.json", values)
     if not caps.ilm:

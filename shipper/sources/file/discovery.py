@@ -15,6 +15,8 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from shipper.wake import Wake
+
 log = logging.getLogger(__name__)
 
 
@@ -50,11 +52,11 @@ class Discovery:
         patterns: list[str],
         exclude: list[str],
         use_watchdog: bool = True,
-        notify: threading.Event | None = None,
+        notify: Wake | None = None,
     ) -> None:
         self.patterns = patterns
         self.exclude = exclude
-        self.wake = threading.Event()  # "rescan the globs"
+        self.wake = Wake()  # "rescan the globs"
         self.events = (self.wake,) if notify is None else (self.wake, notify)
         self._moved: list[str] = []  # files renamed away from a matching path (inotify)
         self._lock = threading.Lock()

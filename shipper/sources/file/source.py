@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import stat
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +29,7 @@ from shipper.sources.file.discovery import Discovery, watch_root
 from shipper.sources.file.fingerprint import Fingerprint
 from shipper.sources.lines import Frame, LineSplitter
 from shipper.timespec import parse_duration
+from shipper.wake import Wake
 
 log = logging.getLogger(__name__)
 READ_SIZE = 1 << 19  # ~600 records: a block rarely needs cutting to the poll budget (half a batch)
@@ -81,7 +81,7 @@ class FileSource:
         prefix: str = "file",
         use_watchdog: bool = True,
         forget_after: float = 7 * 86400,
-        notify: threading.Event | None = None,
+        notify: Wake | None = None,
         clock: Clock = SYSTEM,
     ) -> None:
         """``clock``: scan intervals, idle and deleted-file grace periods, checkpoint times."""
