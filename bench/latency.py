@@ -64,7 +64,7 @@ def measure(
         f'[[inputs]]\ntype = "file"\npaths = ["{log}"]\n'
         f'[output]\ntype = "elasticsearch"\nhosts = ["{sink.url}"]\nsetup_on_start = false\n'
         f"flush_when_idle = {'true' if flush_when_idle else 'false'}\n"
-        "[pipeline]\nworkers = 0\n"
+        # default [pipeline] workers: a trickle is normalized in-process, no worker started
     )
     logfile = open(work / "shipper.log", "wb")  # noqa: SIM115 (closed in finally)
     proc = subprocess.Popen([exe, "run", "--config", str(cfg)], stdout=logfile, stderr=subprocess.STDOUT)
