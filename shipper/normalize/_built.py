@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from shipper.normalize.values import format_ms, location, normalize_ip
+from shipper.normalize.values import format_ms, location, normalize_ip, rules_members
 
 
 def build_audit(view: dict[str, Any], ms: int, rules: Any, masker: Any) -> dict[str, Any]:
@@ -37,9 +37,7 @@ def build_audit(view: dict[str, Any], ms: int, rules: Any, masker: Any) -> dict[
     o1['module'] = 'logto'
     o1['dataset'] = 'logto.audit'
     family, category, types = rules(view["key"], outcome)
-    o1['type'] = [*types]
-    if category:
-        o1['category'] = [*category]
+    o1.update(rules_members(category, types))
     if o1:
         doc['event'] = o1
     o2: dict[str, Any] = {}
@@ -190,9 +188,7 @@ def build_webhook(view: dict[str, Any], ms: int, rules: Any, masker: Any) -> dic
     o1['module'] = 'logto'
     o1['dataset'] = 'logto.webhook'
     family, category, types = rules(view["key"], outcome)
-    o1['type'] = [*types]
-    if category:
-        o1['category'] = [*category]
+    o1.update(rules_members(category, types))
     if o1:
         doc['event'] = o1
     o2: dict[str, Any] = {}

@@ -35,8 +35,24 @@ from typing import Any
 
 import orjson
 
-from shipper.normalize.values import format_ms, location, normalize_ip
+from shipper.normalize.values import format_ms, location, normalize_ip, rules_members
 '''
+
+
+# Per kind reading sources: what a source's value must be (``{v}``: its local), and the value
+# written from it. The first source that passes wins.
+_TEST = {
+    Kind.STR: "type({v}) is str and {v}",
+    Kind.TEXT: "{v} is not None",
+    Kind.CODE: "type({v}) is str or type({v}) is int",
+    Kind.INT: "type({v}) is int",
+}
+_VALUE = {
+    Kind.STR: "{v}",
+    Kind.TEXT: "{v} if type({v}) is str else orjson.dumps({v}).decode()",
+    Kind.CODE: "str({v})",
+    Kind.INT: "{v}",
+}
 
 
 class _Writer:
@@ -77,6 +93,18 @@ class _Writer:
             self.emit(f"{var}: dict[str, Any] = {{}}")
         return var
 
+    def chain(self, cases: list[tuple[str, str]], depth: int = 1) -> None:
+        """``if``/``elif`` over (condition, statement) pairs."""
+        for i, (cond, then) in enumerate(cases):
+            self.emit(f"{'if' if i == 0 else 'elif'} {cond}:", depth)
+            self.emit(then, depth + 1)
+
+    def close_outside(self, parents: tuple[str, ...]) -> None:
+        """Close the open objects that are not ``parents`` or above it, innermost first."""
+        for keys in sorted(self.objects, key=len, reverse=True):
+            if keys and keys != parents[: len(keys)]:
+                self.close(keys)
+
     def close(self, keys: tuple[str, ...]) -> None:
         """Attach a finished object to its parent, if it holds anything (rows are contiguous)."""
         var = self.objects.pop(keys)
@@ -93,14 +121,9 @@ class _Writer:
         self.emit('outcome = ""')
         for row in self.rows:
             parents = row.keys if row.kind is Kind.RULES else row.keys[:-1]
-            for keys in sorted(self.objects, key=len, reverse=True):
-                if keys and keys != parents[: len(keys)]:
-                    self.close(keys)
-            target = self.obj(parents)
-            self.row(row, target)
-        for keys in sorted(self.objects, key=len, reverse=True):
-            if keys:
-                self.close(keys)
+            self.close_outside(parents)
+            self.row(row, self.obj(parents))
+        self.close_outside(())
         self.emit("return doc")
         return self.lines
 
@@ -117,22 +140,8 @@ class _Writer:
             depth = 2
         self.prev = row.path
         k = row.kind
-        if k in (Kind.STR, Kind.TEXT, Kind.CODE, Kind.INT):
-            test = {
-                Kind.STR: "type({v}) is str and {v}",
-                Kind.TEXT: "{v} is not None",
-                Kind.CODE: "type({v}) is str or type({v}) is int",
-                Kind.INT: "type({v}) is int",
-            }[k]
-            value = {
-                Kind.STR: "{v}",
-                Kind.TEXT: "{v} if type({v}) is str else orjson.dumps({v}).decode()",
-                Kind.CODE: "str({v})",
-                Kind.INT: "{v}",
-            }[k]
-            for i, v in enumerate(srcs):
-                self.emit(f"{'if' if i == 0 else 'elif'} {test.format(v=v)}:", depth)
-                self.emit(f"{put} = {value.format(v=v)}", depth + 1)
+        if k in _TEST:
+            self.chain([(_TEST[k].format(v=v), f"{put} = {_VALUE[k].format(v=v)}") for v in srcs], depth)
         elif k in (Kind.IP, Kind.BAD_IP):
             if k is Kind.IP:
                 self.emit(f"if {ip} is not None:", depth)
@@ -149,9 +158,9 @@ class _Writer:
             self.emit(f"{put} = format_ms(ms)", depth)
         elif k is Kind.OUTCOME:
             self.emit(f"outcome = {row.default!r}", depth)
-            for i, (given, meant) in enumerate(row.values):
-                self.emit(f"{'if' if i == 0 else 'elif'} {srcs[0]} == {given!r}:", depth)
-                self.emit(f"outcome = {meant!r}", depth + 1)
+            self.chain(
+                [(f"{srcs[0]} == {given!r}", f"outcome = {meant!r}") for given, meant in row.values], depth
+            )
             self.emit(f"{put} = outcome", depth)
         elif k is Kind.CONST:
             self.emit(f"{put} = {row.default!r}", depth)
@@ -162,9 +171,7 @@ class _Writer:
             if k is Kind.FAMILY:
                 self.emit(f"{put} = family", depth)
             else:
-                self.emit(f"{target}['type'] = [*types]", depth)
-                self.emit("if category:", depth)
-                self.emit(f"{target}['category'] = [*category]", depth + 1)
+                self.emit(f"{target}.update(rules_members(category, types))", depth)
         elif k is Kind.PAYLOAD:
             self.emit(f"{put} = masker.mask({srcs[0]} or {{}})[0]", depth)
             self.emit("if masker.reshaped:", depth)
@@ -189,9 +196,7 @@ class _Writer:
         if var is None:
             var = self.ips[key] = f"a{len(self.ips)}"
             self.emit(f"{var}s = None")
-            for i, v in enumerate(srcs):
-                self.emit(f"{'if' if i == 0 else 'elif'} type({v}) is str and {v}:")
-                self.emit(f"{var}s = {v}", 2)
+            self.chain([(_TEST[Kind.STR].format(v=v), f"{var}s = {v}") for v in srcs])
             self.emit(f"{var} = normalize_ip({var}s) if {var}s is not None else None")
         return f"{var}s", var
 

@@ -23,7 +23,7 @@ from shipper.normalize import _built
 from shipper.normalize.categories import HOOK_EXCEPTION, categorize, categorize_hook, family
 from shipper.normalize.fields import AUDIT, JSON_IN_STRING, NATIVE_DECODE, Field, native_rows
 from shipper.normalize.mask import DEFAULT_RULES, Masker, MaskRules, TooDeep
-from shipper.normalize.values import location_json, parse_time
+from shipper.normalize.values import location_json, parse_time, rules_members
 from shipper.records import too_long
 
 
@@ -158,12 +158,9 @@ class Normalizer:
 
     def _event_json(self, key: str, outcome: str) -> tuple[bytes, bytes]:
         """For the native path: the RULES members (``"type":…,"category":…``) and the family,
-        as JSON, as the Python assembler writes them."""
+        as JSON, as the Python builders write them."""
         fam, category, type_ = self._event_parts(key, outcome)
-        members: dict[str, Any] = {"type": [*type_]}
-        if category:
-            members["category"] = [*category]
-        return orjson.dumps(members)[1:-1], orjson.dumps(fam)
+        return orjson.dumps(rules_members(category, type_))[1:-1], orjson.dumps(fam)
 
 
 def _compiled(fields: tuple[Field, ...]) -> Any:

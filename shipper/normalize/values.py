@@ -103,6 +103,15 @@ def _float(v: Any) -> float | None:
     return None
 
 
+def rules_members(category: tuple[str, ...], types: tuple[str, ...]) -> dict[str, list[str]]:
+    """The RULES members of ``event`` (categories.py's answer): ``type``, then ``category`` when
+    the key has one. The Python builders add them; the native path gets them as JSON."""
+    members = {"type": [*types]}
+    if category:
+        members["category"] = [*category]
+    return members
+
+
 def location(lat_value: Any, lon_value: Any) -> dict[str, float] | None:
     """``{"lat","lon"}`` when both parse as numbers in range, else None."""
     lat, lon = _float(lat_value), _float(lon_value)
