@@ -1,6 +1,11 @@
 """Names next to ids: ``logto.application_name``/``_type``, ``user.name`` (and opt-in ``user.email``).
 
-Lookups never slow the hot path: ``Enricher.apply`` only reads an in-memory cache and queues the
+Names travel in the record, not bolted onto the document: ``Enricher.annotate`` splices the names
+it knows for a record's ids into the line as a ``_names`` member, before normalizing, and the
+field table maps that member like any other (``fields.py``). So records with names take the same
+paths as records without: the normalizer workers and the native path.
+
+Lookups never slow the hot path: ``annotate`` only reads an in-memory cache and queues the
 ids it does not know; a background thread fetches them (Logto's ``applications``/``users``
 tables), refreshes entries older than the TTL, and learns names from webhook-delivery records,
 which carry them. A missing or unreachable source leaves documents with ids only (counted,
@@ -10,6 +15,7 @@ indexed, the name valid when they were indexed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -18,12 +24,41 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import orjson
+
 from shipper.metrics import METRICS
 
 log = logging.getLogger(__name__)
 
 AppInfo = tuple[str, str | None]  # (name, type)
+Ids = tuple[str, str | None, str | None]  # (tenant, application id, user id) of a record
 UserInfo = tuple[str | None, str | None]  # (display name, email)
+
+
+HOOK_PREFIX = "TriggerHook."  # rows that record a webhook delivery's request (and its names)
+# The room names may add to a line: the normalizer's line limit grows by it while names are on.
+# Logto's columns bound them (name 256, type 64, username 128, email 128 characters).
+NAMES_ROOM = 4096
+
+
+def splice(line: bytes, names: bytes) -> bytes:
+    """``line`` (a JSON object) with ``"_names": names`` as its last member."""
+    body = line.rstrip()
+    if not body.endswith(b"}"):
+        return line
+    head = body[:-1].rstrip()
+    sep = b"" if head.endswith(b"{") else b","
+    return head + sep + b'"_names":' + names + b"}"
+
+
+def _first_str(obj: dict[str, Any], *paths: tuple[str, ...]) -> str | None:
+    for path in paths:
+        v: Any = obj
+        for k in path:
+            v = v.get(k) if isinstance(v, dict) else None
+        if isinstance(v, str) and v:
+            return v
+    return None
 
 
 class NameSource(Protocol):
@@ -181,40 +216,77 @@ class Enricher:
 
     # -- hot path ------------------------------------------------------------------------
 
-    def apply(self, body: dict[str, Any]) -> None:
-        logto = body.get("logto")
-        if logto is None:
-            return
-        tenant = logto.get("tenant_id") or "default"
-        family = logto.get("family")
-        if family == "webhook_delivery":  # TriggerHook.* rows: the body they sent
-            self.learn_from_hook(tenant, (logto.get("payload") or {}).get("hookRequest") or {})
-        elif family == "webhook":  # a delivery received by the webhook input
-            self.learn_from_hook(tenant, {"body": logto.get("payload") or {}})
-        app_id = logto.get("application_id")
+    def annotate(self, line: bytes, ids: Ids | None = None) -> bytes:
+        """``line`` with the names known for its ids spliced in as its ``_names`` member (the
+        field table maps it: ``user.name``, ``logto.application_name``...), or ``line`` as it
+        is. ``ids`` come from the source where it has them (postgres reads them with the row);
+        otherwise the line is parsed for them. Unknown or stale ids are queued for the
+        background thread; this never waits."""
+        if ids is None:
+            ids = self.read_ids(line)
+            if ids is None:
+                return line
+        names = self.names(*ids)
+        if not names:
+            return line
+        suffix = orjson.dumps(names)
+        if len(suffix) > NAMES_ROOM - 16:
+            METRICS.inc("enrich_names_too_long_total")
+            return line
+        return splice(line, suffix)
+
+    def names(self, tenant: str, app_id: str | None, user_id: str | None) -> dict[str, str]:
+        """The ``_names`` member for these ids (empty when none is known)."""
+        out: dict[str, str] = {}
         if app_id:
             static = self.static_apps.get(app_id)
             if static is not None:
-                logto["application_name"] = static
+                out["application"] = static
             else:
                 hit = self.apps.get((tenant, app_id))
                 if hit is not None:
-                    logto["application_name"], app_type = hit[0]
+                    out["application"], app_type = hit[0]
                     if app_type:
-                        logto["application_type"] = app_type
+                        out["application_type"] = app_type
                 if hit is None or not hit[1]:
                     self._miss("app", tenant, app_id)
-        user = body.get("user")
-        if user and user.get("id"):
-            hit = self.users.get((tenant, user["id"]))
+        if user_id:
+            hit = self.users.get((tenant, user_id))
             if hit is not None:
                 name, email = hit[0]
                 if name:
-                    user["name"] = name
+                    out["user"] = name
                 if email and self.include_email:
-                    user["email"] = email
+                    out["email"] = email
             if hit is None or not hit[1]:
-                self._miss("user", tenant, user["id"])
+                self._miss("user", tenant, user_id)
+        return out
+
+    def read_ids(self, line: bytes) -> Ids | None:
+        """A record's (tenant, application id, user id), read as the field table reads them;
+        names learned from a webhook delivery or a ``TriggerHook.*`` row on the way. None for a
+        line that is not a JSON object (the normalizer refuses it, with its bytes)."""
+        try:
+            rec = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(rec, dict):
+            return None
+        tenant = _first_str(rec, ("tenantId",), ("tenant_id",)) or "default"
+        payload = rec.get("payload")
+        if isinstance(payload, str):  # some exports carry the payload as its JSON text
+            with contextlib.suppress(orjson.JSONDecodeError):
+                payload = orjson.loads(payload)
+        if not isinstance(payload, dict):
+            return tenant, None, None
+        key = rec.get("key")
+        if rec.get("origin") == "webhook":  # a delivery received by the webhook input
+            self.learn_from_hook(tenant, {"body": payload})
+        elif isinstance(key, str) and key.startswith(HOOK_PREFIX):  # the body a TriggerHook row sent
+            self.learn_from_hook(tenant, payload.get("hookRequest") or {})
+        app = _first_str(payload, ("applicationId",), ("application", "id"))
+        user = _first_str(payload, ("userId",), ("user", "id"))
+        return tenant, app, user
 
     def _miss(self, kind: str, tenant: str, key: str) -> None:
         if not self.sources:

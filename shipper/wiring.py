@@ -20,7 +20,7 @@ from shipper.config import (
     WebhookInputConfig,
 )
 from shipper.deadletter import DeadLetterFile
-from shipper.enrich import DatabaseNames, Enricher, ManagementApiNames, NameSource
+from shipper.enrich import NAMES_ROOM, DatabaseNames, Enricher, ManagementApiNames, NameSource
 from shipper.errors import StateError, postgres_driver
 from shipper.normalize import Normalizer
 from shipper.normalize.pool import NormalizerPool, default_workers
@@ -124,10 +124,12 @@ def build_runner(cfg: ShipperConfig, once: bool = False, tick: Callable[[], None
     deadletter = DeadLetterFile(cfg.state.dir / "dead-letter" / "records.jsonl")
     rules, max_line = cfg.mask.rules(), max((line_limit(i) for i in cfg.inputs), default=1 << 20)
     enricher = build_enricher(cfg)
+    if enricher is not None:
+        max_line += NAMES_ROOM  # the screen before names still holds lines to the inputs' limits
     workers = cfg.pipeline.workers
     if workers == "auto":
         workers = default_workers()
-    pool = NormalizerPool(workers, rules, max_line, sink.framer) if workers and enricher is None else None
+    pool = NormalizerPool(workers, rules, max_line, sink.framer) if workers else None
     runner = Runner(
         build_sources(cfg, store, wake, once),
         sink,

@@ -72,27 +72,34 @@ def build_audit(view: dict[str, Any], ms: int, rules: Any, masker: Any) -> dict[
     s12 = s3.get('userId') if type(s3) is dict else None
     if type(s12) is str and s12:
         o4['id'] = s12
+    s13 = view.get('_names')
+    s14 = s13.get('user') if type(s13) is dict else None
+    if type(s14) is str and s14:
+        o4['name'] = s14
+    s15 = s13.get('email') if type(s13) is dict else None
+    if type(s15) is str and s15:
+        o4['email'] = s15
     if o4:
         doc['user'] = o4
     o5: dict[str, Any] = {}
-    s13 = s3.get('ip') if type(s3) is dict else None
+    s16 = s3.get('ip') if type(s3) is dict else None
     a0s = None
-    if type(s13) is str and s13:
-        a0s = s13
+    if type(s16) is str and s16:
+        a0s = s16
     a0 = normalize_ip(a0s) if a0s is not None else None
     if a0 is not None:
         o5['ip'] = a0
     o6: dict[str, Any] = {}
-    s14 = s3.get('signInContext') if type(s3) is dict else None
-    s15 = s14.get('country') if type(s14) is dict else None
-    if type(s15) is str and s15:
-        o6['country_iso_code'] = s15
-    s16 = s14.get('city') if type(s14) is dict else None
-    if type(s16) is str and s16:
-        o6['city_name'] = s16
-    s17 = s14.get('latitude') if type(s14) is dict else None
-    s18 = s14.get('longitude') if type(s14) is dict else None
-    loc = location(s17, s18)
+    s17 = s3.get('signInContext') if type(s3) is dict else None
+    s18 = s17.get('country') if type(s17) is dict else None
+    if type(s18) is str and s18:
+        o6['country_iso_code'] = s18
+    s19 = s17.get('city') if type(s17) is dict else None
+    if type(s19) is str and s19:
+        o6['city_name'] = s19
+    s20 = s17.get('latitude') if type(s17) is dict else None
+    s21 = s17.get('longitude') if type(s17) is dict else None
+    loc = location(s20, s21)
     if loc is not None:
         o6['location'] = loc
     if o6:
@@ -105,37 +112,37 @@ def build_audit(view: dict[str, Any], ms: int, rules: Any, masker: Any) -> dict[
     if o7:
         doc['client'] = o7
     o8: dict[str, Any] = {}
-    s19 = s3.get('userAgentParsed') if type(s3) is dict else None
-    s20 = s19.get('browser') if type(s19) is dict else None
-    s21 = s20.get('name') if type(s20) is dict else None
-    if type(s21) is str and s21:
-        o8['name'] = s21
-    s22 = s20.get('version') if type(s20) is dict else None
-    if type(s22) is str and s22:
-        o8['version'] = s22
-    o9: dict[str, Any] = {}
-    s23 = s19.get('os') if type(s19) is dict else None
+    s22 = s3.get('userAgentParsed') if type(s3) is dict else None
+    s23 = s22.get('browser') if type(s22) is dict else None
     s24 = s23.get('name') if type(s23) is dict else None
     if type(s24) is str and s24:
-        o9['name'] = s24
+        o8['name'] = s24
     s25 = s23.get('version') if type(s23) is dict else None
     if type(s25) is str and s25:
-        o9['version'] = s25
+        o8['version'] = s25
+    o9: dict[str, Any] = {}
+    s26 = s22.get('os') if type(s22) is dict else None
+    s27 = s26.get('name') if type(s26) is dict else None
+    if type(s27) is str and s27:
+        o9['name'] = s27
+    s28 = s26.get('version') if type(s26) is dict else None
+    if type(s28) is str and s28:
+        o9['version'] = s28
     if o9:
         o8['os'] = o9
     o10: dict[str, Any] = {}
-    s26 = s19.get('device') if type(s19) is dict else None
-    s27 = s26.get('model') if type(s26) is dict else None
-    if type(s27) is str and s27:
-        o10['name'] = s27
+    s29 = s22.get('device') if type(s22) is dict else None
+    s30 = s29.get('model') if type(s29) is dict else None
+    if type(s30) is str and s30:
+        o10['name'] = s30
     if o10:
         o8['device'] = o10
-    s28 = s3.get('userAgent') if type(s3) is dict else None
-    s29 = s19.get('ua') if type(s19) is dict else None
-    if type(s28) is str and s28:
-        o8['original'] = s28
-    elif type(s29) is str and s29:
-        o8['original'] = s29
+    s31 = s3.get('userAgent') if type(s3) is dict else None
+    s32 = s22.get('ua') if type(s22) is dict else None
+    if type(s31) is str and s31:
+        o8['original'] = s31
+    elif type(s32) is str and s32:
+        o8['original'] = s32
     if o8:
         doc['user_agent'] = o8
     o11: dict[str, Any] = {}
@@ -147,18 +154,24 @@ def build_audit(view: dict[str, Any], ms: int, rules: Any, masker: Any) -> dict[
     if a0s is not None and a0 is None:
         o11['ip'] = a0s
         tags |= 2
-    s30 = s3.get('applicationId') if type(s3) is dict else None
-    if type(s30) is str and s30:
-        o11['application_id'] = s30
-    s31 = s3.get('sessionId') if type(s3) is dict else None
-    if type(s31) is str and s31:
-        o11['session_id'] = s31
-    s32 = s3.get('interactionEvent') if type(s3) is dict else None
-    if type(s32) is str and s32:
-        o11['interaction_event'] = s32
-    s33 = s3.get('hookId') if type(s3) is dict else None
+    s33 = s3.get('applicationId') if type(s3) is dict else None
     if type(s33) is str and s33:
-        o11['hook_id'] = s33
+        o11['application_id'] = s33
+    s34 = s13.get('application') if type(s13) is dict else None
+    if type(s34) is str and s34:
+        o11['application_name'] = s34
+    s35 = s13.get('application_type') if type(s13) is dict else None
+    if type(s35) is str and s35:
+        o11['application_type'] = s35
+    s36 = s3.get('sessionId') if type(s3) is dict else None
+    if type(s36) is str and s36:
+        o11['session_id'] = s36
+    s37 = s3.get('interactionEvent') if type(s3) is dict else None
+    if type(s37) is str and s37:
+        o11['interaction_event'] = s37
+    s38 = s3.get('hookId') if type(s3) is dict else None
+    if type(s38) is str and s38:
+        o11['hook_id'] = s38
     o11['payload'] = masker.mask(s3 or {})[0]
     if masker.reshaped:
         tags |= 1
@@ -202,33 +215,40 @@ def build_webhook(view: dict[str, Any], ms: int, rules: Any, masker: Any) -> dic
         o2['id'] = s7
     s8 = s6.get('username') if type(s6) is dict else None
     s9 = s6.get('name') if type(s6) is dict else None
+    s10 = view.get('_names')
+    s11 = s10.get('user') if type(s10) is dict else None
     if type(s8) is str and s8:
         o2['name'] = s8
     elif type(s9) is str and s9:
         o2['name'] = s9
-    o3: dict[str, Any] = {}
-    s10 = view.get('target')
-    s11 = s10.get('id') if type(s10) is dict else None
-    if type(s11) is str and s11:
-        o3['id'] = s11
-    s12 = s10.get('username') if type(s10) is dict else None
-    s13 = s10.get('name') if type(s10) is dict else None
+    elif type(s11) is str and s11:
+        o2['name'] = s11
+    s12 = s10.get('email') if type(s10) is dict else None
     if type(s12) is str and s12:
-        o3['name'] = s12
-    elif type(s13) is str and s13:
-        o3['name'] = s13
+        o2['email'] = s12
+    o3: dict[str, Any] = {}
+    s13 = view.get('target')
+    s14 = s13.get('id') if type(s13) is dict else None
+    if type(s14) is str and s14:
+        o3['id'] = s14
+    s15 = s13.get('username') if type(s13) is dict else None
+    s16 = s13.get('name') if type(s13) is dict else None
+    if type(s15) is str and s15:
+        o3['name'] = s15
+    elif type(s16) is str and s16:
+        o3['name'] = s16
     if o3:
         o2['target'] = o3
     if o2:
         doc['user'] = o2
     o4: dict[str, Any] = {}
-    s14 = s4.get('userIp') if type(s4) is dict else None
-    s15 = s4.get('ip') if type(s4) is dict else None
+    s17 = s4.get('userIp') if type(s4) is dict else None
+    s18 = s4.get('ip') if type(s4) is dict else None
     a0s = None
-    if type(s14) is str and s14:
-        a0s = s14
-    elif type(s15) is str and s15:
-        a0s = s15
+    if type(s17) is str and s17:
+        a0s = s17
+    elif type(s18) is str and s18:
+        a0s = s18
     a0 = normalize_ip(a0s) if a0s is not None else None
     if a0 is not None:
         o4['ip'] = a0
@@ -240,58 +260,58 @@ def build_webhook(view: dict[str, Any], ms: int, rules: Any, masker: Any) -> dic
     if o5:
         doc['client'] = o5
     o6: dict[str, Any] = {}
-    s16 = s4.get('userAgentParsed') if type(s4) is dict else None
-    s17 = s16.get('browser') if type(s16) is dict else None
-    s18 = s17.get('name') if type(s17) is dict else None
-    if type(s18) is str and s18:
-        o6['name'] = s18
-    s19 = s17.get('version') if type(s17) is dict else None
-    if type(s19) is str and s19:
-        o6['version'] = s19
-    o7: dict[str, Any] = {}
-    s20 = s16.get('os') if type(s16) is dict else None
+    s19 = s4.get('userAgentParsed') if type(s4) is dict else None
+    s20 = s19.get('browser') if type(s19) is dict else None
     s21 = s20.get('name') if type(s20) is dict else None
     if type(s21) is str and s21:
-        o7['name'] = s21
+        o6['name'] = s21
     s22 = s20.get('version') if type(s20) is dict else None
     if type(s22) is str and s22:
-        o7['version'] = s22
+        o6['version'] = s22
+    o7: dict[str, Any] = {}
+    s23 = s19.get('os') if type(s19) is dict else None
+    s24 = s23.get('name') if type(s23) is dict else None
+    if type(s24) is str and s24:
+        o7['name'] = s24
+    s25 = s23.get('version') if type(s23) is dict else None
+    if type(s25) is str and s25:
+        o7['version'] = s25
     if o7:
         o6['os'] = o7
     o8: dict[str, Any] = {}
-    s23 = s16.get('device') if type(s16) is dict else None
-    s24 = s23.get('model') if type(s23) is dict else None
-    if type(s24) is str and s24:
-        o8['name'] = s24
+    s26 = s19.get('device') if type(s19) is dict else None
+    s27 = s26.get('model') if type(s26) is dict else None
+    if type(s27) is str and s27:
+        o8['name'] = s27
     if o8:
         o6['device'] = o8
-    s25 = s4.get('userAgent') if type(s4) is dict else None
-    s26 = s16.get('ua') if type(s16) is dict else None
-    if type(s25) is str and s25:
-        o6['original'] = s25
-    elif type(s26) is str and s26:
-        o6['original'] = s26
+    s28 = s4.get('userAgent') if type(s4) is dict else None
+    s29 = s19.get('ua') if type(s19) is dict else None
+    if type(s28) is str and s28:
+        o6['original'] = s28
+    elif type(s29) is str and s29:
+        o6['original'] = s29
     if o6:
         doc['user_agent'] = o6
     o9: dict[str, Any] = {}
     o10: dict[str, Any] = {}
-    s27 = s4.get('method') if type(s4) is dict else None
-    if type(s27) is str and s27:
-        o10['method'] = s27
+    s30 = s4.get('method') if type(s4) is dict else None
+    if type(s30) is str and s30:
+        o10['method'] = s30
     if o10:
         o9['request'] = o10
     o11: dict[str, Any] = {}
-    s28 = s4.get('status') if type(s4) is dict else None
-    if type(s28) is int:
-        o11['status_code'] = s28
+    s31 = s4.get('status') if type(s4) is dict else None
+    if type(s31) is int:
+        o11['status_code'] = s31
     if o11:
         o9['response'] = o11
     if o9:
         doc['http'] = o9
     o12: dict[str, Any] = {}
-    s29 = s4.get('path') if type(s4) is dict else None
-    if type(s29) is str and s29:
-        o12['path'] = s29
+    s32 = s4.get('path') if type(s4) is dict else None
+    if type(s32) is str and s32:
+        o12['path'] = s32
     if o12:
         doc['url'] = o12
     o13: dict[str, Any] = {}
@@ -305,31 +325,37 @@ def build_webhook(view: dict[str, Any], ms: int, rules: Any, masker: Any) -> dic
     if a0s is not None and a0 is None:
         o14['ip'] = a0s
         tags |= 2
-    s30 = s4.get('matchedRoute') if type(s4) is dict else None
-    if type(s30) is str and s30:
-        o14['route'] = s30
-    s31 = s4.get('applicationId') if type(s4) is dict else None
-    s32 = s4.get('application') if type(s4) is dict else None
-    s33 = s32.get('id') if type(s32) is dict else None
-    if type(s31) is str and s31:
-        o14['application_id'] = s31
-    elif type(s33) is str and s33:
-        o14['application_id'] = s33
-    s34 = s32.get('name') if type(s32) is dict else None
+    s33 = s4.get('matchedRoute') if type(s4) is dict else None
+    if type(s33) is str and s33:
+        o14['route'] = s33
+    s34 = s4.get('applicationId') if type(s4) is dict else None
+    s35 = s4.get('application') if type(s4) is dict else None
+    s36 = s35.get('id') if type(s35) is dict else None
     if type(s34) is str and s34:
-        o14['application_name'] = s34
-    s35 = s32.get('type') if type(s32) is dict else None
-    if type(s35) is str and s35:
-        o14['application_type'] = s35
-    s36 = s4.get('sessionId') if type(s4) is dict else None
-    if type(s36) is str and s36:
-        o14['session_id'] = s36
-    s37 = s4.get('interactionEvent') if type(s4) is dict else None
+        o14['application_id'] = s34
+    elif type(s36) is str and s36:
+        o14['application_id'] = s36
+    s37 = s35.get('name') if type(s35) is dict else None
+    s38 = s10.get('application') if type(s10) is dict else None
     if type(s37) is str and s37:
-        o14['interaction_event'] = s37
-    s38 = s4.get('hookId') if type(s4) is dict else None
-    if type(s38) is str and s38:
-        o14['hook_id'] = s38
+        o14['application_name'] = s37
+    elif type(s38) is str and s38:
+        o14['application_name'] = s38
+    s39 = s35.get('type') if type(s35) is dict else None
+    s40 = s10.get('application_type') if type(s10) is dict else None
+    if type(s39) is str and s39:
+        o14['application_type'] = s39
+    elif type(s40) is str and s40:
+        o14['application_type'] = s40
+    s41 = s4.get('sessionId') if type(s4) is dict else None
+    if type(s41) is str and s41:
+        o14['session_id'] = s41
+    s42 = s4.get('interactionEvent') if type(s4) is dict else None
+    if type(s42) is str and s42:
+        o14['interaction_event'] = s42
+    s43 = s4.get('hookId') if type(s4) is dict else None
+    if type(s43) is str and s43:
+        o14['hook_id'] = s43
     o14['payload'] = masker.mask(s4 or {})[0]
     if masker.reshaped:
         tags |= 1

@@ -72,6 +72,8 @@ K = Kind
 _UA = "payload.userAgentParsed"
 _GEO = "payload.signInContext"
 _ERR = "payload.error"
+# Names the enricher spliced into the record (enrich.py: ``Enricher.annotate``).
+_NAMES = "_names"
 
 _EVENT_HEAD = (
     Field("@timestamp", K.TIME),
@@ -116,6 +118,8 @@ AUDIT: tuple[Field, ...] = (
     Field("error.stack_trace", K.STR, (f"{_ERR}.stack",)),
     Field("organization.id", K.STR, ("tenantId", "tenant_id")),
     Field("user.id", K.STR, ("payload.userId",)),
+    Field("user.name", K.STR, (f"{_NAMES}.user",)),
+    Field("user.email", K.STR, (f"{_NAMES}.email",)),
     Field("source.ip", K.IP, ("payload.ip",)),
     Field("source.geo.country_iso_code", K.STR, (f"{_GEO}.country",)),
     Field("source.geo.city_name", K.STR, (f"{_GEO}.city",)),
@@ -126,6 +130,8 @@ AUDIT: tuple[Field, ...] = (
     Field("logto.tenant_id", K.STR, ("tenantId", "tenant_id")),
     Field("logto.ip", K.BAD_IP, ("payload.ip",), tag=INVALID_IP_TAG),
     Field("logto.application_id", K.STR, ("payload.applicationId",)),
+    Field("logto.application_name", K.STR, (f"{_NAMES}.application",)),
+    Field("logto.application_type", K.STR, (f"{_NAMES}.application_type",)),
     Field("logto.session_id", K.STR, ("payload.sessionId",)),
     Field("logto.interaction_event", K.STR, ("payload.interactionEvent",)),
     Field("logto.hook_id", K.STR, ("payload.hookId",)),
@@ -141,7 +147,8 @@ WEBHOOK: tuple[Field, ...] = (
     Field("event.outcome", K.STR, ("outcome",)),
     *_event_tail("logto.webhook"),
     Field("user.id", K.STR, ("payload.userId", "payload.user.id")),
-    Field("user.name", K.STR, ("payload.user.username", "payload.user.name")),
+    Field("user.name", K.STR, ("payload.user.username", "payload.user.name", f"{_NAMES}.user")),
+    Field("user.email", K.STR, (f"{_NAMES}.email",)),
     Field("user.target.id", K.STR, ("target.id",)),
     Field("user.target.name", K.STR, ("target.username", "target.name")),
     Field("source.ip", K.IP, _IP),
@@ -155,8 +162,8 @@ WEBHOOK: tuple[Field, ...] = (
     Field("logto.ip", K.BAD_IP, _IP, tag=INVALID_IP_TAG),
     Field("logto.route", K.STR, ("payload.matchedRoute",)),
     Field("logto.application_id", K.STR, ("payload.applicationId", "payload.application.id")),
-    Field("logto.application_name", K.STR, ("payload.application.name",)),
-    Field("logto.application_type", K.STR, ("payload.application.type",)),
+    Field("logto.application_name", K.STR, ("payload.application.name", f"{_NAMES}.application")),
+    Field("logto.application_type", K.STR, ("payload.application.type", f"{_NAMES}.application_type")),
     Field("logto.session_id", K.STR, ("payload.sessionId",)),
     Field("logto.interaction_event", K.STR, ("payload.interactionEvent",)),
     Field("logto.hook_id", K.STR, ("payload.hookId",)),

@@ -40,15 +40,12 @@ def _one(
     normalize: Callable[[Any], Document | Rejection],
     frame: Framer,
     actions: Actions,
-    enrich: Callable[[dict[str, Any]], None] | None,
 ) -> tuple[str, int, bytes] | tuple[str, str]:
     """(id, epoch ms, framed line) of one input, or (reason, detail) of its rejection."""
     try:
         r = normalize(x)
         if type(r) is not Document:
             return r.reason, r.detail  # type: ignore[union-attr]
-        if enrich is not None:
-            enrich(r.body)
         dumped = dumps_or_reject(r.body)
         if not isinstance(dumped, bytes):
             return dumped
@@ -71,7 +68,6 @@ def encode(
     inputs: Sequence[Any],
     normalize: Callable[[Any], Document | Rejection],
     frame: Framer,
-    enrich: Callable[[dict[str, Any]], None] | None = None,
     skip_blank: bool = False,
     native: Any = None,
 ) -> Encoded:
@@ -79,18 +75,17 @@ def encode(
     the main process alike, so both give the same answers.
 
     ``native`` (``Normalizer.native``) frames the lines it recognises in one call and says which
-    it left; those are normalized here and put in their place. Not with ``enrich``, which edits
-    the document as a dict."""
+    it left; those are normalized here and put in their place."""
     rejects: list[Reject] = []
     actions: Actions = {}
-    if native is not None and enrich is None:
+    if native is not None:
         block, ids, times, sizes, left = native.encode(inputs, frame.action, skip_blank)
         n_left = len(left)
         if left:
             pieces: list[bytes] = []
             prev = added = 0
             for i, offset, k in left:
-                r = _one(inputs[i], normalize, frame, actions, None)
+                r = _one(inputs[i], normalize, frame, actions)
                 if len(r) == 2:
                     rejects.append((i, r[0], r[1]))
                     continue
@@ -112,7 +107,7 @@ def encode(
         for i, x in enumerate(inputs):
             if skip_blank and is_blank(x):
                 continue
-            r = _one(x, normalize, frame, actions, enrich)
+            r = _one(x, normalize, frame, actions)
             if len(r) == 2:
                 rejects.append((i, r[0], r[1]))
                 continue

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from shipper.clock import SYSTEM, Clock
 from shipper.deadletter import DeadLetterFile, entry
+from shipper.enrich import NAMES_ROOM
 from shipper.metrics import METRICS
 from shipper.normalize import Normalizer
 from shipper.normalize.loop import Encoded, encode
@@ -86,8 +87,8 @@ class Runner:
         progress: Progress | None = None,
         stages: Sequence[Stage] = (),
     ) -> None:
-        """``tick`` runs every iteration (systemd watchdog); ``enricher`` adds names to
-        documents (it needs them as dicts: no pool then); ``progress`` writes progress lines
+        """``tick`` runs every iteration (systemd watchdog); ``enricher`` adds names to the
+        lines before they are normalized; ``progress`` writes progress lines
         and status.json; ``stages`` see every segment between normalize and the sink."""
         self.sources = sources
         self.sink = sink
@@ -114,6 +115,8 @@ class Runner:
         self.reload = Wake()  # run() returns so the daemon can swap the config
         self.tick = tick
         self.enricher = enricher
+        # The inputs' limit; the normalizer's holds the room names take too (wiring.py).
+        self._line_limit = normalizer.max_line_bytes - (NAMES_ROOM if enricher is not None else 0)
         self.stages = list(stages)
         self.wake = wake or Wake()  # set by sources (inotify) and by request_stop
 
@@ -136,7 +139,7 @@ class Runner:
                     entry(
                         chunk.name,
                         f.start if chunk.offsets else None,
-                        *too_long(f.length, self.normalizer.max_line_bytes),
+                        *too_long(f.length, self._line_limit),
                         f.raw,
                         f.length,
                     )
@@ -145,17 +148,23 @@ class Runner:
                 keep.append(f)
         return keep
 
+    def _lines(self, frames: list[Frame]) -> list[bytes]:
+        """What the normalizer takes: the lines, with their names when names are on (dead
+        letters keep the frames' own bytes)."""
+        if self.enricher is None:
+            return [f.raw for f in frames]
+        annotate = self.enricher.annotate
+        return [annotate(f.raw, f.ids) for f in frames]
+
     def _normalize(self, chunk: Chunk, dead: list[dict[str, Any]]) -> None:
         """In this thread (no pool)."""
         mark = len(dead)
         if chunk.block:
             chunk.frames, chunk.block = chunk.lines(), b""
         sent = self._screen(chunk, dead)
-        enrich = self.enricher.apply if self.enricher is not None else None
         frame = self.sink.framer
         if sent:
-            lines = [f.raw for f in sent]
-            encoded = encode(lines, self.normalizer.line, frame, enrich, native=self.normalizer.native)
+            encoded = encode(self._lines(sent), self.normalizer.line, frame, native=self.normalizer.native)
             offsets = chunk.offsets
             self._place(
                 chunk, encoded, dead, mark, lambda i: (sent[i].start if offsets else None, sent[i].raw)
@@ -192,13 +201,15 @@ class Runner:
             self._source_of[chunk.stream] = source
             if self._batch_started is None:
                 self._batch_started = self.clock.monotonic()
+            if chunk.block and self.enricher is not None:  # names go into each line
+                chunk.frames, chunk.block = chunk.lines(), b""
             if self.pool is not None and chunk.block:
                 block = self.pool.submit_block(chunk.block, chunk.count())
                 self._pending.append(_Pending(chunk, block, None, []))
             elif self.pool is not None:
                 own: list[dict[str, Any]] = []
                 sent = self._screen(chunk, own)
-                ticket = self.pool.submit([f.raw for f in sent]) if sent else None
+                ticket = self.pool.submit(self._lines(sent)) if sent else None
                 self._pending.append(_Pending(chunk, ticket, sent, own))
             else:
                 self._normalize(chunk, dead)

@@ -45,6 +45,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from shipper.config import PostgresInputConfig
+from shipper.enrich import HOOK_PREFIX
 from shipper.logs import Throttle
 from shipper.metrics import METRICS
 from shipper.pipeline.checkpoint import CheckpointStore
@@ -60,12 +61,15 @@ AHEAD_CAP = 1000  # rows shipped ahead of the watermark (future-dated, no time)
 
 # created_at as text (exact, castable back), as the normalizer's ISO time (the database's text
 # where it has none: infinity, BC, which the normalizer then refuses by name), and as epoch
-# seconds (to keep the overlap window).
+# seconds (to keep the overlap window); the ids names are looked up by, as the field table reads
+# them (strings only), so lines need not be parsed for them.
 COLUMNS = """id, key, payload::text AS payload, created_at::text AS cursor,
   CASE WHEN isfinite(created_at) AND created_at >= '0001-01-01 00:00:00+00'
        THEN to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
        ELSE created_at::text END AS created,
-  extract(epoch FROM created_at)::float8 AS epoch"""
+  extract(epoch FROM created_at)::float8 AS epoch,
+  CASE WHEN jsonb_typeof(payload->'applicationId') = 'string' THEN payload->>'applicationId' END AS app,
+  CASE WHEN jsonb_typeof(payload->'userId') = 'string' THEN payload->>'userId' END AS uid"""
 SELECT_AFTER = f"""
 SELECT {COLUMNS} FROM logs
 WHERE tenant_id = %(tenant)s AND (created_at, id) > (%(ts)s::timestamptz, %(id)s)
@@ -378,7 +382,9 @@ class PostgresSource:
         line = row_line(tenant, row)
         if len(line) > self.max_row_bytes:  # dead-lettered with its first bytes and real length
             return Frame(line[: self.max_row_bytes], 0, 0, len(line))
-        return Frame(line, 0, 0, len(line))
+        # A TriggerHook row carries the names it sent: the enricher reads the line to learn them.
+        ids = None if row["key"].startswith(HOOK_PREFIX) else (tenant, row["app"], row["uid"])
+        return Frame(line, 0, 0, len(line), ids)
 
     def acked(self, stream: str, position: Any) -> None:
         self.store.stage(stream, position=position, seen=int(time.time()))

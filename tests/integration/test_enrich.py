@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+import orjson
 import psycopg
 import pytest
 from click.testing import CliRunner
@@ -13,6 +14,7 @@ from cli.main import cli
 from shipper.enrich import DatabaseNames, Enricher, TtlCache
 from shipper.metrics import METRICS
 from shipper.normalize import Normalizer
+from shipper.normalize.document import Document
 
 # The columns of Logto's tables that names come from (plus a few neighbours), as Logto defines them.
 NAME_TABLES = """
@@ -53,7 +55,9 @@ def names_db(pg):
     return dsn
 
 
-def doc(app="app-web", user="u-alice", key="Interaction.SignIn.Submit", log_id="l1", **payload):
+def doc(e=None, app="app-web", user="u-alice", key="Interaction.SignIn.Submit", log_id="l1", **payload):
+    """The document of a sign-in record, with the names ``e`` knows (as the runner adds them:
+    spliced into the line, then normalized)."""
     rec = {
         "tenantId": "default",
         "id": log_id,
@@ -61,7 +65,9 @@ def doc(app="app-web", user="u-alice", key="Interaction.SignIn.Submit", log_id="
         "createdAt": 1755763200000,
         "payload": {"result": "Success", "applicationId": app, "userId": user, **payload},
     }
-    d = Normalizer().record(rec)
+    line = orjson.dumps(rec)
+    d = Normalizer().line(e.annotate(line) if e is not None else line)
+    assert isinstance(d, Document), d
     return d.body
 
 
@@ -79,19 +85,16 @@ def test_ttl_cache_expiry_and_bound():
 
 def test_names_from_database_cold_then_warm(names_db):
     e = Enricher([DatabaseNames(names_db)])
-    body = doc()
-    e.apply(body)
+    body = doc(e)
     assert "application_name" not in body["logto"] and "name" not in body["user"]  # never blocks
     e.refresh()
-    body = doc()
-    e.apply(body)
+    body = doc(e)
     assert body["logto"]["application_name"] == "Web App" and body["logto"]["application_type"] == "SPA"
     assert body["user"]["name"] == "alice" and "email" not in body["user"]  # email is opt-in
     e2 = Enricher([DatabaseNames(names_db)], include_email=True)
-    e2.apply(doc(user="u-bob"))
+    doc(e2, user="u-bob")
     e2.refresh()
-    body = doc(user="u-bob")
-    e2.apply(body)
+    body = doc(e2, user="u-bob")
     assert body["user"] == {"id": "u-bob", "name": "Bob B", "email": "bob@example.com"}
     e.stop()
     e2.stop()
@@ -100,18 +103,15 @@ def test_names_from_database_cold_then_warm(names_db):
 def test_expired_names_are_refreshed_after_a_rename(names_db):
     clock = Clock()
     e = Enricher([DatabaseNames(names_db)], ttl=60, clock=clock)
-    e.apply(doc())
+    doc(e)
     e.refresh()
-    first = doc()
-    e.apply(first)
+    first = doc(e)
     with psycopg.connect(names_db, autocommit=True) as c:
         c.execute("update applications set name = 'Web App v2' where id = 'app-web'")
     clock.t += 61
-    stale = doc()
-    e.apply(stale)  # served stale, refresh queued
+    stale = doc(e)  # served stale, refresh queued
     e.refresh()
-    fresh = doc()
-    e.apply(fresh)
+    fresh = doc(e)
     assert first["logto"]["application_name"] == "Web App"  # documents keep the name of their time
     assert stale["logto"]["application_name"] == "Web App"
     assert fresh["logto"]["application_name"] == "Web App v2"
@@ -123,8 +123,7 @@ def test_unreachable_source_degrades_to_ids(caplog):
     e = Enricher([DatabaseNames("postgresql://nobody@127.0.0.1:1/none")])
     before = METRICS.get("enrich_source_errors_total")
     for i in range(3):
-        body = doc(log_id=f"x{i}")
-        e.apply(body)
+        body = doc(e, log_id=f"x{i}")
         e.refresh()
         assert "application_name" not in body["logto"]
     assert METRICS.get("enrich_source_errors_total") > before
@@ -133,7 +132,8 @@ def test_unreachable_source_degrades_to_ids(caplog):
 
 def test_names_learned_from_webhook_records():
     e = Enricher([])
-    hook = doc(
+    doc(
+        e,
         key="TriggerHook.PostSignIn",
         hookId="h1",
         hookRequest={
@@ -143,16 +143,13 @@ def test_names_learned_from_webhook_records():
             }
         },
     )
-    e.apply(hook)
-    body = doc(app="app-x", user="u-x")
-    e.apply(body)
+    body = doc(e, app="app-x", user="u-x")
     assert body["logto"]["application_name"] == "Partner portal" and body["user"]["name"] == "xavier"
 
 
 def test_static_mapping():
     e = Enricher([], static_apps={"app-web": "Website"})
-    body = doc()
-    e.apply(body)
+    body = doc(e)
     assert body["logto"]["application_name"] == "Website"
 
 
@@ -187,7 +184,7 @@ def test_search_by_name_end_to_end(tmp_path, es_target, names_db):
     p.start()
     # Warm the cache first, as a running daemon would have; then ship.
     for r in rows:
-        p.runner.enricher.apply(doc(app=json.loads(r[3])["applicationId"], user=json.loads(r[3])["userId"]))
+        doc(p.runner.enricher, app=json.loads(r[3])["applicationId"], user=json.loads(r[3])["userId"])
     p.runner.enricher.refresh()
     p.runner.enricher.refresh()
     insert(names_db, rows)
@@ -309,11 +306,9 @@ def test_management_api_source_pagination_token_cache_and_expiry(logto_api):
     api.users("default", ["u-alice"])
     assert api.token_requests == 2
     e = Enricher([api])
-    body = doc(app="app07")
-    e.apply(body)
+    body = doc(e, app="app07")
     e.refresh()
-    body = doc(app="app07")
-    e.apply(body)
+    body = doc(e, app="app07")
     assert body["logto"]["application_name"] == "App 7"
     api.close()
 
@@ -323,10 +318,9 @@ def test_management_api_wrong_secret_degrades(logto_api, caplog):
 
     api = ManagementApiNames(logto_api["url"], "m2m-id", "wrong", min_interval=0)
     e = Enricher([api])
-    body = doc()
-    e.apply(body)
+    doc(e)
     e.refresh()
-    e.apply(body)
+    body = doc(e)
     assert "application_name" not in body["logto"]
     assert "name source unavailable" in caplog.text and "wrong" not in caplog.text
     api.close()
@@ -365,3 +359,22 @@ def test_resolve_names_shows_current_names(tmp_path, es_target, names_db):
     )
     assert r.exit_code == 0, r.output
     assert "Web App (app-web)" in r.stdout and "alice (u-alice)" in r.stdout
+
+
+def test_annotate_splices_names_into_the_line_and_leaves_what_it_cannot():
+    from shipper.enrich import splice
+
+    e = Enricher([], static_apps={"app-web": "Website"})
+    e.read_ids = None  # ids given by the source: the line is not parsed
+    got = e.annotate(b'{"id":"l1","payload":{}}  ', ("default", "app-web", None))
+    assert orjson.loads(got) == {"id": "l1", "payload": {}, "_names": {"application": "Website"}}
+    assert e.annotate(b'{"id":"l1"}', ("default", "app-other", "u-nobody")) == b'{"id":"l1"}'  # nothing known
+    assert splice(b"{ }", b"{}") == b'{"_names":{}}'
+    assert splice(b"[1]", b"{}") == b"[1]"  # not an object: the normalizer refuses it as it is
+    parsed = Enricher([], static_apps={"app-web": "Website"})
+    assert parsed.annotate(b"{not json") == b"{not json"
+    assert parsed.read_ids(b'{"tenant_id":"t1","payload":"{\\"applicationId\\":\\"app-web\\"}"}') == (
+        "t1",
+        "app-web",
+        None,
+    )

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.generate import lines as generated_lines
+from shipper.enrich import Enricher
 from shipper.normalize import DEFAULT_RULES, Document, Normalizer
 from shipper.normalize.fields import AUDIT, NATIVE_DECODE, Field, Kind, ShapeError, native_rows
 from shipper.normalize.loop import encode
@@ -99,6 +100,36 @@ def test_generated_records_native_and_identical(native):
         # payload is a JSON string.
         assert ok or b'"payload":"' in raw, raw
     assert answered > 2500
+
+
+def test_names_the_enricher_adds_take_the_native_path(native):
+    """Enriched lines are not left to Python: the names are a member of the record, mapped by
+    the table, so both paths write them in the same place."""
+    e = Enricher([], static_apps={})
+    n = Normalizer(native=native)
+    written = 0
+    for raw in generated_lines(500, seed=5):
+        ids = e.read_ids(raw.rstrip(b"\n"))
+        assert ids is not None
+        tenant, app, user = ids
+        if app:
+            e.apps.put((tenant, app), ('Web \u00e9 "app"', "SPA"))
+        if user:
+            e.users.put((tenant, user), ("alice", "a@example.com"))
+        line = e.annotate(raw.rstrip(b"\n"))
+        if b'"payload":"' in line:
+            continue  # a JSON-string payload is Python's anyway
+        assert assert_agrees(n, line), line
+        body = orjson.loads(n.native.line(line)[2])
+        # (a TriggerHook row teaches the names its delivery carried: the cache has those then)
+        if app:
+            assert (body["logto"]["application_name"], body["logto"].get("application_type")) == e.apps.get(
+                (tenant, app)
+            )[0]
+        if user:
+            assert body["user"]["name"] == e.users.get((tenant, user))[0][0] and "email" not in body["user"]
+        written += body.get("logto", {}).get("application_name") == 'Web \u00e9 "app"'
+    assert written > 100
 
 
 @pytest.mark.parametrize("frame", FRAMERS, ids=["bulk", "ndjson"])

@@ -221,3 +221,24 @@ def test_drain_timeout_with_the_output_down_checkpoints_nothing_undelivered(tmp_
     assert r.sources[0].acks == []
     registry = tmp_path / "state" / "registry.json"  # nothing acknowledged: read again at the next start
     assert not registry.exists() or orjson.loads(registry.read_bytes())["streams"] == {}
+
+
+def test_names_reach_the_documents_and_dead_letters_keep_the_lines_as_read(tmp_path):
+    """The enricher splices names into the line the normalizer takes; a refused line is
+    dead-lettered with the bytes the source read, not the spliced ones."""
+    from shipper.enrich import Enricher
+
+    clock = ManualClock()
+    sink = MemorySink(clock=clock)
+    e = Enricher([])
+    e.users.put(("default", "u1"), ("alice", None))
+    timeless = orjson.dumps({"id": "r-x", "key": "Interaction.SignIn.Submit", "payload": {"userId": "u1"}})
+    progress = Progress(None, 0, clock=clock.monotonic)
+    r = make(tmp_path, [record(0), record(1), timeless], sink, clock, enricher=e, progress=progress)
+    assert r.run_once(timeout=5) == ONCE_REFUSED
+    docs = {d["event"]["id"]: d for d in sink.documents()}
+    assert docs["r00001"]["user"] == {"id": "u1", "name": "alice"} and "name" not in docs["r00000"]["user"]
+    (dead,) = [
+        orjson.loads(x) for x in (tmp_path / "state/dead-letter/records.jsonl").read_bytes().splitlines()
+    ]
+    assert dead["raw"] == timeless.decode() and "_names" not in dead["raw"]

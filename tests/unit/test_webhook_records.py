@@ -201,19 +201,19 @@ def test_names_from_interaction_deliveries_fill_the_names_cache():
     from shipper.enrich import Enricher
 
     e = Enricher([])  # no database, no Management API: the deliveries alone
-    e.apply(normalize(body_for("PostSignIn")))
-    row = Normalizer().line(
-        orjson.dumps(
-            {
-                "id": "l1",
-                "key": "Interaction.SignIn.Submit",
-                "createdAt": 1764583200000,
-                "payload": {"userId": "u1", "applicationId": "app1"},
-            }
-        )
+    delivery = body_for("PostSignIn")
+    raw = json.dumps(delivery).encode()
+    e.annotate(record_line(raw, delivery))
+    line = orjson.dumps(
+        {
+            "id": "l1",
+            "key": "Interaction.SignIn.Submit",
+            "createdAt": 1764583200000,
+            "payload": {"userId": "u1", "applicationId": "app1"},
+        }
     )
+    row = Normalizer().line(e.annotate(line))
     assert isinstance(row, Document)
-    e.apply(row.body)
     assert row.body["user"]["name"] == "alice"
     assert row.body["logto"]["application_name"] == "Web" and row.body["logto"]["application_type"] == "SPA"
 
@@ -229,11 +229,10 @@ def test_a_webhook_input_alone_gives_the_daemon_names(tmp_path):
     )
     e = build_enricher(cfg, start=False)
     assert e is not None and not e.sources
-    e.apply(normalize(body_for("PostSignIn")))
-    doc = {"logto": {"tenant_id": "default", "family": "interaction"}, "user": {"id": "u1"}}
-    e.apply(doc)
-    assert doc["user"]["name"] == "alice"
-    e.apply({"logto": {"tenant_id": "default"}, "user": {"id": "someone-else"}})
+    delivery = body_for("PostSignIn")
+    e.annotate(record_line(json.dumps(delivery).encode(), delivery))
+    assert e.names("default", None, "u1") == {"user": "alice"}
+    assert e.names("default", "app-unknown", "someone-else") == {}
     assert e._misses.empty()
     file_only = parse_config(
         {"inputs": [{"type": "file", "paths": ["x"]}], "state": {"dir": str(tmp_path)}}, "t"
