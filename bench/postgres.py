@@ -24,6 +24,7 @@ from typing import Any
 
 from bench.generate import lines
 from bench.run import Sink, _stat, tree_cpu_rss
+from tests.pg import NAME_TABLES
 
 ORDER = (
     "SELECT id, key, payload::text, created_at FROM logs WHERE tenant_id = 'default' ORDER BY created_at, id"
@@ -31,18 +32,31 @@ ORDER = (
 
 
 def load(dsn: str, rows: int) -> None:
-    """``rows`` generated records as table rows (payload as jsonb, created_at as timestamptz)."""
+    """``rows`` generated records as table rows (payload as jsonb, created_at as timestamptz),
+    and Logto's ``applications`` and ``users`` rows for their ids (the names the shipper adds)."""
     import psycopg
 
+    apps: set[str] = set()
+    users: set[str] = set()
     with psycopg.connect(dsn, autocommit=True) as c, c.cursor() as cur:
         with cur.copy("COPY logs (tenant_id, id, key, payload, created_at) FROM STDIN") as cp:
             for raw in lines(rows, seed=3):
                 rec = json.loads(raw)
+                p = json.loads(rec["payload"]) if isinstance(rec["payload"], str) else rec["payload"]
+                apps.add(p.get("applicationId") or "")
+                users.add(p.get("userId") or "")
                 payload = rec["payload"] if isinstance(rec["payload"], str) else json.dumps(rec["payload"])
                 created = rec.get("createdAt", rec.get("created_at"))
                 if isinstance(created, int):
                     created = datetime.fromtimestamp(created / 1000, UTC).isoformat()
                 cp.write_row(("default", rec["id"][:21], rec["key"], payload, created))
+        cur.execute(NAME_TABLES)
+        with cur.copy("COPY applications (tenant_id, id, name, type) FROM STDIN") as cp:
+            for i, a in enumerate(sorted(apps - {""})):
+                cp.write_row(("default", a, f"App {i}", "SPA"))
+        with cur.copy("COPY users (tenant_id, id, username, primary_email) FROM STDIN") as cp:
+            for i, u in enumerate(sorted(users - {""})):
+                cp.write_row(("default", u, f"user{i}", f"user{i}@example.com"))
         cur.execute("analyze logs")
 
 

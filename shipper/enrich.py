@@ -207,6 +207,7 @@ class Enricher:
         self.apps = TtlCache(ttl, max_entries, clock)
         self.users = TtlCache(ttl, max_entries, clock)
         self._misses: queue.Queue[tuple[str, str, str]] = queue.Queue(maxsize=100_000)
+        self._queued: set[tuple[str, str, str]] = set()  # in the queue or being looked up
         self._app_tenants: dict[str, float] = {}  # tenant -> when its applications were loaded
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -291,10 +292,15 @@ class Enricher:
     def _miss(self, kind: str, tenant: str, key: str) -> None:
         if not self.sources:
             return  # names come only from the static map and webhook deliveries
+        item = (kind, tenant, key)
+        if item in self._queued:
+            return  # asked for already: one lookup per id, not one per record
         try:
-            self._misses.put_nowait((kind, tenant, key))
+            self._misses.put_nowait(item)
         except queue.Full:
             METRICS.inc("enrich_queue_full_total")
+            return
+        self._queued.add(item)
 
     def learn_from_hook(self, tenant: str, payload: dict[str, Any]) -> None:
         """Webhook deliveries (``{"body": <delivery>}``) carry the application's and the user's
@@ -362,6 +368,8 @@ class Enricher:
                     why = one_line(exc, secrets)
                     log.warning("name source unavailable (%s); documents keep ids only", why)
                     self._down_logged = True
+            finally:
+                self._queued.difference_update((kind, tenant, k) for k in keys)  # may be asked again
 
     def _load_apps(self, tenant: str, wanted: set[str]) -> None:
         loaded = self._app_tenants.get(tenant)

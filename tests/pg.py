@@ -158,6 +158,19 @@ class PgServer:
                 )
 
 
+# The columns of Logto's tables that names come from (plus a few neighbours), as Logto defines them.
+NAME_TABLES = """
+create table applications (
+  tenant_id varchar(21) not null, id varchar(21) not null primary key, name varchar(256) not null,
+  secret varchar(64) not null default '', description text, type varchar(64) not null,
+  created_at timestamptz not null default now());
+create table users (
+  tenant_id varchar(21) not null, id varchar(12) not null primary key, username varchar(128),
+  primary_email varchar(128), primary_phone varchar(128), name varchar(128), avatar varchar(2048),
+  created_at timestamptz not null default now());
+"""
+
+
 def insert(dsn: str, rows: list[tuple[Any, ...]]) -> None:
     """rows: (tenant_id, id, key, payload_json, created_at)"""
     with psycopg.connect(dsn, autocommit=True) as c, c.cursor() as cur:

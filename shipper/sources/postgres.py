@@ -37,6 +37,7 @@ import math
 import random
 import time
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -115,6 +116,7 @@ SELECT count(*) FROM (
   LIMIT %(cap)s
 ) behind
 """
+_Page = tuple[str, str, str, int]  # (tenant, cursor ts, cursor id, rows): one keyset read
 BEHIND_CAP = 1_000_000
 BEHIND_EVERY = 30.0  # seconds between counts, per tenant, while behind
 
@@ -201,6 +203,8 @@ class PostgresSource:
         self._timeout_ms = int(parse_duration(cfg.statement_timeout) * 1000)
         self._overlap = parse_duration(cfg.overlap)
         self._conn: psycopg.Connection[Any] | None = None
+        self._reader: ThreadPoolExecutor | None = None
+        self._ahead: tuple[_Page, Future[list[dict[str, Any]]]] | None = None
         self._next_try = 0.0
         self._attempt = 0
         self._down_logged = False
@@ -272,6 +276,7 @@ class PostgresSource:
             held = self._warn.suppressed("down")
             log.warning("postgres unavailable (%s); retrying with backoff%s", why, held)
             self._down_logged = True
+        self._drop_ahead()  # read on the connection being closed
         if self._conn is not None:
             with contextlib.suppress(psycopg.Error):
                 self._conn.close()
@@ -309,6 +314,8 @@ class PostgresSource:
                 if chunk is not None:
                     chunks.append(chunk)
                 self._count_behind(conn, t)
+                if not t.caught_up:  # a backfill: the next page is read while this one ships
+                    self._read_ahead(conn, t, budget)
         except psycopg.Error as exc:
             self._failed(exc)
             return chunks
@@ -316,10 +323,38 @@ class PostgresSource:
             self._next_poll = now + self.cfg.poll_interval
         return chunks
 
-    def _read(self, conn: psycopg.Connection[Any], t: _Tenant, budget: int) -> Chunk | None:
+    def _after(self, conn: psycopg.Connection[Any], key: _Page) -> list[dict[str, Any]]:
+        tenant, ts, row_id, budget = key
         with conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(SELECT_AFTER, {"tenant": t.name, "ts": t.ts, "id": t.id, "limit": budget})
-            rows = cur.fetchall()
+            cur.execute(SELECT_AFTER, {"tenant": tenant, "ts": ts, "id": row_id, "limit": budget})
+            return cur.fetchall()
+
+    def _read_ahead(self, conn: psycopg.Connection[Any], t: _Tenant, budget: int) -> None:
+        """Start reading the page after ``t``'s cursor on a thread of its own (psycopg waits
+        for the database without the GIL); ``_read`` takes it when it asks for that page."""
+        if self._ahead is not None:
+            return
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="postgres-read-ahead")
+        key = (t.name, t.ts, t.id, budget)
+        self._ahead = (key, self._reader.submit(self._after, conn, key))
+
+    def _page(self, conn: psycopg.Connection[Any], key: _Page) -> list[dict[str, Any]]:
+        """The rows after a cursor: read ahead already, or read now (the connection runs one
+        statement at a time, so a read ahead for another tenant just goes first)."""
+        ahead = self._ahead
+        if ahead is not None and ahead[0][0] == key[0]:
+            self._ahead = None
+            if ahead[0] == key:
+                METRICS.inc("postgres_pages_read_ahead_total")
+                return ahead[1].result()  # its psycopg.Error, if any, is this read's
+            with contextlib.suppress(Exception):  # another page (a smaller budget): not used
+                ahead[1].result()
+        return self._after(conn, key)
+
+    def _read(self, conn: psycopg.Connection[Any], t: _Tenant, budget: int) -> Chunk | None:
+        rows = self._page(conn, (t.name, t.ts, t.id, budget))
+        with conn.cursor(row_factory=dict_row) as cur:
             t.caught_up = len(rows) < budget
             late: list[dict[str, Any]] = []
             outside: list[dict[str, Any]] = []
@@ -417,6 +452,16 @@ class PostgresSource:
     def housekeeping(self) -> None:
         pass
 
+    def _drop_ahead(self) -> None:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            with contextlib.suppress(Exception):
+                ahead[1].result()
+
     def close(self) -> None:
+        self._drop_ahead()
+        if self._reader is not None:
+            self._reader.shutdown(wait=True)
+            self._reader = None
         if self._conn is not None:
             self._conn.close()

@@ -15,18 +15,7 @@ from shipper.enrich import DatabaseNames, Enricher, TtlCache
 from shipper.metrics import METRICS
 from shipper.normalize import Normalizer
 from shipper.normalize.document import Document
-
-# The columns of Logto's tables that names come from (plus a few neighbours), as Logto defines them.
-NAME_TABLES = """
-create table applications (
-  tenant_id varchar(21) not null, id varchar(21) not null primary key, name varchar(256) not null,
-  secret varchar(64) not null default '', description text, type varchar(64) not null,
-  created_at timestamptz not null default now());
-create table users (
-  tenant_id varchar(21) not null, id varchar(12) not null primary key, username varchar(128),
-  primary_email varchar(128), primary_phone varchar(128), name varchar(128), avatar varchar(2048),
-  created_at timestamptz not null default now());
-"""
+from tests.pg import NAME_TABLES
 
 
 class Clock:
@@ -378,3 +367,28 @@ def test_annotate_splices_names_into_the_line_and_leaves_what_it_cannot():
         "app-web",
         None,
     )
+
+
+def test_an_unknown_id_is_looked_up_once_however_many_records_carry_it():
+    class Counting:
+        def __init__(self):
+            self.calls = []
+
+        def applications(self, tenant):
+            return {}
+
+        def users(self, tenant, ids):
+            self.calls.append(ids)
+            return {"u-alice": ("alice", None)}
+
+    src = Counting()
+    e = Enricher([src])
+    for _ in range(1000):
+        e.names("default", None, "u-alice")
+    assert e._misses.qsize() == 1
+    e.refresh()
+    assert src.calls == [["u-alice"]] and e.names("default", None, "u-alice") == {"user": "alice"}
+    e.names("default", None, "u-ghost")
+    e.refresh()
+    e.names("default", None, "u-ghost")  # not found: asked again after the answer, not before
+    assert e._misses.qsize() == 1
