@@ -39,6 +39,8 @@ HOOK_PREFIX = "TriggerHook."  # rows that record a webhook delivery's request (a
 # The room names may add to a line: the normalizer's line limit grows by it while names are on.
 # Logto's columns bound them (name 256, type 64, username 128, email 128 characters).
 NAMES_ROOM = 4096
+MEMO_FOR = 1.0  # seconds a record's names are reused without asking the caches (TTLs are minutes)
+MEMO_CAP = 100_000
 
 
 def splice(line: bytes, names: bytes) -> bytes:
@@ -73,6 +75,7 @@ class TtlCache:
     def __init__(self, ttl: float, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl, self.max_entries, self.clock = ttl, max_entries, clock
         self._data: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
+        self.puts = 0  # changes whenever an entry does
 
     def get(self, key: Any) -> tuple[Any, bool] | None:
         """(value, fresh) or None when unknown."""
@@ -83,6 +86,7 @@ class TtlCache:
         return item[1], self.clock() - item[0] < self.ttl
 
     def put(self, key: Any, value: Any) -> None:
+        self.puts += 1
         self._data[key] = (self.clock(), value)
         self._data.move_to_end(key)
         while len(self._data) > self.max_entries:
@@ -208,6 +212,7 @@ class Enricher:
         self.users = TtlCache(ttl, max_entries, clock)
         self._misses: queue.Queue[tuple[str, str, str]] = queue.Queue(maxsize=100_000)
         self._queued: set[tuple[str, str, str]] = set()  # in the queue or being looked up
+        self._memo: dict[Ids, tuple[bytes, tuple[int, int], float]] = {}  # see _suffix
         self._app_tenants: dict[str, float] = {}  # tenant -> when its applications were loaded
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -227,14 +232,25 @@ class Enricher:
             ids = self.read_ids(line)
             if ids is None:
                 return line
+        suffix = self._suffix(ids)
+        return splice(line, suffix) if suffix else line
+
+    def _suffix(self, ids: Ids) -> bytes:
+        """The ``_names`` JSON of these ids, remembered for up to ``MEMO_FOR`` seconds while
+        the caches do not change (a backfill repeats a few ids a million times)."""
+        now, generation = self.clock(), (self.apps.puts, self.users.puts)
+        memo = self._memo.get(ids)
+        if memo is not None and memo[1] == generation and now < memo[2]:
+            return memo[0]
         names = self.names(*ids)
-        if not names:
-            return line
-        suffix = orjson.dumps(names)
+        suffix = orjson.dumps(names) if names else b""
         if len(suffix) > NAMES_ROOM - 16:
             METRICS.inc("enrich_names_too_long_total")
-            return line
-        return splice(line, suffix)
+            suffix = b""
+        if len(self._memo) >= MEMO_CAP:
+            self._memo.clear()
+        self._memo[ids] = (suffix, generation, now + MEMO_FOR)
+        return suffix
 
     def names(self, tenant: str, app_id: str | None, user_id: str | None) -> dict[str, str]:
         """The ``_names`` member for these ids (empty when none is known)."""

@@ -371,10 +371,19 @@ class PostgresSource:
                 outside = self._outside(cur, t, budget)
         if rows:
             t.ts, t.id, t.epoch = rows[-1]["cursor"], rows[-1]["id"], rows[-1]["epoch"] or t.epoch
-        fresh = [r for r in rows if r["id"] not in t.ahead]
-        for r in rows:
-            t.ahead.pop(r["id"], None)  # its time has come: shipped already, by id
-        for r in late + fresh:
+        fresh = rows
+        if t.ahead:
+            fresh = [r for r in rows if r["id"] not in t.ahead]
+            for r in rows:
+                t.ahead.pop(r["id"], None)  # its time has come: shipped already, by id
+        for r in late:
+            t.remember(r["id"], r["epoch"], self._overlap)
+        # Keyset rows come in time order: only the newest, inside the overlap window, are kept.
+        horizon = t.epoch - self._overlap
+        newest = len(fresh)
+        while newest and (fresh[newest - 1]["epoch"] or -math.inf) >= horizon:
+            newest -= 1
+        for r in fresh[newest:]:
             t.remember(r["id"], r["epoch"], self._overlap)
         for r in outside:
             t.ahead[r["id"]] = None

@@ -392,3 +392,17 @@ def test_an_unknown_id_is_looked_up_once_however_many_records_carry_it():
     e.refresh()
     e.names("default", None, "u-ghost")  # not found: asked again after the answer, not before
     assert e._misses.qsize() == 1
+
+
+def test_names_reused_per_record_until_a_cache_changes_or_a_second_passes():
+    clock = Clock()
+    e = Enricher([], ttl=60, clock=clock)
+    e.users.put(("default", "u1"), ("alice", None))
+    line = b'{"id":"l1"}'
+    assert e.annotate(line, ("default", None, "u1")) == b'{"id":"l1","_names":{"user":"alice"}}'
+    e.users._data[("default", "u1")] = (clock.t, ("changed behind the cache's back", None))
+    assert b"alice" in e.annotate(line, ("default", None, "u1"))  # reused
+    clock.t += 1.0
+    assert b"changed behind" in e.annotate(line, ("default", None, "u1"))  # a second later: asked again
+    e.users.put(("default", "u1"), ("alice2", None))
+    assert b"alice2" in e.annotate(line, ("default", None, "u1"))  # a change is seen at once
