@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--exe", default=shutil.which("logto-shipper") or str(Path(sys.executable).parent / "logto-shipper")
     )
     ap.add_argument("--extra", default="", help="config text appended (e.g. '[enrich]\\nenabled = false')")
+    ap.add_argument("--input-extra", default="", help="postgres input settings (e.g. 'batch_size = 5000')")
     ap.add_argument("--wrap", nargs="*", default=[], help="a command the shipper runs under (a profiler)")
     a = ap.parse_args(argv)
     from tests.pg import PgServer
@@ -97,9 +98,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         copy_s = min(read_limit(psql, dsn) for _ in range(2))
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
+            input_extra = a.input_extra.replace("\\n", "\n")
             (work / "shipper.toml").write_text(
                 f'[state]\ndir = "{work / "state"}"\n'
-                f'[[inputs]]\ntype = "postgres"\ndsn = "{dsn}"\n'
+                f'[[inputs]]\ntype = "postgres"\ndsn = "{dsn}"\n{input_extra}\n'
                 f'[output]\ntype = "elasticsearch"\nhosts = ["{sink.url}"]\nsetup_on_start = false\n'
                 "[index]\nship_expired = true\n" + a.extra.replace("\\n", "\n")
             )

@@ -335,7 +335,7 @@ class PipelineConfig(_Model):
     workers: Annotated[int, Field(ge=0, le=64)] | Literal["auto"] = Field(
         "auto",
         description="normalizer processes; 0 normalizes in the main process; auto: one per CPU "
-        "(none on a single CPU). 0 while [enrich] is active: names are looked up in-process.",
+        "(none on a single CPU).",
     )
     progress_interval: float = Field(
         30.0, ge=0, description="seconds between INFO progress lines while shipping; 0: none"
