@@ -225,9 +225,8 @@ class Enricher:
     def annotate(self, line: bytes, ids: Ids | None = None) -> bytes:
         """``line`` with the names known for its ids spliced in as its ``_names`` member (the
         field table maps it: ``user.name``, ``logto.application_name``...), or ``line`` as it
-        is. ``ids`` come from the source where it has them (postgres reads them with the row);
-        otherwise the line is parsed for them. Unknown or stale ids are queued for the
-        background thread; this never waits."""
+        is. ``ids`` where the caller has them; otherwise the line is parsed for them. Unknown
+        or stale ids are queued for the background thread; this never waits."""
         if ids is None:
             ids = self.read_ids(line)
             if ids is None:

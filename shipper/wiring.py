@@ -98,8 +98,19 @@ def build_sources(cfg: ShipperConfig, store: CheckpointStore, wake: Wake, once: 
                 from shipper.sources.postgres import PostgresSource
             except ImportError:
                 raise postgres_driver() from None
-            sources.append(PostgresSource(inp, store, f"pg{i}"))
+            names = reads_names(cfg, inp)
+            sources.append(PostgresSource(inp, store, f"pg{i}", names, cfg.enrich.include_email))
     return sources
+
+
+def reads_names(cfg: ShipperConfig, inp: PostgresInputConfig) -> bool:
+    """Does this postgres input read the names with its rows? When the names come from its own
+    database (``[enrich]`` on, no other database, no static map to take first): one read, no
+    cache, names exact at read time. Otherwise the enricher adds them from its cache."""
+    e = cfg.enrich
+    own = inp.dsn.get_secret_value() if inp.dsn is not None else None
+    same_db = e.dsn is None or e.dsn.get_secret_value() == own
+    return e.enabled and same_db and not e.applications
 
 
 def line_limit(inp: object) -> int:

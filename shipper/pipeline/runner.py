@@ -148,13 +148,13 @@ class Runner:
                 keep.append(f)
         return keep
 
-    def _lines(self, frames: list[Frame]) -> list[bytes]:
+    def _lines(self, chunk: Chunk, frames: list[Frame]) -> list[bytes]:
         """What the normalizer takes: the lines, with their names when names are on (dead
         letters keep the frames' own bytes)."""
-        if self.enricher is None:
+        if self.enricher is None or chunk.named:
             return [f.raw for f in frames]
         annotate = self.enricher.annotate
-        return [annotate(f.raw, f.ids) for f in frames]
+        return [annotate(f.raw) for f in frames]
 
     def _normalize(self, chunk: Chunk, dead: list[dict[str, Any]]) -> None:
         """In this thread (no pool)."""
@@ -164,7 +164,9 @@ class Runner:
         sent = self._screen(chunk, dead)
         frame = self.sink.framer
         if sent:
-            encoded = encode(self._lines(sent), self.normalizer.line, frame, native=self.normalizer.native)
+            encoded = encode(
+                self._lines(chunk, sent), self.normalizer.line, frame, native=self.normalizer.native
+            )
             offsets = chunk.offsets
             self._place(
                 chunk, encoded, dead, mark, lambda i: (sent[i].start if offsets else None, sent[i].raw)
@@ -201,7 +203,7 @@ class Runner:
             self._source_of[chunk.stream] = source
             if self._batch_started is None:
                 self._batch_started = self.clock.monotonic()
-            if chunk.block and self.enricher is not None:  # names go into each line
+            if chunk.block and self.enricher is not None and not chunk.named:  # names go into each line
                 chunk.frames, chunk.block = chunk.lines(), b""
             if self.pool is not None and chunk.block:
                 block = self.pool.submit_block(chunk.block, chunk.count())
@@ -209,7 +211,7 @@ class Runner:
             elif self.pool is not None:
                 own: list[dict[str, Any]] = []
                 sent = self._screen(chunk, own)
-                ticket = self.pool.submit(self._lines(sent)) if sent else None
+                ticket = self.pool.submit(self._lines(chunk, sent)) if sent else None
                 self._pending.append(_Pending(chunk, ticket, sent, own))
             else:
                 self._normalize(chunk, dead)

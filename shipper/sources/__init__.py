@@ -22,6 +22,7 @@ class Chunk:
     block_start: int = 0
     n: int = 0  # lines in the block
     offsets: bool = True  # frames carry byte offsets in ``name`` (files); rows do not (postgres)
+    named: bool = False  # the lines carry their names already (the postgres input read them)
 
     def count(self) -> int:
         return self.n if self.block else len(self.frames)

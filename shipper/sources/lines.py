@@ -16,9 +16,6 @@ class Frame:
     start: int  # offset of the line's first byte
     end: int  # offset just after its newline: where to resume
     length: int  # real length without newline; > len(raw) when the line was too long
-    # (tenant, application id, user id) where the source read them with the record (postgres),
-    # so names are added without parsing the line (enrich.py)
-    ids: tuple[str, str | None, str | None] | None = None
 
     @property
     def too_long(self) -> bool:

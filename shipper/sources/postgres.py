@@ -41,18 +41,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import psycopg
 from psycopg.rows import dict_row
 
 from shipper.config import PostgresInputConfig
-from shipper.enrich import HOOK_PREFIX
 from shipper.logs import Throttle
 from shipper.metrics import METRICS
 from shipper.pipeline.checkpoint import CheckpointStore
 from shipper.redact import dsn_secrets, one_line
 from shipper.sources import Chunk, Lag
 from shipper.sources.lines import Frame
+from shipper.sources.pgsql import ACCESS_CHECK, BEHIND, INDEX_CHECK, NAMES_CHECK, Statements
 from shipper.timespec import instant, parse_duration
 
 log = logging.getLogger(__name__)
@@ -60,62 +59,6 @@ START = "1970-01-01 00:00:00+00"  # the first cursor; earlier rows are outside t
 SEEN_CAP = 5000  # overlap ids kept in the checkpoint (newest first kept)
 AHEAD_CAP = 1000  # rows shipped ahead of the watermark (future-dated, no time)
 
-# created_at as text (exact, castable back), as the normalizer's ISO time (the database's text
-# where it has none: infinity, BC, which the normalizer then refuses by name), and as epoch
-# seconds (to keep the overlap window); the ids names are looked up by, as the field table reads
-# them (strings only), so lines need not be parsed for them.
-COLUMNS = """id, key, payload::text AS payload, created_at::text AS cursor,
-  CASE WHEN isfinite(created_at) AND created_at >= '0001-01-01 00:00:00+00'
-       THEN to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-       ELSE created_at::text END AS created,
-  extract(epoch FROM created_at)::float8 AS epoch,
-  CASE WHEN jsonb_typeof(payload->'applicationId') = 'string' THEN payload->>'applicationId' END AS app,
-  CASE WHEN jsonb_typeof(payload->'userId') = 'string' THEN payload->>'userId' END AS uid"""
-SELECT_AFTER = f"""
-SELECT {COLUMNS} FROM logs
-WHERE tenant_id = %(tenant)s AND (created_at, id) > (%(ts)s::timestamptz, %(id)s)
-  AND created_at >= '1970-01-01 00:00:00+00' AND created_at <= statement_timestamp()
-ORDER BY created_at, id LIMIT %(limit)s
-"""
-SELECT_LATE = f"""
-SELECT {COLUMNS} FROM logs
-WHERE tenant_id = %(tenant)s AND created_at >= %(ts)s::timestamptz - %(overlap)s::interval
-  AND created_at >= '1970-01-01 00:00:00+00'
-  AND (created_at, id) <= (%(ts)s::timestamptz, %(id)s) AND NOT (id = ANY(%(seen)s))
-ORDER BY created_at, id LIMIT %(limit)s
-"""
-SELECT_OUTSIDE = f"""
-SELECT {COLUMNS} FROM logs
-WHERE tenant_id = %(tenant)s
-  AND (created_at > statement_timestamp() OR created_at < '1970-01-01 00:00:00+00' OR created_at IS NULL)
-  AND NOT (id = ANY(%(ahead)s))
-ORDER BY id LIMIT %(limit)s
-"""
-INDEX_CHECK = """
-SELECT indexdef FROM pg_indexes
-WHERE tablename = 'logs' AND indexdef ILIKE '%%(tenant_id, created_at%%'
-"""
-# Can this role read the table, and does row-level security hide rows from it? (Logto turns RLS
-# on for its tables; the table owner without FORCE, superusers and BYPASSRLS roles see all.)
-ACCESS_CHECK = """
-SELECT c.oid IS NOT NULL AS found,
-       c.oid IS NOT NULL AND has_table_privilege(c.oid, 'SELECT') AS can_select,
-       COALESCE(c.relrowsecurity, false) AS rls,
-       COALESCE(c.relforcerowsecurity, false) AS forced,
-       COALESCE(pg_get_userbyid(c.relowner) = current_user, false) AS owner,
-       r.rolsuper OR r.rolbypassrls AS bypass,
-       current_user AS role, current_database() AS db
-FROM pg_roles r LEFT JOIN pg_class c ON c.oid = to_regclass('logs')
-WHERE r.rolname = current_user
-"""
-# Rows not read yet, counted along the index and capped: a progress figure, not a scan.
-BEHIND = """
-SELECT count(*) FROM (
-  SELECT 1 FROM logs WHERE tenant_id = %(tenant)s AND (created_at, id) > (%(ts)s::timestamptz, %(id)s)
-    AND created_at <= statement_timestamp()
-  LIMIT %(cap)s
-) behind
-"""
 _Page = tuple[str, str, str, int]  # (tenant, cursor ts, cursor id, rows): one keyset read
 BEHIND_CAP = 1_000_000
 BEHIND_EVERY = 30.0  # seconds between counts, per tenant, while behind
@@ -180,20 +123,20 @@ class _Tenant:
         }
 
 
-def row_line(tenant: str, row: dict[str, Any]) -> bytes:
-    """A row as the table-row line the normalizer (and the file input) takes: the payload's
-    text spliced in as it is, never parsed here."""
-    head = orjson.dumps(
-        {"tenant_id": tenant, "id": row["id"], "key": row["key"], "created_at": row["created"]}
-    )
-    payload = row["payload"] if row["payload"] is not None else "null"
-    return head[:-1] + b',"payload":' + payload.encode("utf-8", "surrogatepass") + b"}"
-
-
 class PostgresSource:
     """Source over ``logs``; positions are ``_Tenant.position()`` per tenant stream."""
 
-    def __init__(self, cfg: PostgresInputConfig, store: CheckpointStore, prefix: str = "pg") -> None:
+    def __init__(
+        self,
+        cfg: PostgresInputConfig,
+        store: CheckpointStore,
+        prefix: str = "pg",
+        names: bool = False,
+        email: bool = False,
+    ) -> None:
+        """``names``: read each row's names with it (``_names``: application name and type,
+        user name, and with ``email`` the user's email) where the role may read Logto's
+        ``applications`` and ``users``; the chunks then say so (``Chunk.named``)."""
         if cfg.dsn is None:
             raise ValueError("postgres input needs dsn or dsn_file")
         self.cfg = cfg
@@ -203,6 +146,9 @@ class PostgresSource:
         self._timeout_ms = int(parse_duration(cfg.statement_timeout) * 1000)
         self._overlap = parse_duration(cfg.overlap)
         self._conn: psycopg.Connection[Any] | None = None
+        self._plain = Statements.build()
+        self._named = Statements.build(names=True, email=email) if names else None
+        self._sql = self._plain  # _named once a connection has shown it may read the names
         self._reader: ThreadPoolExecutor | None = None
         self._ahead: tuple[_Page, Future[list[dict[str, Any]]]] | None = None
         self._next_try = 0.0
@@ -259,6 +205,21 @@ class PostgresSource:
             )
         if not a["can_select"]:
             raise NoAccess(f"role {a['role']} may not read logs: GRANT SELECT ON logs TO {a['role']}")
+        self._sql = self._plain
+        if self._named is not None:
+            with conn.cursor() as cur:
+                cur.execute(NAMES_CHECK)
+                row = cur.fetchone()
+            if row is not None and row[0]:
+                self._sql = self._named
+            elif self._warn.due("names"):
+                log.warning(
+                    "postgres: role %s cannot read Logto's applications and users tables (missing, "
+                    "or no privilege): names are not read with the rows (GRANT SELECT ON "
+                    "applications, users TO %s)",
+                    a["role"],
+                    a["role"],
+                )
         hidden = a["rls"] and not a["bypass"] and (a["forced"] or not a["owner"])
         if hidden and self._warn.due("rls"):
             log.warning(
@@ -326,7 +287,7 @@ class PostgresSource:
     def _after(self, conn: psycopg.Connection[Any], key: _Page) -> list[dict[str, Any]]:
         tenant, ts, row_id, budget = key
         with conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(SELECT_AFTER, {"tenant": tenant, "ts": ts, "id": row_id, "limit": budget})
+            cur.execute(self._sql.after, {"tenant": tenant, "ts": ts, "id": row_id, "limit": budget})
             return cur.fetchall()
 
     def _read_ahead(self, conn: psycopg.Connection[Any], t: _Tenant, budget: int) -> None:
@@ -360,7 +321,8 @@ class PostgresSource:
             outside: list[dict[str, Any]] = []
             if t.caught_up and self._overlap and t.id:
                 params = {"tenant": t.name, "ts": t.ts, "id": t.id, "seen": list(t.seen)}
-                cur.execute(SELECT_LATE, {**params, "overlap": f"{self._overlap} seconds", "limit": budget})
+                overlap = f"{self._overlap} seconds"
+                cur.execute(self._sql.late, {**params, "overlap": overlap, "limit": budget})
                 late = [r for r in cur.fetchall() if r["id"] not in t.ahead]
                 if late:
                     METRICS.inc("postgres_late_rows_total", len(late))
@@ -391,10 +353,16 @@ class PostgresSource:
         if not shipped and not rows:
             return None
         METRICS.inc("postgres_rows_read_total", len(shipped))
-        frames = [self._frame(t.name, r) for r in shipped]
-        return Chunk(
-            self.stream(t.name), f"postgres:logs:{t.name}", frames, position=t.position(), offsets=False
-        )
+        chunk = Chunk(self.stream(t.name), f"postgres:logs:{t.name}", position=t.position(), offsets=False)
+        chunk.named = self._sql is self._named
+        lines = [r["line"] for r in shipped]
+        if max(map(len, lines)) * 4 <= self.max_row_bytes:  # surely short enough (UTF-8: <= 4 bytes/char)
+            # Complete lines, as the file input's blocks (JSON text holds no raw newline).
+            chunk.block = ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass")
+            chunk.n = len(lines)
+        else:
+            chunk.frames = [self._frame(line) for line in lines]
+        return chunk
 
     def _outside(self, cur: Any, t: _Tenant, budget: int) -> list[dict[str, Any]]:
         """Rows dated after the database's now, or without a time: shipped by id, ahead."""
@@ -408,7 +376,7 @@ class PostgresSource:
                     AHEAD_CAP,
                 )
             return []
-        cur.execute(SELECT_OUTSIDE, {"tenant": t.name, "ahead": list(t.ahead), "limit": room})
+        cur.execute(self._sql.outside, {"tenant": t.name, "ahead": list(t.ahead), "limit": room})
         rows: list[dict[str, Any]] = cur.fetchall()
         if rows:
             METRICS.inc("postgres_rows_outside_window_total", len(rows))
@@ -422,13 +390,11 @@ class PostgresSource:
             )
         return rows
 
-    def _frame(self, tenant: str, row: dict[str, Any]) -> Frame:
-        line = row_line(tenant, row)
+    def _frame(self, text: str) -> Frame:
+        line = text.encode("utf-8", "surrogatepass")
         if len(line) > self.max_row_bytes:  # dead-lettered with its first bytes and real length
             return Frame(line[: self.max_row_bytes], 0, 0, len(line))
-        # A TriggerHook row carries the names it sent: the enricher reads the line to learn them.
-        ids = None if row["key"].startswith(HOOK_PREFIX) else (tenant, row["app"], row["uid"])
-        return Frame(line, 0, 0, len(line), ids)
+        return Frame(line, 0, 0, len(line))
 
     def acked(self, stream: str, position: Any) -> None:
         self.store.stage(stream, position=position, seen=int(time.time()))

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.integration.harness import Pipeline
+from tests.pg import NAME_TABLES
 
 TIMES = [
     "now() - interval '2 minutes'",
@@ -38,7 +39,8 @@ def nested(depth: int) -> str:
 
 
 payloads = st.one_of(
-    st.just('{"result":"Success","ip":"10.0.0.1"}'),
+    st.just('{"result":"Success","ip":"10.0.0.1","applicationId":"app-web","userId":"u-alice"}'),
+    st.just('{"applicationId":7,"userId":["u-alice"]}'),  # ids of other types: no names
     st.integers(0, 2000).map(nested),
     # any text jsonb can hold (it refuses \u0000)
     st.text(st.characters(blacklist_characters="\x00"), max_size=40).map(
@@ -72,11 +74,17 @@ def _outcome(p: Pipeline) -> tuple[Counter[str], Counter[str]]:
     return shipped, dead
 
 
-@pytest.fixture
-def hostile_db(pg):
+@pytest.fixture(params=[False, True], ids=["ids-only", "names-read-with-rows"])
+def hostile_db(pg, request):
     _srv, dsn = pg
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute("alter table logs alter column created_at drop not null")
+        if request.param:  # Logto's name tables: the rows are read joined with them
+            c.execute(NAME_TABLES)
+            c.execute(
+                "insert into applications (tenant_id, id, name, type) values ('default', 'app-web', 'Web', 'SPA')"
+            )
+            c.execute("insert into users (tenant_id, id, username) values ('default', 'u-alice', 'alice')")
     return dsn
 
 

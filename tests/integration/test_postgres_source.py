@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -283,10 +284,68 @@ def test_read_ahead_pages_keep_every_row_once_in_order(tmp_path, pg):
             src._failed(psycopg.OperationalError("connection lost"))
             src._next_try = 0.0
         for chunk in src.poll(next(budgets)):
-            for f in chunk.frames:
+            for f in chunk.lines():
                 got[chunk.stream.split(":")[1]].append(json.loads(f.raw)["id"])
     src.close()
     assert got["t1"] == [f"t1{i:08d}" for i in range(60)]
     assert got["t2"] == [f"t2{i:08d}" for i in range(45)]
     assert METRICS.get("postgres_pages_read_ahead_total") - before >= 5  # one tenant at a time
     assert src._reader is None and src._ahead is None
+
+
+def test_names_are_read_with_the_rows_where_the_role_may(tmp_path, pg):
+    """With Logto's name tables readable, each line carries its names (``_names``), read with
+    the row; ids of other types, unknown ids and a role without the privilege get none."""
+    from shipper.config import PostgresInputConfig
+    from shipper.normalize import Normalizer
+    from shipper.pipeline.checkpoint import CheckpointStore
+    from shipper.sources.postgres import PostgresSource
+    from tests.pg import NAME_TABLES
+
+    _srv, dsn = pg
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute(NAME_TABLES)
+        c.execute(
+            "insert into applications (tenant_id, id, name, type) values ('default', 'app-web', 'Web \"1\"', 'SPA')"
+        )
+        c.execute(
+            "insert into users (tenant_id, id, username, name, primary_email) values "
+            "('default', 'u1', '', 'Alice A', 'a@example.com'), ('other', 'u2', 'bob', null, null)"
+        )
+    payloads = [
+        {"applicationId": "app-web", "userId": "u1"},
+        {"applicationId": 7, "userId": "u2"},  # not a string; u2 is another tenant's
+        {"userId": "nobody"},
+    ]
+    insert(
+        dsn,
+        [
+            ("default", f"n{i}", "Interaction.SignIn.Submit", json.dumps(p), BASE)
+            for i, p in enumerate(payloads)
+        ],
+    )
+
+    def documents(names, email, conn_dsn=dsn):
+        cfg = PostgresInputConfig(type="postgres", dsn=conn_dsn, overlap="1h")
+        src = PostgresSource(
+            cfg, CheckpointStore(tmp_path / f"s{names}{email}{conn_dsn[-3:]}"), names=names, email=email
+        )
+        (chunk,) = src.poll(100)
+        src.close()
+        return chunk.named, [Normalizer().line(f.raw).body for f in chunk.lines()]
+
+    named, docs = documents(True, False)
+    assert named
+    assert docs[0]["logto"]["application_name"] == 'Web "1"' and docs[0]["logto"]["application_type"] == "SPA"
+    assert docs[0]["user"] == {"id": "u1", "name": "Alice A"}  # no username: the display name; no email
+    assert "application_name" not in docs[1]["logto"] and "name" not in docs[1]["user"]
+    assert docs[2]["user"] == {"id": "nobody"}
+    assert documents(True, True)[1][0]["user"]["email"] == "a@example.com"
+    named, docs = documents(False, False)
+    assert not named and "application_name" not in docs[0]["logto"] and "name" not in docs[0]["user"]
+    role = f"reader_{uuid.uuid4().hex[:8]}"  # roles are the cluster's: a name of this test's own
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute(f"create role {role} login; grant select on logs to {role}")
+    assert "postgres@" in dsn
+    named, docs = documents(True, False, dsn.replace("postgres@", f"{role}@", 1))
+    assert not named and "application_name" not in docs[0]["logto"] and len(docs) == 3

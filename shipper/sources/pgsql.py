@@ -1,0 +1,114 @@
+"""The statements the ``postgres`` input runs (``postgres.py`` says why each is shaped so).
+
+Every row is read as the line the normalizer (and the file input) takes, built by the database:
+``{"tenant_id", "id", "key", "created_at", "payload": <payload::text, never parsed here>}``, with
+the record's names as a ``_names`` member where the database has them (``Statements(names=True)``:
+Logto's ``applications`` and ``users`` rows, looked up by primary key with the row), so a page of
+rows is a block of lines with no per-row work in Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# created_at as the normalizer's ISO time (the database's text where it has none: infinity, BC,
+# which the normalizer then refuses by name).
+_CREATED = """CASE WHEN isfinite(created_at) AND created_at >= '0001-01-01 00:00:00+00'
+       THEN to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+       ELSE created_at::text END"""
+
+
+# The ids names are looked up by, as the field table reads them (strings only).
+def _id(member: str) -> str:
+    return f"CASE WHEN jsonb_typeof(logs.payload->'{member}') = 'string' THEN logs.payload->>'{member}' END"
+
+
+_APP, _USER = _id("applicationId"), _id("userId")
+# One row each at most (primary keys); the lateral subqueries expose only these columns, so the
+# statements' own column names stay unambiguous.
+_NAMES_JOIN = f"""
+LEFT JOIN LATERAL (SELECT a.name AS app_name, a.type AS app_type FROM applications a
+                   WHERE a.tenant_id = logs.tenant_id AND a.id = {_APP}) na ON true
+LEFT JOIN LATERAL (SELECT COALESCE(NULLIF(u.username, ''), u.name) AS user_name,
+                          u.primary_email AS user_email FROM users u
+                   WHERE u.tenant_id = logs.tenant_id AND u.id = {_USER}) nu ON true"""
+
+
+def _names(email: bool) -> str:
+    members = "'application', NULLIF(na.app_name, ''), 'application_type', NULLIF(na.app_type, ''), "
+    members += "'user', NULLIF(nu.user_name, '')"
+    if email:
+        members += ", 'email', NULLIF(nu.user_email, '')"
+    return f"""',"_names":' || NULLIF(json_strip_nulls(json_build_object({members}))::text, '{{}}')"""
+
+
+def _columns(names: bool, email: bool) -> str:
+    """The line; created_at as text (the cursor: exact, castable back) and as epoch seconds (to
+    keep the overlap window)."""
+    tail = _names(email) if names else "''"
+    line = f"""concat('{{"tenant_id":', to_json(logs.tenant_id::text), ',"id":', to_json(logs.id::text),
+       ',"key":', to_json(logs.key::text), ',"created_at":', to_json({_CREATED}),
+       ',"payload":', COALESCE(logs.payload::text, 'null'), {tail}, '}}')"""
+    return f"""logs.id AS id, created_at::text AS cursor, extract(epoch FROM created_at)::float8 AS epoch,
+  {line} AS line"""
+
+
+@dataclass(frozen=True)
+class Statements:
+    """The three reads of ``logs``, with or without names."""
+
+    after: str
+    late: str
+    outside: str
+
+    @classmethod
+    def build(cls, names: bool = False, email: bool = False) -> Statements:
+        head = f"SELECT {_columns(names, email)} FROM logs{_NAMES_JOIN if names else ''}"
+        return cls(
+            after=f"""{head}
+WHERE logs.tenant_id = %(tenant)s AND (created_at, logs.id) > (%(ts)s::timestamptz, %(id)s)
+  AND created_at >= '1970-01-01 00:00:00+00' AND created_at <= statement_timestamp()
+ORDER BY created_at, logs.id LIMIT %(limit)s""",
+            late=f"""{head}
+WHERE logs.tenant_id = %(tenant)s AND created_at >= %(ts)s::timestamptz - %(overlap)s::interval
+  AND created_at >= '1970-01-01 00:00:00+00'
+  AND (created_at, logs.id) <= (%(ts)s::timestamptz, %(id)s) AND NOT (logs.id = ANY(%(seen)s))
+ORDER BY created_at, logs.id LIMIT %(limit)s""",
+            outside=f"""{head}
+WHERE logs.tenant_id = %(tenant)s
+  AND (created_at > statement_timestamp() OR created_at < '1970-01-01 00:00:00+00' OR created_at IS NULL)
+  AND NOT (logs.id = ANY(%(ahead)s))
+ORDER BY logs.id LIMIT %(limit)s""",
+        )
+
+
+INDEX_CHECK = """
+SELECT indexdef FROM pg_indexes
+WHERE tablename = 'logs' AND indexdef ILIKE '%%(tenant_id, created_at%%'
+"""
+# Can this role read the table, and does row-level security hide rows from it? (Logto turns RLS
+# on for its tables; the table owner without FORCE, superusers and BYPASSRLS roles see all.)
+ACCESS_CHECK = """
+SELECT c.oid IS NOT NULL AS found,
+       c.oid IS NOT NULL AND has_table_privilege(c.oid, 'SELECT') AS can_select,
+       COALESCE(c.relrowsecurity, false) AS rls,
+       COALESCE(c.relforcerowsecurity, false) AS forced,
+       COALESCE(pg_get_userbyid(c.relowner) = current_user, false) AS owner,
+       r.rolsuper OR r.rolbypassrls AS bypass,
+       current_user AS role, current_database() AS db
+FROM pg_roles r LEFT JOIN pg_class c ON c.oid = to_regclass('logs')
+WHERE r.rolname = current_user
+"""
+# May this role read the tables names come from? (Then names are read with the rows.)
+NAMES_CHECK = """
+SELECT COALESCE(has_table_privilege(to_regclass('applications'), 'SELECT'), false)
+   AND COALESCE(has_table_privilege(to_regclass('users'), 'SELECT'), false)
+"""
+# Rows not read yet, counted along the index and capped: a progress figure, not a scan.
+BEHIND = """
+SELECT count(*) FROM (
+  SELECT 1 FROM logs WHERE tenant_id = %(tenant)s AND (created_at, id) > (%(ts)s::timestamptz, %(id)s)
+    AND created_at <= statement_timestamp()
+  LIMIT %(cap)s
+) behind
+"""
