@@ -63,22 +63,34 @@ class Statements:
 
     @classmethod
     def build(cls, names: bool = False, email: bool = False) -> Statements:
-        head = f"SELECT {_columns(names, email)} FROM logs{_NAMES_JOIN if names else ''}"
+        # The page is chosen first, alone (the keyset index, the limit), and only its rows are
+        # joined: a join over the whole WHERE could be planned as a hash join and a sort of
+        # every row after the cursor, per page.
+        def read(where: str, order: str) -> str:
+            page = f"SELECT tenant_id, id, key, payload, created_at FROM logs WHERE {where} ORDER BY {order}"
+            return (
+                f"SELECT {_columns(names, email)} FROM ({page} LIMIT %(limit)s) logs"
+                f"{_NAMES_JOIN if names else ''}\nORDER BY {order}"
+            )
+
         return cls(
-            after=f"""{head}
-WHERE logs.tenant_id = %(tenant)s AND (created_at, logs.id) > (%(ts)s::timestamptz, %(id)s)
-  AND created_at >= '1970-01-01 00:00:00+00' AND created_at <= statement_timestamp()
-ORDER BY created_at, logs.id LIMIT %(limit)s""",
-            late=f"""{head}
-WHERE logs.tenant_id = %(tenant)s AND created_at >= %(ts)s::timestamptz - %(overlap)s::interval
+            after=read(
+                """tenant_id = %(tenant)s AND (created_at, id) > (%(ts)s::timestamptz, %(id)s)
+  AND created_at >= '1970-01-01 00:00:00+00' AND created_at <= statement_timestamp()""",
+                "created_at, id",
+            ),
+            late=read(
+                """tenant_id = %(tenant)s AND created_at >= %(ts)s::timestamptz - %(overlap)s::interval
   AND created_at >= '1970-01-01 00:00:00+00'
-  AND (created_at, logs.id) <= (%(ts)s::timestamptz, %(id)s) AND NOT (logs.id = ANY(%(seen)s))
-ORDER BY created_at, logs.id LIMIT %(limit)s""",
-            outside=f"""{head}
-WHERE logs.tenant_id = %(tenant)s
+  AND (created_at, id) <= (%(ts)s::timestamptz, %(id)s) AND NOT (id = ANY(%(seen)s))""",
+                "created_at, id",
+            ),
+            outside=read(
+                """tenant_id = %(tenant)s
   AND (created_at > statement_timestamp() OR created_at < '1970-01-01 00:00:00+00' OR created_at IS NULL)
-  AND NOT (logs.id = ANY(%(ahead)s))
-ORDER BY logs.id LIMIT %(limit)s""",
+  AND NOT (id = ANY(%(ahead)s))""",
+                "id",
+            ),
         )
 
 
