@@ -394,6 +394,42 @@ def table(rows: list[dict[str, Any]], ref: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def postgres_report(pg: dict[str, Any], file_cpu: float | None) -> str:
+    """The postgres backfill row (bench.postgres), with its CPU against the file path's."""
+    vs_file = f"{pg['shipper_cpu_s_per_million'] / file_cpu:.2f}x" if file_cpu else "n/a"
+    return (
+        "| postgres backfill | rows/s | `\\copy` read limit rows/s | vs the read limit "
+        "| shipper CPU-s per 1M | vs the file path's | database CPU-s per 1M |\n"
+        "|---|---|---|---|---|---|---|\n"
+        f"| {pg['rows']:,} Logto-shaped rows, names read with the rows | {pg['shipper_rows_per_s']:,.0f} "
+        f"| {pg['copy_rows_per_s']:,.0f} | {pg['ratio']:.2f}x | {pg['shipper_cpu_s_per_million']:.1f} "
+        f"| {vs_file} | {pg['database_cpu_s_per_million']:.1f} |"
+    )
+
+
+def latency_report(runs: dict[str, dict[str, Any]]) -> str:
+    """Event -> ``_bulk`` request latency per input and setting (bench.latency)."""
+    lines = [
+        "| latency: a quiet input, event -> bulk request | p50 s | p90 s | p99 s | max s | idle CPU-s/min "
+        "(shipper + database) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, q in runs.items():
+        cost = q.get("idle_cpu_s_per_min")
+        idle = f"{cost['shipper']} + {cost['database']}" if cost else ""
+        cells = " | ".join(f"{q[k]:.3f}" for k in ("p50", "p90", "p99", "max"))
+        lines.append(f"| {name} | {cells} | {idle} |")
+    return "\n".join(lines)
+
+
+def footprint_report(fp: dict[str, Any]) -> str:
+    return (
+        f"Idle footprint (bench.footprint: a file input with nothing to read, after start-up): "
+        f"{fp['processes']} process(es), RSS {fp['rss_total_mb']} MB (PSS {fp['pss_total_mb']} MB), "
+        f"{fp['idle_cpu_percent']}% CPU."
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="logto-shipper benchmark")
     ap.add_argument("--records", type=int, default=1_000_000)
@@ -414,6 +450,16 @@ def main(argv: list[str] | None = None) -> None:
         help="only the pure-Python run of this checkout, not the build `pip install .` makes "
         "(python -m bench.compiled; ~1 min to build)",
     )
+    ap.add_argument(
+        "--postgres-rows",
+        type=int,
+        default=0,
+        help="also the postgres backfill of this many rows vs. the \\copy read limit (bench.postgres)",
+    )
+    ap.add_argument(
+        "--latency", action="store_true", help="also event -> bulk latency, file and postgres (bench.latency)"
+    )
+    ap.add_argument("--footprint", action="store_true", help="also the idle footprint (bench.footprint)")
     ap.add_argument(
         "--outage-mb",
         type=int,
@@ -499,6 +545,21 @@ def main(argv: list[str] | None = None) -> None:
     if outage is not None:
         normal = next((r["rss_mb"] for r in results if r["label"].startswith(SHIPPER)), None)
         report += "\n\n" + outage_report(outage, normal)
+    if a.postgres_rows and not a.only:
+        from bench import postgres
+
+        pg = postgres.main(["--rows", str(a.postgres_rows), "--exe", main_exe])
+        file_cpu = next((r["cpu_s_per_1M"] for r in results if r["label"].startswith(SHIPPER)), None)
+        report += "\n\n" + postgres_report(pg, file_cpu)
+    if a.latency and not a.only:
+        from bench import latency
+
+        runs = latency.main(["--exe", main_exe]) | latency.main(["--input", "postgres", "--exe", main_exe])
+        report += "\n\n" + latency_report(runs)
+    if a.footprint and not a.only:
+        from bench import footprint
+
+        report += "\n\n" + footprint_report(footprint.main(["--exe", main_exe]))
     print(report)
     if a.write_results:
         cmd = "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
