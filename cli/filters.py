@@ -132,7 +132,7 @@ def index_of(ctx: Context) -> tuple[Any, str]:
 
 def show_current_names(ctx: Context, docs: list[dict[str, Any]]) -> None:
     """--resolve-names: display today's names (documents keep those valid when indexed)."""
-    from shipper.enrich import current_names
+    from shipper.namesources import current_names
     from shipper.wiring import build_enricher
 
     enricher = build_enricher(ctx.config(), start=False)

@@ -20,8 +20,9 @@ from shipper.config import (
     WebhookInputConfig,
 )
 from shipper.deadletter import DeadLetterFile
-from shipper.enrich import NAMES_ROOM, DatabaseNames, Enricher, ManagementApiNames, NameSource
+from shipper.enrich import NAMES_ROOM, Enricher
 from shipper.errors import StateError, postgres_driver
+from shipper.namesources import DatabaseNames, ManagementApiNames, NameSource
 from shipper.normalize import Normalizer
 from shipper.normalize.pool import NormalizerPool, default_workers
 from shipper.pipeline.checkpoint import CheckpointStore

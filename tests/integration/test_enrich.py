@@ -11,8 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
-from shipper.enrich import DatabaseNames, Enricher, TtlCache
+from shipper.enrich import Enricher, TtlCache
 from shipper.metrics import METRICS
+from shipper.namesources import DatabaseNames
 from shipper.normalize import Normalizer
 from shipper.normalize.document import Document
 from tests.pg import NAME_TABLES
@@ -282,7 +283,7 @@ def logto_api():
 
 
 def test_management_api_source_pagination_token_cache_and_expiry(logto_api):
-    from shipper.enrich import ManagementApiNames
+    from shipper.namesources import ManagementApiNames
 
     clock = Clock()
     api = ManagementApiNames(logto_api["url"], "m2m-id", "m2m-secret", min_interval=0, clock=clock)
@@ -303,7 +304,7 @@ def test_management_api_source_pagination_token_cache_and_expiry(logto_api):
 
 
 def test_management_api_wrong_secret_degrades(logto_api, caplog):
-    from shipper.enrich import ManagementApiNames
+    from shipper.namesources import ManagementApiNames
 
     api = ManagementApiNames(logto_api["url"], "m2m-id", "wrong", min_interval=0)
     e = Enricher([api])
