@@ -28,12 +28,17 @@ import orjson
 
 from shipper.metrics import METRICS
 from shipper.namesources import NameSource
+from shipper.normalize.fields import AUDIT, WEBHOOK, sources_of
 
 log = logging.getLogger(__name__)
 
 Ids = tuple[str, str | None, str | None]  # (tenant, application id, user id) of a record
 
 
+# The ids' record members, as the field table reads them.
+TENANT = sources_of(AUDIT, "logto.tenant_id")
+AUDIT_APP, AUDIT_USER = sources_of(AUDIT, "logto.application_id"), sources_of(AUDIT, "user.id")
+HOOK_APP, HOOK_USER = sources_of(WEBHOOK, "logto.application_id"), sources_of(WEBHOOK, "user.id")
 HOOK_PREFIX = "TriggerHook."  # rows that record a webhook delivery's request (and its names)
 # The room names may add to a line: the normalizer's line limit grows by it while names are on.
 # Logto's columns bound them (name 256, type 64, username 128, email 128 characters).
@@ -118,15 +123,14 @@ class Enricher:
 
     # -- hot path ------------------------------------------------------------------------
 
-    def annotate(self, line: bytes, ids: Ids | None = None) -> bytes:
+    def annotate(self, line: bytes) -> bytes:
         """``line`` with the names known for its ids spliced in as its ``_names`` member (the
         field table maps it: ``user.name``, ``logto.application_name``...), or ``line`` as it
-        is. ``ids`` where the caller has them; otherwise the line is parsed for them. Unknown
-        or stale ids are queued for the background thread; this never waits."""
+        is. The line is parsed for its ids; unknown or stale ones are queued for the background
+        thread; this never waits."""
+        ids = self.read_ids(line)
         if ids is None:
-            ids = self.read_ids(line)
-            if ids is None:
-                return line
+            return line
         suffix = self._suffix(ids)
         return splice(line, suffix) if suffix else line
 
@@ -184,21 +188,21 @@ class Enricher:
             return None
         if not isinstance(rec, dict):
             return None
-        tenant = _first_str(rec, ("tenantId",), ("tenant_id",)) or "default"
+        tenant = _first_str(rec, *TENANT) or "default"
         payload = rec.get("payload")
         if isinstance(payload, str):  # some exports carry the payload as its JSON text
             with contextlib.suppress(orjson.JSONDecodeError):
-                payload = orjson.loads(payload)
+                payload = rec["payload"] = orjson.loads(payload)
         if not isinstance(payload, dict):
             return tenant, None, None
         key = rec.get("key")
-        if rec.get("origin") == "webhook":  # a delivery received by the webhook input
+        hook = rec.get("origin") == "webhook"
+        if hook:  # a delivery received by the webhook input
             self.learn_from_hook(tenant, {"body": payload})
         elif isinstance(key, str) and key.startswith(HOOK_PREFIX):  # the body a TriggerHook row sent
             self.learn_from_hook(tenant, payload.get("hookRequest") or {})
-        app = _first_str(payload, ("applicationId",), ("application", "id"))
-        user = _first_str(payload, ("userId",), ("user", "id"))
-        return tenant, app, user
+        app, user = (HOOK_APP, HOOK_USER) if hook else (AUDIT_APP, AUDIT_USER)
+        return tenant, _first_str(rec, *app), _first_str(rec, *user)
 
     def _miss(self, kind: str, tenant: str, key: str) -> None:
         if not self.sources:

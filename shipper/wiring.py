@@ -136,16 +136,17 @@ def build_runner(cfg: ShipperConfig, once: bool = False, tick: Callable[[], None
     deadletter = DeadLetterFile(cfg.state.dir / "dead-letter" / "records.jsonl")
     rules, max_line = cfg.mask.rules(), max((line_limit(i) for i in cfg.inputs), default=1 << 20)
     enricher = build_enricher(cfg)
-    if enricher is not None:
-        max_line += NAMES_ROOM  # the screen before names still holds lines to the inputs' limits
+    # Names (the enricher's, or read with postgres rows) make lines longer than the inputs hold
+    # them to: the normalizer takes that much more; dead letters name the inputs' limit.
+    room = max_line + (NAMES_ROOM if cfg.enrich.enabled else 0)
     workers = cfg.pipeline.workers
     if workers == "auto":
         workers = default_workers()
-    pool = NormalizerPool(workers, rules, max_line, sink.framer) if workers else None
+    pool = NormalizerPool(workers, rules, room, sink.framer) if workers else None
     runner = Runner(
         build_sources(cfg, store, wake, once),
         sink,
-        Normalizer(rules, max_line),
+        Normalizer(rules, room),
         store,
         deadletter,
         limits,
@@ -155,6 +156,7 @@ def build_runner(cfg: ShipperConfig, once: bool = False, tick: Callable[[], None
         tick=tick,
         enricher=enricher,
         progress=Progress(cfg.state.dir, cfg.pipeline.progress_interval),
+        line_limit=max_line,
     )
     return runner
 

@@ -172,6 +172,12 @@ WEBHOOK: tuple[Field, ...] = (
 )
 
 
+def sources_of(rows: tuple[Field, ...], path: str) -> tuple[tuple[str, ...], ...]:
+    """The source key paths of field ``path`` in ``rows``, split (what others reading the same
+    record members use, so a source is named once: here)."""
+    return tuple(tuple(src.split(".")) for row in rows if row.path == path for src in row.sources)
+
+
 class ShapeError(ValueError):
     """A table the interpreters cannot follow (raised at import: a broken row never ships)."""
 

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from shipper.clock import SYSTEM, Clock
 from shipper.deadletter import DeadLetterFile, entry
-from shipper.enrich import NAMES_ROOM
 from shipper.metrics import METRICS
 from shipper.normalize import Normalizer
 from shipper.normalize.loop import Encoded, encode
@@ -86,10 +85,12 @@ class Runner:
         enricher: Enricher | None = None,
         progress: Progress | None = None,
         stages: Sequence[Stage] = (),
+        line_limit: int | None = None,
     ) -> None:
         """``tick`` runs every iteration (systemd watchdog); ``enricher`` adds names to the
         lines before they are normalized; ``progress`` writes progress lines
-        and status.json; ``stages`` see every segment between normalize and the sink."""
+        and status.json; ``stages`` see every segment between normalize and the sink;
+        ``line_limit`` the inputs' line limit that dead letters name (default: the normalizer's)."""
         self.sources = sources
         self.sink = sink
         self.normalizer = normalizer
@@ -115,8 +116,8 @@ class Runner:
         self.reload = Wake()  # run() returns so the daemon can swap the config
         self.tick = tick
         self.enricher = enricher
-        # The inputs' limit; the normalizer's holds the room names take too (wiring.py).
-        self._line_limit = normalizer.max_line_bytes - (NAMES_ROOM if enricher is not None else 0)
+        # What the inputs hold lines to (the normalizer's limit may add room for names).
+        self._line_limit = line_limit or normalizer.max_line_bytes
         self.stages = list(stages)
         self.wake = wake or Wake()  # set by sources (inotify) and by request_stop
 

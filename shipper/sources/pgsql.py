@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shipper.normalize.fields import AUDIT, sources_of
+
 # created_at as the normalizer's ISO time (the database's text where it has none: infinity, BC,
 # which the normalizer then refuses by name).
 _CREATED = """CASE WHEN isfinite(created_at) AND created_at >= '0001-01-01 00:00:00+00'
@@ -18,12 +20,15 @@ _CREATED = """CASE WHEN isfinite(created_at) AND created_at >= '0001-01-01 00:00
        ELSE created_at::text END"""
 
 
-# The ids names are looked up by, as the field table reads them (strings only).
-def _id(member: str) -> str:
+def _id(field: str) -> str:
+    """The id a field is read from (a payload member, a string only), as the field table says."""
+    ((top, member),) = sources_of(AUDIT, field)
+    assert top == "payload"
     return f"CASE WHEN jsonb_typeof(logs.payload->'{member}') = 'string' THEN logs.payload->>'{member}' END"
 
 
-_APP, _USER = _id("applicationId"), _id("userId")
+# The ids names are looked up by.
+_APP, _USER = _id("logto.application_id"), _id("user.id")
 # One row each at most (primary keys); the lateral subqueries expose only these columns, so the
 # statements' own column names stay unambiguous.
 _NAMES_JOIN = f"""

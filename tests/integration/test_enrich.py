@@ -355,10 +355,16 @@ def test_annotate_splices_names_into_the_line_and_leaves_what_it_cannot():
     from shipper.enrich import splice
 
     e = Enricher([], static_apps={"app-web": "Website"})
-    e.read_ids = None  # ids given by the source: the line is not parsed
-    got = e.annotate(b'{"id":"l1","payload":{}}  ', ("default", "app-web", None))
-    assert orjson.loads(got) == {"id": "l1", "payload": {}, "_names": {"application": "Website"}}
-    assert e.annotate(b'{"id":"l1"}', ("default", "app-other", "u-nobody")) == b'{"id":"l1"}'  # nothing known
+    got = e.annotate(b'{"id":"l1","payload":{"applicationId":"app-web"}}  ')
+    assert orjson.loads(got) == {
+        "id": "l1",
+        "payload": {"applicationId": "app-web"},
+        "_names": {"application": "Website"},
+    }
+    unknown = b'{"id":"l1","payload":{"applicationId":"app-other","userId":"u-nobody"}}'
+    assert e.annotate(unknown) == unknown  # nothing known: the line as it is
+    delivery = b'{"id":"wh-1","origin":"webhook","payload":{"application":{"id":"app-web"}}}'
+    assert e.read_ids(delivery) == ("default", "app-web", None)  # a delivery: the webhook rows' sources
     assert splice(b"{ }", b"{}") == b'{"_names":{}}'
     assert splice(b"[1]", b"{}") == b"[1]"  # not an object: the normalizer refuses it as it is
     parsed = Enricher([], static_apps={"app-web": "Website"})
@@ -399,11 +405,11 @@ def test_names_reused_per_record_until_a_cache_changes_or_a_second_passes():
     clock = Clock()
     e = Enricher([], ttl=60, clock=clock)
     e.users.put(("default", "u1"), ("alice", None))
-    line = b'{"id":"l1"}'
-    assert e.annotate(line, ("default", None, "u1")) == b'{"id":"l1","_names":{"user":"alice"}}'
+    line = b'{"id":"l1","payload":{"userId":"u1"}}'
+    assert e.annotate(line) == b'{"id":"l1","payload":{"userId":"u1"},"_names":{"user":"alice"}}'
     e.users._data[("default", "u1")] = (clock.t, ("changed behind the cache's back", None))
-    assert b"alice" in e.annotate(line, ("default", None, "u1"))  # reused
+    assert b"alice" in e.annotate(line)  # reused
     clock.t += 1.0
-    assert b"changed behind" in e.annotate(line, ("default", None, "u1"))  # a second later: asked again
+    assert b"changed behind" in e.annotate(line)  # a second later: asked again
     e.users.put(("default", "u1"), ("alice2", None))
-    assert b"alice2" in e.annotate(line, ("default", None, "u1"))  # a change is seen at once
+    assert b"alice2" in e.annotate(line)  # a change is seen at once

@@ -293,7 +293,7 @@ def test_read_ahead_pages_keep_every_row_once_in_order(tmp_path, pg):
     assert src._reader is None and src._ahead is None
 
 
-def test_names_are_read_with_the_rows_where_the_role_may(tmp_path, pg):
+def test_names_are_read_with_the_rows_where_the_role_may(tmp_path, pg, caplog):
     """With Logto's name tables readable, each line carries its names (``_names``), read with
     the row; ids of other types, unknown ids and a role without the privilege get none."""
     from shipper.config import PostgresInputConfig
@@ -349,3 +349,4 @@ def test_names_are_read_with_the_rows_where_the_role_may(tmp_path, pg):
     assert "postgres@" in dsn
     named, docs = documents(True, False, dsn.replace("postgres@", f"{role}@", 1))
     assert not named and "application_name" not in docs[0]["logto"] and len(docs) == 3
+    assert f"role {role} cannot read Logto's applications and users tables" in caplog.text
