@@ -342,6 +342,80 @@ class PipelineConfig(_Model):
     )
 
 
+def _known_rule(name: str) -> str:
+    from shipper.detect.rules import RULE_IDS
+
+    if name not in RULE_IDS:
+        raise ValueError(f"{name!r} is not a detection rule (one of: {', '.join(RULE_IDS)})")
+    return name
+
+
+RuleName = Annotated[str, AfterValidator(_known_rule)]
+
+
+class RuleConfig(_Model):
+    """A built-in rule's switch, threshold and window (unset: the rule's default)."""
+
+    enabled: bool = True
+    threshold: int | None = Field(None, ge=1)
+    window: Duration | None = None
+
+
+class NotifyConfig(_Model):
+    """Where alerts are told: a webhook that gets ``{"text": ..., "alert": {...}}``."""
+
+    type: Literal["webhook"]
+    # A secret: chat webhooks (Slack's, Teams') carry their token in the URL. Never logged.
+    url: SecretStr | None = None
+    url_file: Path | None = None
+    secret: SecretStr | None = None  # HMAC-SHA256 key of the x-logto-shipper-signature-sha-256 header
+    secret_file: Path | None = None
+    timeout: float = Field(10.0, gt=0)
+    max_attempts: int = Field(10, ge=1, description="tries before a notification is given up (logged)")
+    ca_file: Path | None = None
+    verify_certs: bool = True
+
+    @model_validator(mode="after")
+    def _http_url(self) -> NotifyConfig:
+        from urllib.parse import urlsplit
+
+        if self.url is None:
+            raise ValueError("webhook notifier needs url_file (or url)")
+        parts = urlsplit(self.url.get_secret_value())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "url: not an http(s) URL with a host (its text is not shown: it may hold a token)"
+            )
+        return self
+
+
+class RespondConfig(_Model):
+    """What is done about alerts (opt-in): suspend the user through Logto's Management API."""
+
+    suspend_user: list[RuleName] = []
+    dry_run: bool = True  # log and record what would be done, do nothing
+    allow: list[str] = Field([], description="user ids never suspended (admins, service accounts)")
+    management_api: ManagementApiConfig | None = None  # default: the logto-api input's M2M app
+
+
+class DetectConfig(_Model):
+    """Detections on the normalized stream (see README "Detections")."""
+
+    enabled: bool = True
+    max_keys: int = Field(100_000, ge=100, description="entities tracked per rule (least recently seen go)")
+    rules: dict[RuleName, RuleConfig] = {}
+    notify: list[NotifyConfig] = []
+    respond: RespondConfig = RespondConfig()
+
+    def settings(self) -> dict[str, Any]:
+        from shipper.detect.rules import Setting
+
+        return {
+            name: Setting(r.enabled, r.threshold, int(parse_duration(r.window) * 1000) if r.window else None)
+            for name, r in self.rules.items()
+        }
+
+
 class ShipperConfig(_Model):
     state: StateConfig = StateConfig()
     pipeline: PipelineConfig = PipelineConfig()
@@ -351,6 +425,7 @@ class ShipperConfig(_Model):
     output: OutputConfig = ConsoleOutputConfig(type="console")
     index: IndexConfig = IndexConfig()
     mask: MaskConfig = MaskConfig()
+    detect: DetectConfig = DetectConfig()
 
     @model_validator(mode="after")
     def _one_secret_source(self) -> ShipperConfig:

@@ -99,7 +99,7 @@ def _read_secret_files(data: dict[str, Any], where: tuple[Any, ...]) -> None:
     """``foo_file = PATH`` fills ``foo`` from the file (trailing newline stripped)."""
     for key in [k for k in data if k.endswith("_file") and k[: -len("_file")]]:
         target = key[: -len("_file")]
-        if target not in {"api_key", "password", "dsn", "app_secret", "signing_key"}:
+        if target not in {"api_key", "password", "dsn", "app_secret", "signing_key", "url", "secret"}:
             continue
         if data.get(target) is not None:
             raise ConfigError(f"{_loc((*where, key))}: set either {target} or {key}, not both")
@@ -131,6 +131,14 @@ def parse_config(data: dict[str, Any], source: str, env: dict[str, str] | None =
         enrich = data.get("enrich")
         if isinstance(enrich, dict) and isinstance(enrich.get("management_api"), dict):
             _read_secret_files(enrich["management_api"], ("enrich", "management_api"))
+        detect = data.get("detect")
+        if isinstance(detect, dict):
+            for i, notify in enumerate(detect.get("notify") or []):
+                if isinstance(notify, dict):
+                    _read_secret_files(notify, ("detect", "notify", i))
+            respond = detect.get("respond")
+            if isinstance(respond, dict) and isinstance(respond.get("management_api"), dict):
+                _read_secret_files(respond["management_api"], ("detect", "respond", "management_api"))
         return ShipperConfig.model_validate(data)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None

@@ -70,6 +70,7 @@ class Segment:
     docs: DocRefs
     size: int  # bytes of the framed block, before any compression
     crc: int | None = None  # CRC-32 of the framed block when ``data`` is its deflate fragment
+    signals: list[Any] = field(default_factory=list)  # what detections read (shipper.detect)
 
 
 class Framer(Protocol):

@@ -20,6 +20,7 @@ from shipper.config import (
     WebhookInputConfig,
 )
 from shipper.deadletter import DeadLetterFile
+from shipper.detect.stage import DetectStage, Respond
 from shipper.enrich import NAMES_ROOM, Enricher
 from shipper.errors import StateError, postgres_driver
 from shipper.namesources import DatabaseNames, ManagementApiNames, NameSource
@@ -142,7 +143,8 @@ def build_runner(cfg: ShipperConfig, once: bool = False, tick: Callable[[], None
     workers = cfg.pipeline.workers
     if workers == "auto":
         workers = default_workers()
-    pool = NormalizerPool(workers, rules, room, sink.framer) if workers else None
+    stages = [build_detection(cfg, store)] if cfg.detect.enabled else []
+    pool = NormalizerPool(workers, rules, room, sink.framer, detect=bool(stages)) if workers else None
     runner = Runner(
         build_sources(cfg, store, wake, once),
         sink,
@@ -157,8 +159,47 @@ def build_runner(cfg: ShipperConfig, once: bool = False, tick: Callable[[], None
         enricher=enricher,
         progress=Progress(cfg.state.dir, cfg.pipeline.progress_interval),
         line_limit=max_line,
+        stages=stages,
     )
     return runner
+
+
+def build_detection(cfg: ShipperConfig, store: CheckpointStore) -> DetectStage:
+    """The detections of ``[detect]``: alerts into the alerts index (an Elasticsearch output)
+    and to the notifiers, state written with each checkpoint."""
+    from shipper.detect.deliver import Delivery, Target, WebhookNotifier
+    from shipper.detect.rules import Detector, rules
+    from shipper.detect.stage import DetectStage
+
+    d = cfg.detect
+    index: Target | None = None
+    index_of: Callable[[int], str] = lambda ms: ""  # noqa: E731 - no index: log lines and notifiers only
+    if isinstance(cfg.output, ElasticsearchOutputConfig):
+        from shipper.sinks.elasticsearch.alerts import ElasticsearchAlerts
+
+        es = ElasticsearchAlerts(cfg.output, cfg.index)
+        index, index_of = es, es.namer
+    notifiers: list[Target] = []
+    for n in d.notify:
+        assert n.url is not None  # the model requires it
+        secret = n.secret.get_secret_value().encode() if n.secret else None
+        verify: bool | str = str(n.ca_file) if n.ca_file and n.verify_certs else n.verify_certs
+        notifiers.append(WebhookNotifier(n.url.get_secret_value(), secret, n.timeout, verify))
+    delivery = Delivery(index, notifiers, max_attempts=min((n.max_attempts for n in d.notify), default=10))
+    stage = DetectStage(
+        Detector(rules(d.settings()), d.max_keys),
+        delivery,
+        index_of,
+        cfg.state.dir / "detect.json",
+        respond=build_response(cfg),
+    )
+    store.before_write.append(stage.save)
+    delivery.start()
+    return stage
+
+
+def build_response(cfg: ShipperConfig) -> Respond | None:
+    return None
 
 
 def build_enricher(cfg: ShipperConfig, start: bool = True) -> Enricher | None:

@@ -33,7 +33,7 @@ lines = [bytes.fromhex(x) for x in json.load(sys.stdin)]
 n = Normalizer()
 assert n.native is not None
 framer = BulkFramer(IndexNamer("a", "b"))
-data, crc, size, docs, rejects, left = loop.encode(lines, n.line, framer, skip_blank=True, native=n.native)
+data, crc, size, docs, rejects, left, _ = loop.encode(lines, n.line, framer, skip_blank=True, native=n.native)
 assert left == len(rejects) + sum(b'"payload":"' in x for x in lines), left  # + JSON-string payloads
 print(json.dumps([data.hex(), crc, size, [list(d) for d in docs], [list(r) for r in rejects]]))
 """
@@ -61,7 +61,7 @@ def test_compiled_normalizer_gives_the_same_bytes(tmp_path):
         cwd=tmp_path,
         check=True,
     ).stdout
-    data, crc, size, docs, rejects, left = encode(
+    data, crc, size, docs, rejects, left, _ = encode(
         lines, Normalizer().line, BulkFramer(IndexNamer("a", "b")), skip_blank=True
     )
     want = [data.hex(), crc, size, [list(d) for d in docs], [list(r) for r in rejects]]

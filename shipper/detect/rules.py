@@ -3,30 +3,166 @@
 Each rule counts ``Signal`` s per entity in a sliding window and fires when the count (or the
 number of distinct values) reaches its threshold; an entity that fired stays quiet for the
 rest of that window (later events are counted into the same alert: ``Alert.count``), so one
-attack is one alert. Thresholds are the issue's conservative defaults; ``Thresholds`` holds
-them so a config can change them.
+attack is one alert. ``RULES`` holds the issue's conservative defaults; ``rules(settings)``
+applies a config's thresholds, windows and switches to them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from shipper.detect.signals import NO_SUCH_USER, SECURITY_EVENTS, Signal
 from shipper.detect.windows import Windows
 
 MINUTE = 60_000
+MAX_EVENT_IDS = 100  # the ids an alert lists (its count says how many there were)
+
+
+def _failed_actor(s: Signal) -> str | None:
+    return s.actor if s.failed else None
+
+
+def _failed_ip(s: Signal) -> str | None:
+    return s.ip if s.failed else None
+
+
+def _no_such_user_ip(s: Signal) -> str | None:
+    return s.ip if s.failed and s.error_code in NO_SUCH_USER else None
+
+
+def _code_ip(s: Signal) -> str | None:
+    return s.ip if s.code_to is not None else None
+
+
+def _signed_in(s: Signal) -> str | None:
+    return s.user_id if s.succeeded else None
+
+
+def _who(s: Signal) -> str | None:
+    return s.user_id or s.actor or s.ip or "-"
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
+    """``kind``: ``count`` (events per entity), ``distinct`` (distinct ``value`` s per entity),
+    ``after`` (a success after ``threshold`` failures), ``signal`` (Logto's own, at once).
+    ``about`` is the description with ``{n}`` (threshold) and ``{w}`` (window) in it."""
+
     id: str
-    description: str
+    about: str
     window_ms: int
     threshold: int
+    kind: str
     entity: Callable[[Signal], str | None]  # what is counted per (None: the signal does not count)
-    value: Callable[[Signal], str | None] | None = None  # distinct values are counted, when set
+    value: Callable[[Signal], str | None] | None = None
     entity_kind: str = "user"  # "user" or "ip": where the entity goes in the alert
+    actions: tuple[str, ...] = ()  # signal rules: the event actions that are the signal
+
+    @property
+    def description(self) -> str:
+        return self.about.format(n=self.threshold, w=_minutes(self.window_ms))
+
+
+def _minutes(ms: int) -> str:
+    return f"{ms // MINUTE} minutes" if ms % MINUTE == 0 else f"{ms / 1000:g} seconds"
+
+
+def _actions(signal: str) -> tuple[str, ...]:
+    return tuple(sorted(a for a, n in SECURITY_EVENTS.items() if n == signal))
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "brute_force_user",
+        "{n} or more failed sign-in steps for one user or identifier in {w}",
+        5 * MINUTE,
+        10,
+        "count",
+        _failed_actor,
+    ),
+    Rule(
+        "password_spray_ip",
+        "one source IP failed sign-in for {n} or more distinct users or identifiers in {w}",
+        10 * MINUTE,
+        10,
+        "distinct",
+        _failed_ip,
+        value=lambda s: s.actor,
+        entity_kind="ip",
+    ),
+    Rule(
+        "enumeration_ip",
+        "{n} or more sign-in failures for accounts that do not exist from one IP in {w}",
+        10 * MINUTE,
+        20,
+        "count",
+        _no_such_user_ip,
+        entity_kind="ip",
+    ),
+    Rule(
+        "verification_flood",
+        "{n} or more verification codes sent from one IP in {w}",
+        10 * MINUTE,
+        20,
+        "count",
+        _code_ip,
+        entity_kind="ip",
+    ),
+    Rule(
+        "verification_pumping",
+        "verification codes sent to {n} or more distinct emails or phone numbers from one IP "
+        "in {w} (SMS pumping)",
+        10 * MINUTE,
+        10,
+        "distinct",
+        _code_ip,
+        value=lambda s: s.code_to,
+        entity_kind="ip",
+    ),
+    Rule(
+        "success_after_failures",
+        "a successful sign-in after {n} or more failures for that user in the previous {w}",
+        15 * MINUTE,
+        5,
+        "after",
+        _signed_in,
+    ),
+    *(
+        Rule(
+            name,
+            f"Logto reported {name.replace('_', ' ')} ({', '.join(_actions(name))})",
+            10 * MINUTE,
+            1,
+            "signal",
+            _who,
+            actions=_actions(name),
+        )
+        for name in sorted(set(SECURITY_EVENTS.values()))
+    ),
+)
+RULE_IDS = tuple(r.id for r in RULES)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A config's change to a built-in rule (None: keep the default)."""
+
+    enabled: bool = True
+    threshold: int | None = None
+    window_ms: int | None = None
+
+
+def rules(settings: Mapping[str, Setting] | None = None) -> list[Rule]:
+    """The built-in rules with ``settings`` applied; disabled ones left out."""
+    out = []
+    for r in RULES:
+        s = (settings or {}).get(r.id, Setting())
+        if s.enabled:
+            out.append(replace(r, threshold=s.threshold or r.threshold, window_ms=s.window_ms or r.window_ms))
+    return out
 
 
 @dataclass
@@ -38,141 +174,160 @@ class Alert:
     start_ms: int
     end_ms: int
     count: int
+    id: str  # the same for the same rule, entity and crossing event: replays give the same id
     event_ids: list[str] = field(default_factory=list)
     ips: set[str] = field(default_factory=set)
     users: set[str] = field(default_factory=set)
+    at_ms: int = 0  # the crossing event's time: the alert's @timestamp and index day
+    entity_field: str = "user.id"  # the ECS field the entity is: user.id, user.name, source.ip
 
 
-def _failed_by(part: str) -> Callable[[Signal], str | None]:
-    def entity(s: Signal) -> str | None:
-        return (s.actor if part == "actor" else s.ip) if s.failed else None
-
-    return entity
-
-
-def builtin_rules() -> list[Rule]:
-    return [
-        Rule(
-            "brute_force_user",
-            "10 or more failed sign-in steps for one user or identifier in 5 minutes",
-            5 * MINUTE,
-            10,
-            _failed_by("actor"),
-        ),
-        Rule(
-            "password_spray_ip",
-            "one source IP failed sign-in for 10 or more distinct users or identifiers in 10 minutes",
-            10 * MINUTE,
-            10,
-            _failed_by("ip"),
-            value=lambda s: s.actor,
-            entity_kind="ip",
-        ),
-        Rule(
-            "enumeration_ip",
-            "20 or more sign-in failures for accounts that do not exist from one IP in 10 minutes",
-            10 * MINUTE,
-            20,
-            lambda s: s.ip if s.failed and s.error_code in NO_SUCH_USER else None,
-            entity_kind="ip",
-        ),
-        Rule(
-            "verification_flood",
-            "20 or more verification codes sent from one IP in 10 minutes",
-            10 * MINUTE,
-            20,
-            lambda s: s.ip if s.code_to is not None else None,
-            entity_kind="ip",
-        ),
-        Rule(
-            "verification_pumping",
-            "verification codes sent to 10 or more distinct emails or phone numbers from one IP "
-            "in 10 minutes (SMS pumping)",
-            10 * MINUTE,
-            10,
-            lambda s: s.ip if s.code_to is not None else None,
-            value=lambda s: s.code_to,
-            entity_kind="ip",
-        ),
-    ]
-
-
-SUCCESS_AFTER = Rule(
-    "success_after_failures",
-    "a successful sign-in after 5 or more failures for that user in the previous 15 minutes",
-    15 * MINUTE,
-    5,
-    lambda s: s.user_id if s.succeeded else None,
-)
-SIGNALS = {
-    name: Rule(
-        name, f"Logto reported {name.replace('_', ' ')}", 10 * MINUTE, 1, lambda s: s.user_id or s.ip or "-"
-    )
-    for name in sorted(set(SECURITY_EVENTS.values()))
-}
+def alert_id(rule: str, entity: str, event_id: str) -> str:
+    return hashlib.sha256(f"{rule}\0{entity}\0{event_id}".encode()).hexdigest()[:24]
 
 
 class Detector:
     """Feed it signals in arrival order; it returns the alerts that fire."""
 
-    def __init__(self, rules: list[Rule] | None = None, max_keys: int = 100_000) -> None:
-        self.rules = builtin_rules() if rules is None else rules
-        self._windows = {r.id: Windows(r.window_ms, max_keys) for r in self.rules}
-        self._failures = Windows(SUCCESS_AFTER.window_ms, max_keys)  # per user, for success_after
+    def __init__(self, rule_list: list[Rule] | None = None, max_keys: int = 100_000) -> None:
+        self.rules = rules() if rule_list is None else rule_list
+        self._windows = {r.id: Windows(r.window_ms, max_keys) for r in self.rules if r.kind != "signal"}
+        self._after = [r for r in self.rules if r.kind == "after"]
+        # Per user, the failures success_after counts (its window is the rule's).
+        span = max((r.window_ms for r in self._after), default=15 * MINUTE)
+        self._failures = Windows(span, max_keys)
+        self._signals = {a: r for r in self.rules if r.kind == "signal" for a in r.actions}
         self._open: dict[tuple[str, str], Alert] = {}  # fired, window not over: updates go here
         self.max_keys = max_keys
+        self.updated: dict[str, Alert] = {}  # open alerts whose count grew, by id (the caller drains it)
 
     @property
     def evicted(self) -> int:
         return sum(w.evicted for w in self._windows.values()) + self._failures.evicted
 
+    @property
+    def tracked(self) -> int:
+        return sum(len(w) for w in self._windows.values()) + len(self._failures)
+
     def observe(self, s: Signal) -> list[Alert]:
         fired: list[Alert] = []
         for rule in self.rules:
-            key = rule.entity(s)
-            if key is None:
-                continue
-            value = rule.value(s) if rule.value is not None else s.event_id
-            if value is None:
-                continue
-            events = self._windows[rule.id].add(key, s.ms, value)
-            hits = len({v for _, v in events}) if rule.value is not None else len(events)
-            alert = self._count(rule, key, s, hits)
-            if alert is not None:
-                fired.append(alert)
-        if s.failed and s.user_id:
-            self._failures.add(s.user_id, s.ms, s.event_id)
+            if rule.kind in ("count", "distinct"):
+                key = rule.entity(s)
+                if key is None:
+                    continue
+                value = rule.value(s) if rule.value is not None else s.event_id
+                if value is None:
+                    continue
+                events = self._windows[rule.id].add(key, s.ms, value, s.event_id)
+                hits = len({v for _, v, _ in events}) if rule.kind == "distinct" else len(events)
+                self._count(rule, key, s, hits, events, fired)
+        if s.failed and s.user_id and self._after:
+            self._failures.add(s.user_id, s.ms, "", s.event_id)
         if s.succeeded and s.user_id:
-            before = self._failures.recent(s.user_id, s.ms)
-            if len(before) >= SUCCESS_AFTER.threshold:
-                alert = self._count(SUCCESS_AFTER, s.user_id, s, len(before) + 1)
-                if alert is not None:
-                    fired.append(alert)
-                self._failures.clear(s.user_id)
-        name = SECURITY_EVENTS.get(s.action)
-        if name is not None:
-            rule = SIGNALS[name]
-            alert = self._count(rule, rule.entity(s) or "-", s, 1)
-            if alert is not None:
-                fired.append(alert)
+            for rule in self._after:
+                before = self._failures.recent(s.user_id, s.ms)
+                if len(before) >= rule.threshold:
+                    self._count(rule, s.user_id, s, len(before) + 1, before, fired)
+            self._failures.clear(s.user_id)
+        signal = self._signals.get(s.action)
+        if signal is not None:
+            self._count(signal, signal.entity(s) or "-", s, 1, (), fired)
         return fired
 
-    def _count(self, rule: Rule, key: str, s: Signal, hits: int) -> Alert | None:
-        """The new alert when ``hits`` reaches the threshold and none is open for this entity;
-        otherwise the event is counted into the open one (throttling)."""
+    def _count(self, rule: Rule, key: str, s: Signal, hits: int, events: Any, fired: list[Alert]) -> None:
+        """A new alert into ``fired`` when ``hits`` reaches the threshold and none is open for
+        this entity; otherwise the event is counted into the open one (throttling)."""
         open_alert = self._open.get((rule.id, key))
         if open_alert is not None and s.ms - open_alert.start_ms < rule.window_ms:
             open_alert.count += 1
             open_alert.end_ms = max(open_alert.end_ms, s.ms)
-            return None
+            self.updated[open_alert.id] = open_alert
+            if len(open_alert.event_ids) < MAX_EVENT_IDS:
+                open_alert.event_ids.append(s.event_id)
+            self._involve(open_alert, s)
+            return
         if hits < rule.threshold:
-            return None
-        alert = Alert(rule, key, s.ms, s.ms, hits, [s.event_id])
-        if s.ip:
-            alert.ips.add(s.ip)
-        if s.actor:
-            alert.users.add(s.actor)
+            return
+        ids = [e for _, _, e in events][-MAX_EVENT_IDS + 1 :]
+        if s.event_id not in ids:
+            ids.append(s.event_id)
+        start = min((ms for ms, _, _ in events), default=s.ms)
+        where = "source.ip" if rule.entity_kind == "ip" else "user.id" if key == s.user_id else "user.name"
+        alert = Alert(rule, key, start, s.ms, hits, alert_id(rule.id, key, s.event_id), ids, at_ms=s.ms)
+        alert.entity_field = where
+        self._involve(alert, s)
+        self._open.pop((rule.id, key), None)
         self._open[(rule.id, key)] = alert
         if len(self._open) > self.max_keys:
             self._open.pop(next(iter(self._open)))
-        return alert
+        fired.append(alert)
+
+    @staticmethod
+    def _involve(alert: Alert, s: Signal) -> None:
+        if s.ip and len(alert.ips) < MAX_EVENT_IDS:
+            alert.ips.add(s.ip)
+        if s.actor and len(alert.users) < MAX_EVENT_IDS:
+            alert.users.add(s.actor)
+
+    def expire(self, now_ms: int) -> list[Alert]:
+        """Forget open alerts whose window ended before ``now_ms`` (event time); returns them."""
+        done = [a for (rid, _), a in self._open.items() if now_ms - a.start_ms >= a.rule.window_ms]
+        for a in done:
+            del self._open[(a.rule.id, a.entity)]
+        return done
+
+    # -- state -----------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "windows": {rid: w.snapshot() for rid, w in self._windows.items()},
+            "failures": self._failures.snapshot(),
+            "open": [alert_state(a) for a in self._open.values()],
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        for rid, keys in (state.get("windows") or {}).items():
+            if rid in self._windows:
+                self._windows[rid].restore(keys)
+        self._failures.restore(state.get("failures") or [])
+        by_id = {r.id: r for r in self.rules}
+        for a in state.get("open") or []:
+            alert = alert_from_state(a, by_id)
+            if alert is not None:
+                self._open[(alert.rule.id, alert.entity)] = alert
+
+
+def alert_state(a: Alert) -> dict[str, Any]:
+    return {
+        "rule": a.rule.id,
+        "entity": a.entity,
+        "start": a.start_ms,
+        "end": a.end_ms,
+        "count": a.count,
+        "id": a.id,
+        "events": a.event_ids,
+        "ips": sorted(a.ips),
+        "users": sorted(a.users),
+        "at": a.at_ms,
+        "field": a.entity_field,
+    }
+
+
+def alert_from_state(a: Mapping[str, Any], by_id: Mapping[str, Rule]) -> Alert | None:
+    rule = by_id.get(a["rule"])
+    if rule is None:
+        return None  # a rule turned off since
+    return Alert(
+        rule,
+        a["entity"],
+        a["start"],
+        a["end"],
+        a["count"],
+        a["id"],
+        list(a["events"]),
+        set(a["ips"]),
+        set(a["users"]),
+        a["at"],
+        a["field"],
+    )

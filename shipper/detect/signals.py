@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
+
+import orjson
 
 SIGN_IN = "Interaction.SignIn."
 # Error codes of identifier lookups that found no account (what enumeration produces).
@@ -43,8 +47,9 @@ def _get(d: Any, *keys: str) -> Any:
 
 def _identifier(payload: Any) -> str | None:
     """The identifier tried: ``{"type", "value"}`` (Experience API) or a string, in the payload
-    or its ``params``; lower-cased (emails and usernames are case-insensitive in Logto)."""
-    for v in (_get(payload, "identifier"), _get(payload, "params", "identifier")):
+    or its ``params`` (or the payload itself: the ``Identifier.Lockout`` webhook's); lower-cased
+    (emails and usernames are case-insensitive in Logto)."""
+    for v in (_get(payload, "identifier"), _get(payload, "params", "identifier"), payload):
         if isinstance(v, dict):
             v = v.get("value")
         if isinstance(v, str) and v:
@@ -52,8 +57,9 @@ def _identifier(payload: Any) -> str | None:
     return None
 
 
-def read(doc: dict[str, Any], ms: int) -> Signal:
-    """The signal of a normalized document (``ms``: its time, epoch milliseconds)."""
+def read(doc: dict[str, Any], ms: int, doc_id: str = "") -> Signal:
+    """The signal of a normalized document (``ms``: its time, epoch milliseconds; ``doc_id``:
+    its id in the index, the event's id where it has no ``event.id``)."""
     event = doc.get("event") or {}
     action = event.get("action") or ""
     outcome = event.get("outcome")
@@ -67,7 +73,7 @@ def read(doc: dict[str, Any], ms: int) -> Signal:
                 break
     return Signal(
         ms=ms,
-        event_id=str(event.get("id") or ""),
+        event_id=str(event.get("id") or doc_id),
         action=action,
         failed=action.startswith(SIGN_IN) and outcome == "failure",
         # a session started (a successful Interaction.SignIn.Submit, a PostSignIn delivery)
@@ -79,3 +85,48 @@ def read(doc: dict[str, Any], ms: int) -> Signal:
         code_to=target,
         country=_get(doc, "source", "geo", "country_iso_code"),
     )
+
+
+def relevant(s: Signal) -> bool:
+    """Does any rule look at this signal?"""
+    return s.failed or s.succeeded or s.code_to is not None or s.action in SECURITY_EVENTS
+
+
+# Byte patterns at least one of which every relevant document's JSON holds (a superset: what
+# they find is parsed and ``relevant`` decides). Most documents hold none, so detection costs
+# a few ``bytes.find`` per block, not a parse per document.
+MARKERS = (
+    b'"outcome":"failure"',
+    b'"type":["start"',
+    b'VerificationCode.Create"',
+    *(f'"action":"{k}"'.encode() for k in SECURITY_EVENTS),
+)
+
+
+def scan(block: bytes, ids: list[str], times: list[int], sizes: list[int]) -> list[Signal]:
+    """The relevant signals of a block of framed documents (as ``encode`` frames them: an
+    optional action line, then the document's JSON, each ending in a newline), in block order."""
+    hits: set[int] = set()
+    ends: list[int] | None = None
+    for marker in MARKERS:
+        at = block.find(marker)
+        while at >= 0:
+            if ends is None:
+                ends = list(accumulate(sizes))
+            i = bisect_right(ends, at)
+            hits.add(i)
+            at = block.find(marker, ends[i])  # the next document: one hit each is enough
+    out: list[Signal] = []
+    if ends is None:
+        return out
+    for i in sorted(hits):
+        end = ends[i] - 1  # the newline
+        start = block.rfind(b"\n", ends[i] - sizes[i], end) + 1 or ends[i] - sizes[i]
+        try:
+            doc = orjson.loads(block[start:end])
+        except orjson.JSONDecodeError:
+            continue  # cannot happen for what encode framed; never worth a crash
+        s = read(doc, times[i], ids[i]) if isinstance(doc, dict) else None
+        if s is not None and relevant(s):
+            out.append(s)
+    return out

@@ -13,13 +13,15 @@ from typing import Any
 
 import orjson
 
+from shipper.detect.signals import scan
 from shipper.normalize.document import Document, Rejection
 from shipper.records import DAY_MS, DocRefs, Framer, is_blank
 
 Reject = tuple[int, str, str]  # (index of the input, reason, detail)
-# (block or its deflate fragment, crc32 or None, block size, documents, rejects, left): a Segment's
-# fields, the rejected inputs, and how many lines the native path left to the Python normalizer.
-Encoded = tuple[bytes, int | None, int, DocRefs, list[Reject], int]
+# (block or its deflate fragment, crc32 or None, block size, documents, rejects, left, signals):
+# a Segment's fields, the rejected inputs, how many lines the native path left to the Python
+# normalizer, and what detections look at (``shipper.detect.signals.scan``; empty when off).
+Encoded = tuple[bytes, int | None, int, DocRefs, list[Reject], int, list[Any]]
 Actions = dict[int, tuple[bytes, bytes] | None]
 
 
@@ -70,12 +72,14 @@ def encode(
     frame: Framer,
     skip_blank: bool = False,
     native: Any = None,
+    detect: bool = False,
 ) -> Encoded:
     """Normalize, serialize and frame each input: the per-record loop, run by workers and by
     the main process alike, so both give the same answers.
 
     ``native`` (``Normalizer.native``) frames the lines it recognises in one call and says which
-    it left; those are normalized here and put in their place."""
+    it left; those are normalized here and put in their place. ``detect``: also read the
+    signals of the framed block, before it is compressed (in the worker, off the main thread)."""
     rejects: list[Reject] = []
     actions: Actions = {}
     if native is not None:
@@ -117,5 +121,6 @@ def encode(
             times.append(ms)
             sizes.append(len(line))
         block = b"".join(parts)
+    signals = scan(block, ids, times, sizes) if detect and ids else []
     data, crc = frame.seal(block) if ids else (b"", None)
-    return data, crc, len(block), DocRefs.pack(ids, times, sizes), rejects, n_left
+    return data, crc, len(block), DocRefs.pack(ids, times, sizes), rejects, n_left, signals

@@ -87,13 +87,16 @@ class NormalizerPool:
         start_lines: int = 256,
         idle_stop: float = 60.0,
         clock: Clock = SYSTEM,
+        detect: bool = False,
     ) -> None:
+        """``detect``: answers carry the signals detections read (``encode``)."""
         # -P: never import from the daemon's working directory (a stray ``shipper/`` there
         # would be run instead of the installed, possibly compiled, package).
         self._command = command or [sys.executable, "-P", "-m", "shipper.normalize.worker"]
         # The rules go as plain fields: a mypyc-compiled frozen dataclass does not unpickle.
         fields = {f.name: getattr(rules, f.name) for f in dataclasses.fields(rules)}
-        self._init = pickle.dumps((fields, max_line_bytes, frame))
+        self._init = pickle.dumps((fields, max_line_bytes, frame, detect))
+        self._detect = detect
         self._frame = frame
         self._fallback = Normalizer(rules, max_line_bytes)
         self._size = workers
@@ -181,7 +184,7 @@ class NormalizerPool:
     def _in_process(self, t: Ticket) -> None:
         lines = t.payload.split(b"\n")[:-1]
         fallback = self._fallback
-        t.result = encode(lines, fallback.line, self._frame, skip_blank=True, native=fallback.native)
+        t.result = encode(lines, fallback.line, self._frame, True, fallback.native, self._detect)
 
     def _send(self, t: Ticket) -> None:
         w = self._workers[t.worker]

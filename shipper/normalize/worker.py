@@ -33,7 +33,7 @@ def _read_requests(conn: Connection, q: queue.SimpleQueue[bytes | None]) -> None
 
 def serve(rfd: int, wfd: int) -> None:
     rx, tx = Connection(rfd, writable=False), Connection(wfd, readable=False)
-    fields, max_line_bytes, frame = pickle.loads(rx.recv_bytes())
+    fields, max_line_bytes, frame, detect = pickle.loads(rx.recv_bytes())
     normalizer = Normalizer(MaskRules(**fields), max_line_bytes)
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)  # see shipper.daemon.tune_gc
@@ -43,7 +43,7 @@ def serve(rfd: int, wfd: int) -> None:
         lines = req.split(b"\n")[:-1]  # every line arrives newline-terminated
         tx.send_bytes(
             pickle.dumps(
-                encode(lines, normalizer.line, frame, skip_blank=True, native=normalizer.native),
+                encode(lines, normalizer.line, frame, True, normalizer.native, detect),
                 protocol=pickle.HIGHEST_PROTOCOL,
             )
         )

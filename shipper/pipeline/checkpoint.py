@@ -144,6 +144,9 @@ class CheckpointStore:
         self._failing = False
         self._warn = Throttle(60.0)
         self.hold: Callable[[], bool] = lambda: False  # set by the runner: dead letters pending
+        # State kept beside the positions (detection), written just before them: False from
+        # one (it could not write) holds the checkpoint, so that state is never older.
+        self.before_write: list[Callable[[], bool]] = []
         self.corrupt = False
         self._load()
 
@@ -200,6 +203,9 @@ class CheckpointStore:
         if not self._dirty or (not force and now - self._last_flush < self.interval):
             return False
         if self.hold():
+            return False
+        if not all([write() for write in self.before_write]):
+            self._last_flush = now  # retried at the next interval
             return False
         data = orjson.dumps({"version": VERSION, "streams": self.streams, "outputs": self.outputs})
         tmp = self.path.with_name("registry.json.tmp")

@@ -165,9 +165,8 @@ class Runner:
         sent = self._screen(chunk, dead)
         frame = self.sink.framer
         if sent:
-            encoded = encode(
-                self._lines(chunk, sent), self.normalizer.line, frame, native=self.normalizer.native
-            )
+            lines, n = self._lines(chunk, sent), self.normalizer
+            encoded = encode(lines, n.line, frame, native=n.native, detect=bool(self.stages))
             offsets = chunk.offsets
             self._place(
                 chunk, encoded, dead, mark, lambda i: (sent[i].start if offsets else None, sent[i].raw)
@@ -184,11 +183,11 @@ class Runner:
     ) -> None:
         """Documents into the batch; rejections into ``dead[mark:]``, this chunk's, in input
         order; ``locate(i)`` is the offset and raw bytes of input ``i``."""
-        data, crc, size, docs, rejects, left = encoded
+        data, crc, size, docs, rejects, left, signals = encoded
         if left:
             METRICS.inc("records_left_to_python_total", left)
         if docs:
-            seg = Segment(data, docs, size, crc)
+            seg = Segment(data, docs, size, crc, signals)
             for stage in self.stages:
                 stage.segment(seg, chunk.stream)
             self._batch.add(seg)

@@ -92,7 +92,7 @@ def batch(sink: ElasticsearchSink, n: int) -> Batch:
         orjson.dumps({"id": f"d{i}", "key": "Interaction.SignIn.Submit", "createdAt": 1_764_583_200_000 + i})
         for i in range(n)
     ]
-    data, crc, size, docs, rejects, _ = encode(lines, Normalizer(native=None).line, sink.framer)
+    data, crc, size, docs, rejects, *_ = encode(lines, Normalizer(native=None).line, sink.framer)
     assert not rejects
     b = Batch(1)
     b.add(Segment(data, docs, size, crc))

@@ -89,7 +89,7 @@ def test_encode_frames_documents_as_the_framer_does(framer):
 
     normalizer = Normalizer()
     raw = [ln.rstrip(b"\n") for ln in lines(300, seed=5)]
-    data, crc, size, docs, rejects, _ = encode(raw, normalizer.line, framer)
+    data, crc, size, docs, rejects, *_ = encode(raw, normalizer.line, framer)
     want = b""
     for ln in raw:
         d = normalizer.line(ln)

@@ -219,7 +219,7 @@ def test_callback_failure_costs_the_line_not_the_block(native):
 
     n = Broken(native=native)
     ok = b'{"id":"a","key":"K","createdAt":1}'
-    *_, docs, rejects, left = encode([ok, ok], n.line, FRAMERS[0], native=n.native)
+    _, _, _, docs, rejects, left, _ = encode([ok, ok], n.line, FRAMERS[0], native=n.native)
     assert left == 2
     assert rejects == [] and len(list(docs)) == 2  # left to Python, which does not use the callback
 
@@ -575,3 +575,16 @@ def test_webhook_deliveries_are_left_to_python_and_framed_alike(native):
     for frame in FRAMERS:
         got, want = both([lines[0], row, lines[1]], n, frame)
         assert got[:5] == want[:5] and got[5] == 2
+
+
+@pytest.mark.parametrize("frame", FRAMERS, ids=["bulk", "ndjson"])
+def test_detections_read_the_same_signals_from_both_paths(native, frame):
+    """The signals come from the framed block, so the native path's documents and Python's give
+    the same ones (and the block's bytes are the same as without detection)."""
+    lines = [raw.rstrip(b"\n") for raw in generated_lines(3000, seed=3)]
+    n = Normalizer(native=native)
+    plain = Normalizer(native=None)
+    fast = encode(lines, n.line, frame, skip_blank=True, native=n.native, detect=True)
+    slow = encode(lines, plain.line, frame, skip_blank=True, detect=True)
+    assert fast[6] == slow[6] and len(fast[6]) > 100
+    assert fast[:3] == encode(lines, n.line, frame, skip_blank=True, native=n.native)[:3]

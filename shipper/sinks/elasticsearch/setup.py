@@ -143,8 +143,10 @@ def desired(idx: IndexConfig, caps: Capabilities = Capabilities()) -> list[Desir
         del settings["template"]["settings"]["index"]["lifecycle"]
     mappings = _render("mappings/component-mappings.json", values)
     deadletter = _render("mappings/deadletter-template.json", values)
+    alerts = _render("mappings/alerts-template.json", values)
     if not caps.match_only_text:
         mappings, deadletter = _without_match_only_text(mappings), _without_match_only_text(deadletter)
+        alerts = _without_match_only_text(alerts)
     return [
         Desired("ilm_policy", policy_name(idx), render_policy(idx)),
         Desired("component_template", f"{idx.prefix}-settings", settings),
@@ -155,6 +157,7 @@ def desired(idx: IndexConfig, caps: Capabilities = Capabilities()) -> list[Desir
             _render("mappings/index-template.json", values),
         ),
         Desired("index_template", f"{idx.prefix}-deadletter-{idx.namespace}", deadletter),
+        Desired("index_template", f"{idx.prefix}-alerts-{idx.namespace}", alerts),
     ]
 
 

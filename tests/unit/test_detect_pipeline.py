@@ -1,0 +1,260 @@
+"""Detections inside the pipeline: signals read from framed blocks, alerts delivered off the
+pipeline's thread with retries, state that survives a restart without double alerts."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench.generate import lines as generated_lines
+from shipper.clock import ManualClock
+from shipper.detect.deliver import Delivery, DeliveryError, Refused, notification, signature
+from shipper.detect.rules import Detector
+from shipper.detect.signals import read, relevant
+from shipper.detect.stage import DetectStage
+from shipper.normalize import Normalizer
+from shipper.normalize.document import Document
+from shipper.normalize.loop import encode
+from shipper.records import Segment
+from shipper.sinks.elasticsearch.framing import BulkFramer
+from shipper.sinks.elasticsearch.indexing import IndexNamer
+from shipper.sinks.local import NdjsonFramer
+from tests.unit.test_detect import T0, failed_password
+
+FRAMERS = [BulkFramer(IndexNamer("logto-audit", "default")), NdjsonFramer()]
+NORMALIZER = Normalizer(native=None)
+
+
+def line(body_ms: tuple[dict[str, Any], int]) -> bytes:
+    """A Logto row (as the file input reads it) of a normalized body's event."""
+    body, ms = body_ms
+    p = body["logto"]["payload"]
+    return orjson.dumps(
+        {
+            "tenantId": "default",
+            "id": body["event"]["id"],
+            "key": body["event"]["action"],
+            "createdAt": ms,
+            "payload": p,
+        }
+    )
+
+
+@pytest.mark.parametrize("frame", FRAMERS, ids=["bulk", "ndjson"])
+def test_scan_finds_exactly_the_relevant_documents(frame):
+    """What ``scan`` returns equals parsing every document and keeping the relevant ones."""
+    raw = [x.rstrip(b"\n") for x in generated_lines(4000, seed=21)]
+    raw += [line(failed_password(T0 + i)) for i in range(30)]
+    _, _, _, docs, _, _, signals = encode(raw, NORMALIZER.line, frame, detect=True)
+    every = []
+    for x in raw:
+        d = NORMALIZER.line(x)
+        if isinstance(d, Document):
+            s = read(orjson.loads(orjson.dumps(d.body)), d.epoch_ms, d.id)
+            if relevant(s):
+                every.append(s)
+    assert signals == every and sum(s.failed for s in signals) >= 30
+    assert len(signals) < len(docs)  # most documents are not looked at
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["fail", "ok", "code", "token", "lock"]), max_size=40))
+def test_scan_agrees_with_parsing_on_any_mix(kinds):
+    lines = []
+    for i, k in enumerate(kinds):
+        ms = T0 + i
+        if k == "fail":
+            lines.append(line(failed_password(ms, f"u{i % 3}")))
+        else:
+            key, result, extra = {
+                "ok": ("Interaction.SignIn.Submit", "Success", {"userId": "u1"}),
+                "code": (
+                    "Interaction.SignIn.Verification.EmailVerificationCode.Create",
+                    "Success",
+                    {"email": f"e{i}@x.io"},
+                ),
+                "token": ("ExchangeTokenBy.RefreshToken", "Success", {"userId": "u1"}),
+                "lock": ("Interaction.SignIn.Identifier.Password.Submit", "Error", {"error": {"code": "x"}}),
+            }[k]
+            lines.append(
+                orjson.dumps(
+                    {
+                        "tenantId": "default",
+                        "id": f"e{i}",
+                        "key": key,
+                        "createdAt": ms,
+                        "payload": {"result": result, "ip": "198.51.100.4", **extra},
+                    }
+                )
+            )
+    for frame in FRAMERS:
+        block = encode(lines, NORMALIZER.line, frame, detect=True)
+        want = [
+            s
+            for x in lines
+            if relevant(
+                s := read(NORMALIZER.line(x).body, NORMALIZER.line(x).epoch_ms, NORMALIZER.line(x).id)
+            )
+        ]  # type: ignore[union-attr]
+        assert block[6] == want
+
+
+class FakeTarget:
+    """A target that fails ``fail`` times (``DeliveryError``), then records what it gets."""
+
+    def __init__(self, name: str, fail: int = 0, refuse: bool = False, known: set[str] | None = None) -> None:
+        self.name, self.fail, self.refuse = name, fail, refuse
+        self.got: list[tuple[str, bool, dict[str, Any]]] = []
+        self.known = known if known is not None else set()
+
+    def send(self, doc: dict[str, Any], alert_id: str, index: str, first: bool) -> bool:
+        if self.refuse:
+            raise Refused("HTTP 400")
+        if self.fail:
+            self.fail -= 1
+            raise DeliveryError("HTTP 503")
+        self.got.append((alert_id, first, doc))
+        new = alert_id not in self.known
+        self.known.add(alert_id)
+        return new or not first
+
+
+def test_delivery_retries_with_backoff_and_never_blocks():
+    clock = ManualClock()
+    index, hook = FakeTarget("index", fail=2), FakeTarget("hook", fail=3)
+    d = Delivery(index, [hook], clock, max_attempts=10)
+    d.add("a1", "ix", {"message": "m"})
+    assert d.pump() == 1.0  # failed: the next try in 1 s
+    clock.advance(1.0)
+    assert d.pump() == 2.0  # the index failed again, the hook too
+    clock.advance(2.0)
+    assert d.pump() == 4.0 and [g[0] for g in index.got] == ["a1"] and hook.got == []  # indexed
+    clock.advance(4.0)
+    assert d.pump() == float("inf") and [g[0] for g in hook.got] == ["a1"] and d.pending == 0
+    assert index.got == [("a1", True, {"message": "m"})]  # the index got it once
+
+
+def test_a_notifier_that_keeps_failing_gives_up_and_a_refusal_is_final():
+    clock = ManualClock()
+    dead, refusing = FakeTarget("dead", fail=10**6), FakeTarget("refusing", refuse=True)
+    d = Delivery(None, [dead, refusing], clock, max_attempts=3)
+    d.add("a1", "", {"message": "m"})
+    for _ in range(5):
+        clock.advance(d.pump())
+    assert d.pending == 0 and dead.got == [] and refusing.got == []
+
+
+def test_a_replayed_alert_is_not_told_again_but_a_restored_one_is():
+    clock = ManualClock()
+    index, hook = FakeTarget("index", known={"a1", "a2"}), FakeTarget("hook")
+    d = Delivery(index, [hook], clock)
+    d.add("a1", "ix", {"message": "replay"})  # raised again after a crash: the index has it
+    d.restore(
+        [{"id": "a2", "index": "ix", "doc": {"message": "was pending"}, "indexed": False, "told": [False]}]
+    )
+    d.pump()
+    assert [g[0] for g in hook.got] == ["a2"]
+
+
+def test_updates_reindex_without_notifying():
+    clock = ManualClock()
+    index, hook = FakeTarget("index"), FakeTarget("hook")
+    d = Delivery(index, [hook], clock)
+    d.add("a1", "ix", {"count": 10})
+    d.pump()
+    d.update("a1", "ix", {"count": 15})
+    d.pump()
+    assert [(g[1], g[2]["count"]) for g in index.got] == [(True, 10), (False, 15)]
+    assert len(hook.got) == 1
+
+
+def test_notification_body_and_signature():
+    doc = {"message": "brute_force_user: user.id u1: 10 events"}
+    body = notification(doc)
+    assert orjson.loads(body) == {"text": "logto-shipper alert: " + doc["message"], "alert": doc}
+    assert signature(b"k", body) == hmac.new(b"k", body, hashlib.sha256).hexdigest()
+
+
+def segment_of(bodies: list[tuple[dict[str, Any], int]]) -> Segment:
+    data, crc, size, docs, _, _, signals = encode(
+        [line(b) for b in bodies], NORMALIZER.line, FRAMERS[0], detect=True
+    )
+    return Segment(data, docs, size, crc, signals)
+
+
+def stage(tmp_path, index: FakeTarget, hook: FakeTarget) -> DetectStage:
+    return DetectStage(
+        Detector(),
+        Delivery(index, [hook], ManualClock()),
+        lambda ms: "ix",
+        tmp_path / "detect.json",
+        ManualClock(),
+    )
+
+
+def test_a_restart_neither_loses_nor_repeats_an_alert(tmp_path):
+    """The state is written before each checkpoint; whatever the inputs re-read after a crash
+    (events seen before it included) raises no second alert, and one raised but not yet
+    delivered is delivered after the restart."""
+    known: set[str] = set()
+    attack = [failed_password(T0 + i * 1000, "victim") for i in range(14)]
+    index, hook = FakeTarget("index", known=known), FakeTarget("hook")
+    s = stage(tmp_path, index, hook)
+    s.segment(segment_of(attack[:6]), "f")
+    assert s.save()  # a checkpoint after 6 events
+    s.segment(segment_of(attack[6:12]), "f")  # the 10th fires; not delivered yet: then kill -9
+    assert s.delivery.pending == 1 and index.got == []
+    # Restart from the checkpoint: events 6.. are read again.
+    index2, hook2 = FakeTarget("index", known=known), FakeTarget("hook")
+    s2 = stage(tmp_path, index2, hook2)
+    s2.segment(segment_of(attack[6:]), "f")
+    s2.delivery.pump()
+    assert len(hook2.got) == 1 and [g[0] for g in index2.got] == [hook2.got[0][0]]
+    assert s2.save()
+    # Another crash after delivery, state written: a third run re-reading all of it fires nothing.
+    index3, hook3 = FakeTarget("index", known=known), FakeTarget("hook")
+    s3 = stage(tmp_path, index3, hook3)
+    s3.segment(segment_of(attack), "f")
+    s3.delivery.pump()
+    assert hook3.got == [] and index3.got == []
+
+
+def test_a_restart_after_the_alert_was_saved_undelivered_delivers_it(tmp_path):
+    index, hook = FakeTarget("index"), FakeTarget("hook")
+    s = stage(tmp_path, index, hook)
+    s.segment(segment_of([failed_password(T0 + i * 1000, "victim") for i in range(10)]), "f")
+    assert s.save()  # written with the alert pending; then kill -9
+    index2, hook2 = FakeTarget("index", known=set()), FakeTarget("hook")
+    s2 = stage(tmp_path, index2, hook2)
+    s2.delivery.pump()
+    assert len(index2.got) == 1 and len(hook2.got) == 1
+
+
+def test_corrupt_state_is_moved_aside_and_detection_goes_on(tmp_path, caplog):
+    (tmp_path / "detect.json").write_bytes(b'{"version": 1, "detector": ')
+    index, hook = FakeTarget("index"), FakeTarget("hook")
+    s = stage(tmp_path, index, hook)
+    assert any(p.name.startswith("detect.json.corrupt-") for p in tmp_path.iterdir())
+    assert "detection state" in caplog.text and "unusable" in caplog.text
+    s.segment(segment_of([failed_password(T0 + i * 1000, "victim") for i in range(10)]), "f")
+    s.delivery.pump()
+    assert len(hook.got) == 1
+
+
+def test_a_state_that_cannot_be_written_holds_the_checkpoint(tmp_path):
+    from shipper.pipeline.checkpoint import CheckpointStore
+
+    store = CheckpointStore(tmp_path, 0.0)
+    s = stage(tmp_path / "gone", FakeTarget("index"), FakeTarget("hook"))  # its directory does not exist
+    store.before_write.append(s.save)
+    s.segment(segment_of([failed_password(T0, "victim")]), "f")
+    store.stage("f", offset=10)
+    assert store.flush(force=True) is False and not (tmp_path / "registry.json").exists()
+    (tmp_path / "gone").mkdir()
+    assert store.flush(force=True) is True and (tmp_path / "gone" / "detect.json").exists()
