@@ -163,6 +163,7 @@ def _finish(cmd: click.Command, path: list[str]) -> None:
 
 def _register() -> None:
     from cli import (
+        alerts_cmd,
         config_cmd,
         normalize_cmd,
         prune_cmd,
@@ -190,6 +191,8 @@ def _register() -> None:
         top_cmd.top_cmd,
         tail_cmd.tail_cmd,
         status_cmd.status_cmd,
+        alerts_cmd.alerts_cmd,
+        alerts_cmd.detect_cmd,
     ]:
         cli.add_command(cmd)
         _finish(cmd, [cmd.name or ""])

@@ -143,7 +143,7 @@ def build_runner(cfg: ShipperConfig, once: bool = False, tick: Callable[[], None
     workers = cfg.pipeline.workers
     if workers == "auto":
         workers = default_workers()
-    stages = [build_detection(cfg, store)] if cfg.detect.enabled else []
+    stages = [build_detection(cfg, store, sink)] if cfg.detect.enabled else []
     pool = NormalizerPool(workers, rules, room, sink.framer, detect=bool(stages)) if workers else None
     runner = Runner(
         build_sources(cfg, store, wake, once),
@@ -164,7 +164,7 @@ def build_runner(cfg: ShipperConfig, once: bool = False, tick: Callable[[], None
     return runner
 
 
-def build_detection(cfg: ShipperConfig, store: CheckpointStore) -> DetectStage:
+def build_detection(cfg: ShipperConfig, store: CheckpointStore, sink: Sink) -> DetectStage:
     """The detections of ``[detect]``: alerts into the alerts index (an Elasticsearch output)
     and to the notifiers, state written with each checkpoint."""
     from shipper.detect.deliver import Delivery, Target, WebhookNotifier
@@ -177,7 +177,7 @@ def build_detection(cfg: ShipperConfig, store: CheckpointStore) -> DetectStage:
     if isinstance(cfg.output, ElasticsearchOutputConfig):
         from shipper.sinks.elasticsearch.alerts import ElasticsearchAlerts
 
-        es = ElasticsearchAlerts(cfg.output, cfg.index)
+        es = ElasticsearchAlerts(cfg.output, cfg.index, lambda: getattr(sink, "set_up", True))
         index, index_of = es, es.namer
     notifiers: list[Target] = []
     for n in d.notify:

@@ -4,9 +4,10 @@ Every alert is a ``Record`` until each target has it. A background thread (``sta
 ``pump``: the document is created in the index under its deterministic id (a replay after a
 crash answers 409 and is not told twice), then each notifier is called; failures are retried
 with exponential backoff (1 s doubling to 5 min), a notifier that keeps failing gives up after
-``max_attempts`` (logged, counted), the index never does. Nothing here blocks shipping: the
-pipeline only appends records. ``records``/``restore`` carry the undelivered ones across
-restarts (the detection state file).
+``max_attempts`` (logged, counted), the index never does. Notifiers wait up to ``INDEX_GRACE`` s
+for the index's answer, so a replay is recognised even while the output is starting. Nothing
+here blocks shipping: the pipeline only appends records. ``records``/``restore`` carry the
+undelivered ones across restarts (the detection state file).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from shipper.wake import Wake
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "x-logto-shipper-signature-sha-256"
 FIRST_BACKOFF, MAX_BACKOFF = 1.0, 300.0
+# How long notifiers wait for the index's first answer (a 409 there means an earlier run told
+# them already), retried every GRACE_STEP s; past it they are told anyway: alerts leave in 5 s.
+INDEX_GRACE, GRACE_STEP = 3.0, 0.5
 
 
 class Target(Protocol):
@@ -102,6 +106,7 @@ class Record:
     attempts: int = 0
     due: float = 0.0  # monotonic time of the next try
     skip_notify: bool = False  # the index already had it: an earlier run told the notifiers
+    added: float = 0.0  # monotonic time it was raised (or restored)
 
 
 class Delivery:
@@ -123,7 +128,8 @@ class Delivery:
 
     def add(self, alert_id: str, index: str, doc: dict[str, Any]) -> None:
         with self._lock:
-            self._records[alert_id] = Record(alert_id, index, doc, told=[False] * len(self.notifiers))
+            told = [False] * len(self.notifiers)
+            self._records[alert_id] = Record(alert_id, index, doc, told=told, added=self.clock.monotonic())
         self._wake.set()
 
     def update(self, alert_id: str, index: str, doc: dict[str, Any]) -> None:
@@ -180,6 +186,10 @@ class Delivery:
             except DeliveryError as exc:
                 failed = True
                 METRICS.inc("alert_delivery_errors_total")
+                wait = r.added + INDEX_GRACE - self.clock.monotonic()
+                if not r.indexed and wait > 0 and not all(r.told):
+                    r.due = self.clock.monotonic() + min(GRACE_STEP, wait)  # the notifiers wait for it
+                    return
                 if r.attempts == 0:
                     log.warning("alert %s: %s unavailable (%s); retrying", r.id, self.index.name, exc)
         for i, n in enumerate(self.notifiers):
@@ -224,6 +234,7 @@ class Delivery:
             wait = self.pump()
             self._wake.wait(min(wait, 5.0))
             self._wake.clear()
+        self.pump()  # what close() handed over last (the final counts)
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop after one last try (what is still undelivered stays in ``records``)."""
@@ -259,4 +270,5 @@ class Delivery:
                 self._records[x["id"]] = Record(
                     x["id"], x["index"], x["doc"], True, bool(x.get("indexed")), bool(x.get("stale")), told
                 )
+                self._records[x["id"]].added = self.clock.monotonic()
         self._wake.set()

@@ -211,26 +211,31 @@ def search(
 ) -> Iterator[Page]:
     """Yield pages until ``limit`` hits; beyond 10,000 hits this pages with ``search_after``."""
     query, _ = filters.query()
-    sort = sort_spec(order)
-    after = None
-    remaining = limit
-    while remaining > 0:
-        size = min(page_size, remaining)
-        body: dict[str, Any] = {
-            "query": query.to_dict(),
-            "sort": sort,
-            "size": size,
-            "track_total_hits": True,
-        }
-        if after is not None:
-            body["search_after"] = after
-        resp = client.search(index=index, body=body, ignore_unavailable=True, allow_no_indices=True)
+    body = {"query": query.to_dict(), "sort": sort_spec(order), "track_total_hits": True}
+    for resp in pages_after(client, index, body, limit, page_size):
         hits = resp["hits"]["hits"]
         total = resp["hits"].get("total", {"value": len(hits), "relation": "eq"})
         yield Page(hits, int(total["value"]), total["relation"], int(resp.get("took", 0)))
+
+
+def pages_after(
+    client: Any, index: str, body: dict[str, Any], limit: int | None, page_size: int
+) -> Iterator[dict[str, Any]]:
+    """The answers to ``body`` (which has a ``sort``), page after page with ``search_after``,
+    until ``limit`` hits (None: all of them)."""
+    after = None
+    remaining = limit
+    while remaining is None or remaining > 0:
+        size = page_size if remaining is None else min(page_size, remaining)
+        page = {**body, "size": size}
+        if after is not None:
+            page["search_after"] = after
+        resp = client.search(index=index, body=page, ignore_unavailable=True, allow_no_indices=True)
+        hits = resp["hits"]["hits"]
+        yield resp
         if len(hits) < size:
             return
-        remaining -= len(hits)
+        remaining = None if remaining is None else remaining - len(hits)
         after = hits[-1]["sort"]
 
 

@@ -34,7 +34,7 @@ def run(cfg, *args):
 
 def test_setup_dry_run_then_apply_then_noop(tmp_path, es_target):
     cfg = config(tmp_path, es_target)
-    n = 5 if es_target.ilm else 4  # without ILM the policy is one "unavailable" line
+    n = 6 if es_target.ilm else 5  # without ILM the policy is one "unavailable" line
     r = run(cfg, "setup", "--dry-run")
     assert r.exit_code == 0, r.output
     assert r.stdout.count("create") == n and '"phases"' not in r.stdout  # one line each

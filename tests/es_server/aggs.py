@@ -42,6 +42,7 @@ AGG_TYPES = {
     "avg",
     "top_hits",
     "filter",
+    "filters",
 }
 
 
@@ -87,6 +88,7 @@ AGG_OPTIONS: dict[str, tuple[set[str], set[str]]] = {
     ),
     **{m: ({"field"}, {"missing", "script", "format", "value_type"}) for m in ("min", "max", "sum", "avg")},
     "value_count": ({"field"}, {"script", "format"}),
+    "filters": ({"filters", "other_bucket", "other_bucket_key", "keyed"}, set()),
     "date_histogram": (
         {"field", "calendar_interval", "fixed_interval", "interval", "format", "time_zone", "offset"}
         | {"min_doc_count", "extended_bounds", "order"},
@@ -306,6 +308,44 @@ def agg_filter(
     return out
 
 
+def agg_filters(
+    body: Any, hits: list[tuple[Index, Doc, float]], now: int, cluster: Cluster, subs: Any
+) -> dict[str, Any]:
+    """Named filters (an object: buckets keyed by name, sorted by name, as
+    FiltersAggregationBuilder sorts keyed filters) or anonymous ones (an array: buckets in
+    request order); ``other_bucket``/``other_bucket_key`` collect the documents none matched."""
+    spec = body.get("filters")
+    if not isinstance(spec, dict | list) or not spec:
+        raise parsing("[filters] cannot be empty.")
+    named = isinstance(spec, dict)
+    items = sorted(spec.items()) if isinstance(spec, dict) else [(str(i), q) for i, q in enumerate(spec)]
+    other_key = body.get("other_bucket_key")
+    other = bool(body.get("other_bucket", False)) or other_key is not None
+    buckets: list[tuple[str, dict[str, Any]]] = []
+    matched: set[int] = set()
+    for key, q in items:
+        kept = []
+        for i, (ix, d, sc) in enumerate(hits):
+            if compile_query(q, ix, now)(ix, d) is not None:
+                kept.append((ix, d, sc))
+                matched.add(i)
+        b: dict[str, Any] = {"doc_count": len(kept)}
+        if subs:
+            b.update(run_aggs(subs, kept, now, cluster))
+        buckets.append((key, b))
+    if other:
+        rest = [h for i, h in enumerate(hits) if i not in matched]
+        b = {"doc_count": len(rest)}
+        if subs:
+            b.update(run_aggs(subs, rest, now, cluster))
+        buckets.append((str(other_key or "_other_"), b))
+    if body.get("keyed", True) and named:
+        return {"buckets": dict(buckets)}
+    if named:
+        return {"buckets": [{"key": k, **b} for k, b in buckets]}
+    return {"buckets": [b for _, b in buckets]}
+
+
 AGGS: dict[str, Callable[..., dict[str, Any]]] = {
     "terms": agg_terms,
     "date_histogram": agg_date_histogram,
@@ -318,4 +358,5 @@ AGGS: dict[str, Callable[..., dict[str, Any]]] = {
     "sum": _numeric_metric(lambda v: float(sum(v))),
     "avg": _numeric_metric(lambda v: sum(v) / len(v) if v else None),
     "filter": agg_filter,
+    "filters": agg_filters,
 }

@@ -64,6 +64,7 @@ class Pipeline:
         index: dict[str, Any] | None = None,
         inputs: list[dict[str, Any]] | None = None,
         workers: int = 2,  # explicit, so one-CPU machines exercise the worker pool too
+        detect: dict[str, Any] | None = None,
         **input_opts: Any,
     ) -> None:
         self.tmp = tmp
@@ -81,6 +82,7 @@ class Pipeline:
                 # the fixtures are from 2025: past the default retention (tests of that say so)
                 "index": {"ship_expired": True, **(index or {})},
                 "pipeline": {"workers": workers},
+                "detect": detect or {},
             },
             "test",
             env={},

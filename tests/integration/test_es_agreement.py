@@ -222,6 +222,40 @@ CASES = [
         400,
     ),
     Case(
+        "filters keyed: sorted by name, other bucket last",
+        "FiltersAggregationBuilder.java (keyed filters sorted by key); search-aggregations-bucket-filters-aggregation",
+        _search(
+            size=0,
+            aggs={
+                "f": {
+                    "filters": {
+                        "filters": {"z": {"term": {"k": "k1"}}, "a": {"term": {"k": "k2"}}},
+                        "other_bucket_key": "rest",
+                    }
+                }
+            },
+        ),
+        200,
+        check=lambda b: (
+            list(b["aggregations"]["f"]["buckets"].items())
+            == [("a", {"doc_count": 43}), ("z", {"doc_count": 43}), ("rest", {"doc_count": 214})]
+        ),
+    ),
+    Case(
+        "filters anonymous: in request order",
+        "search-aggregations-bucket-filters-aggregation: Anonymous filters",
+        _search(
+            size=0,
+            aggs={
+                "f": {
+                    "filters": {"filters": [{"term": {"k": "k3"}}, {"range": {"t": {"lt": 1700000000001}}}]}
+                }
+            },
+        ),
+        200,
+        check=lambda b: b["aggregations"]["f"]["buckets"] == [{"doc_count": 43}, {"doc_count": 1}],
+    ),
+    Case(
         "unknown data stream",
         "indices-get-data-stream.asciidoc; GetDataStreamsTransportAction.java",
         lambda es, ix: es.indices.get_data_stream(name=f"{ix}-nope"),

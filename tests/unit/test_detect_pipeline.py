@@ -126,18 +126,30 @@ class FakeTarget:
 
 
 def test_delivery_retries_with_backoff_and_never_blocks():
+    """The index fails twice (the notifier waits for it, up to INDEX_GRACE), then the notifier
+    fails three times: tried again after 1, 2, 4 s; each target gets the alert once."""
     clock = ManualClock()
     index, hook = FakeTarget("index", fail=2), FakeTarget("hook", fail=3)
     d = Delivery(index, [hook], clock, max_attempts=10)
     d.add("a1", "ix", {"message": "m"})
-    assert d.pump() == 1.0  # failed: the next try in 1 s
-    clock.advance(1.0)
-    assert d.pump() == 2.0  # the index failed again, the hook too
-    clock.advance(2.0)
-    assert d.pump() == 4.0 and [g[0] for g in index.got] == ["a1"] and hook.got == []  # indexed
-    clock.advance(4.0)
-    assert d.pump() == float("inf") and [g[0] for g in hook.got] == ["a1"] and d.pending == 0
-    assert index.got == [("a1", True, {"message": "m"})]  # the index got it once
+    t0, waits = clock.now, []
+    while d.pending:
+        waits.append(d.pump())
+        clock.advance(waits[-1] if d.pending else 0)
+    assert waits == [0.5, 0.5, 1.0, 2.0, 4.0, float("inf")]
+    assert index.got == [("a1", True, {"message": "m"})] and [g[0] for g in hook.got] == ["a1"]
+    assert clock.now - t0 == 8.0
+
+
+def test_a_dead_index_delays_notifiers_by_the_grace_only():
+    clock = ManualClock()
+    index, hook = FakeTarget("index", fail=10**6), FakeTarget("hook")
+    d = Delivery(index, [hook], clock)
+    d.add("a1", "ix", {"message": "m"})
+    t0 = clock.now
+    while not (wait := d.pump()) or not hook.got:
+        clock.advance(wait)
+    assert clock.now - t0 == 3.0 and d.pending == 1  # told after 3 s; the index is still retried
 
 
 def test_a_notifier_that_keeps_failing_gives_up_and_a_refusal_is_final():

@@ -8,6 +8,7 @@ so an alert raised again after a crash answers 409 and is known to be a replay; 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from shipper.config import ElasticsearchOutputConfig, IndexConfig
@@ -28,12 +29,18 @@ def alerts_namer(idx: IndexConfig) -> IndexNamer:
 
 
 class ElasticsearchAlerts:
-    def __init__(self, cfg: ElasticsearchOutputConfig, idx: IndexConfig) -> None:
+    """``ready``: the output's setup is done; before it, an alert would create its index
+    without the template (no mapping, no lifecycle), so it waits (retried with backoff)."""
+
+    def __init__(self, cfg: ElasticsearchOutputConfig, idx: IndexConfig, ready: Callable[[], bool]) -> None:
         self._es = make_client(cfg)
+        self._ready = ready
         self.namer = alerts_namer(idx)
         self.name = f"the alerts index {self.namer.alias}"
 
     def send(self, doc: dict[str, Any], alert_id: str, index: str, first: bool) -> bool:
+        if not self._ready():
+            raise DeliveryError("the output's setup has not run yet")
         try:
             if first:
                 r = self._es.options(ignore_status=409).create(index=index, id=alert_id, document=doc)

@@ -143,6 +143,11 @@ class ElasticsearchSink:
     def committed(self) -> Any:
         return None
 
+    @property
+    def set_up(self) -> bool:
+        """Templates and policy are in place (or setup is off): indices may be created."""
+        return self._setup_done
+
     def problem(self) -> str | None:
         return self._last_error
 
