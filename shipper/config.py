@@ -435,6 +435,14 @@ class ShipperConfig(_Model):
                 raise ValueError("output: set either api_key or username/password, not both")
             if out.password and not out.username:
                 raise ValueError("output: password given without username")
+        r = self.detect.respond
+        if r.suspend_user and not r.dry_run:
+            creds = r.management_api or self.enrich.management_api
+            if creds is None and not any(isinstance(i, LogtoApiInputConfig) for i in self.inputs):
+                raise ValueError(
+                    "detect.respond: suspend_user with dry_run = false needs Management API credentials "
+                    "([detect.respond.management_api], or a logto-api input)"
+                )
         return self
 
     def warnings(self) -> list[str]:

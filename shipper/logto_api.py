@@ -67,7 +67,7 @@ def _why(resp: requests.Response) -> str:
 
 
 class ManagementApi:
-    """GET requests to ``<endpoint><path>`` with a bearer token; at most one per ``min_interval``."""
+    """Requests to ``<endpoint><path>`` with a bearer token; at most one per ``min_interval``."""
 
     def __init__(
         self,
@@ -135,10 +135,14 @@ class ManagementApi:
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> requests.Response:
         """A 200 answer (or 404, which callers read as "no such entity"); else ``ApiError``."""
+        return self.call("GET", path, params=params)
+
+    def call(self, method: str, path: str, **kw: Any) -> requests.Response:
+        """``method`` on ``path``: a 200 answer (or 404); else ``ApiError``."""
         url = f"{self.endpoint}{path}"
         for attempt in (1, 2):
             headers = {"Authorization": f"Bearer {self._bearer()}"}
-            resp = self._send("GET", url, params=params, headers=headers)
+            resp = self._send(method, url, headers=headers, **kw)
             if resp.status_code == 401 and attempt == 1:
                 self._token = None  # revoked or expired early: one fresh token, then give up
                 continue
@@ -147,8 +151,10 @@ class ManagementApi:
         if status in (200, 404):
             return resp
         if status == 429 or status >= 500:
-            raise ApiBusy(f"GET {path} answered HTTP {status}", retry_after(resp.headers.get("Retry-After")))
-        raise ApiRefused(f"GET {path} answered HTTP {status}{_why(resp)}")
+            raise ApiBusy(
+                f"{method} {path} answered HTTP {status}", retry_after(resp.headers.get("Retry-After"))
+            )
+        raise ApiRefused(f"{method} {path} answered HTTP {status}{_why(resp)}")
 
     def close(self) -> None:
         self._session.close()

@@ -7,7 +7,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from shipper.config import (
     ConsoleOutputConfig,
@@ -20,7 +20,7 @@ from shipper.config import (
     WebhookInputConfig,
 )
 from shipper.deadletter import DeadLetterFile
-from shipper.detect.stage import DetectStage, Respond
+from shipper.detect.stage import DetectStage
 from shipper.enrich import NAMES_ROOM, Enricher
 from shipper.errors import StateError, postgres_driver
 from shipper.namesources import DatabaseNames, ManagementApiNames, NameSource
@@ -35,6 +35,9 @@ from shipper.sources import Source
 from shipper.sources.file import FileSource
 from shipper.timespec import parse_duration
 from shipper.wake import Wake
+
+if TYPE_CHECKING:
+    from shipper.logto_api import ManagementApi
 
 log = logging.getLogger(__name__)
 
@@ -186,20 +189,37 @@ def build_detection(cfg: ShipperConfig, store: CheckpointStore, sink: Sink) -> D
         verify: bool | str = str(n.ca_file) if n.ca_file and n.verify_certs else n.verify_certs
         notifiers.append(WebhookNotifier(n.url.get_secret_value(), secret, n.timeout, verify))
     delivery = Delivery(index, notifiers, max_attempts=min((n.max_attempts for n in d.notify), default=10))
+    response = None
+    if d.respond.suspend_user:
+        from shipper.detect.respond import Response, Suspender
+
+        response = Response(set(d.respond.suspend_user), set(d.respond.allow), d.respond.dry_run)
+        api = response_api(cfg)
+        if api is not None and not d.respond.dry_run:
+            notifiers.append(Suspender(api, delivery.add))
     stage = DetectStage(
         Detector(rules(d.settings()), d.max_keys),
         delivery,
         index_of,
         cfg.state.dir / "detect.json",
-        respond=build_response(cfg),
+        respond=response.plan if response is not None else None,
     )
     store.before_write.append(stage.save)
     delivery.start()
     return stage
 
 
-def build_response(cfg: ShipperConfig) -> Respond | None:
-    return None
+def response_api(cfg: ShipperConfig) -> ManagementApi | None:
+    """The Management API credentials responses use: ``[detect.respond.management_api]``, else
+    the logto-api input's M2M app, else ``[enrich.management_api]``."""
+    from shipper.logto_api import ManagementApi
+
+    api = cfg.detect.respond.management_api or next(
+        (i for i in cfg.inputs if isinstance(i, LogtoApiInputConfig)), cfg.enrich.management_api
+    )
+    if api is None or api.app_secret is None:
+        return None
+    return ManagementApi(api.endpoint, api.app_id, api.app_secret.get_secret_value(), api.resource)
 
 
 def build_enricher(cfg: ShipperConfig, start: bool = True) -> Enricher | None:
