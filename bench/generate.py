@@ -11,6 +11,7 @@ addresses, OAuth params carrying the secrets the normalizer must mask, and both 
 from __future__ import annotations
 
 import random
+import zlib
 import string
 import sys
 from collections.abc import Iterator
@@ -133,7 +134,11 @@ def _payload(rng: random.Random, key: str, users: list[str], apps: list[str]) ->
     if not key.startswith("ExchangeTokenBy.ClientCredentials"):
         p["userId"] = rng.choice(users)
     if key.startswith("Interaction.") and rng.random() < 0.3:
-        country, city, lat, lon = rng.choice(COUNTRIES)
+        drawn = rng.choice(COUNTRIES)  # drawn either way: the rest of the stream stays as it was
+        # People sign in from home: a user's location is the same every time (the detections'
+        # benign stream; travel is what the attack scenarios add).
+        home = COUNTRIES[zlib.crc32(p["userId"].encode()) % len(COUNTRIES)] if "userId" in p else drawn
+        country, city, lat, lon = home
         p["signInContext"] = {
             "country": country,
             "city": city,

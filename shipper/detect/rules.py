@@ -48,7 +48,9 @@ def _who(s: Signal) -> str | None:
 @dataclass(frozen=True, slots=True)
 class Rule:
     """``kind``: ``count`` (events per entity), ``distinct`` (distinct ``value`` s per entity),
-    ``after`` (a success after ``threshold`` failures), ``signal`` (Logto's own, at once).
+    ``after`` (a success after ``threshold`` failures), ``signal`` (Logto's own, at once),
+    ``new_value`` (a value not seen for the entity in the window, once it has a history),
+    ``travel`` (two located sign-ins faster apart than ``threshold`` km/h).
     ``about`` is the description with ``{n}`` (threshold) and ``{w}`` (window) in it."""
 
     id: str
@@ -67,7 +69,32 @@ class Rule:
 
 
 def _minutes(ms: int) -> str:
-    return f"{ms // MINUTE} minutes" if ms % MINUTE == 0 else f"{ms / 1000:g} seconds"
+    for unit, size in (("days", 1440 * MINUTE), ("hours", 60 * MINUTE), ("minutes", MINUTE)):
+        if ms % size == 0 and ms >= size:
+            n = ms // size
+            return f"{n} {unit if n > 1 else unit[:-1]}"
+    return f"{ms / 1000:g} seconds"
+
+
+def _located(s: Signal) -> str | None:
+    return s.user_id if s.succeeded and s.location is not None else None
+
+
+def _in_country(s: Signal) -> str | None:
+    return s.user_id if s.succeeded and s.country else None
+
+
+EARTH_KM = 6371.0
+MIN_TRAVEL_KM = 100.0  # geo-IP places one address tens of km apart from day to day: not travel
+
+
+def km_between(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle distance (haversine)."""
+    import math
+
+    (la1, lo1), (la2, lo2) = (tuple(map(math.radians, p)) for p in (a, b))
+    h = math.sin((la2 - la1) / 2) ** 2 + math.cos(la1) * math.cos(la2) * math.sin((lo2 - lo1) / 2) ** 2
+    return 2 * EARTH_KM * math.asin(min(1.0, math.sqrt(h)))
 
 
 def _actions(signal: str) -> tuple[str, ...]:
@@ -129,6 +156,23 @@ RULES: tuple[Rule, ...] = (
         5,
         "after",
         _signed_in,
+    ),
+    Rule(
+        "new_country_user",
+        "a user signed in from a country not seen for them in the previous {w}",
+        30 * 1440 * MINUTE,
+        1,
+        "new_value",
+        _in_country,
+        value=lambda s: s.country,
+    ),
+    Rule(
+        "impossible_travel",
+        "two sign-ins of one user whose distance and time imply more than {n} km/h (within {w})",
+        1440 * MINUTE,
+        1000,
+        "travel",
+        _located,
     ),
     *(
         Rule(
@@ -222,6 +266,8 @@ class Detector:
                 events = self._windows[rule.id].add(key, s.ms, value, s.event_id)
                 hits = len({v for _, v, _ in events}) if rule.kind == "distinct" else len(events)
                 self._count(rule, key, s, hits, events, fired)
+            elif rule.kind in ("new_value", "travel"):
+                self._place(rule, s, fired)
         if s.failed and s.user_id and self._after:
             self._failures.add(s.user_id, s.ms, "", s.event_id)
         if s.succeeded and s.user_id:
@@ -234,6 +280,32 @@ class Detector:
         if signal is not None:
             self._count(signal, signal.entity(s) or "-", s, 1, (), fired)
         return fired
+
+    def _place(self, rule: Rule, s: Signal, fired: list[Alert]) -> None:
+        """``new_country_user`` and ``impossible_travel``: compare a located sign-in with the
+        user's earlier ones."""
+        key = rule.entity(s)
+        value = rule.value(s) if rule.value is not None else None
+        if key is None:
+            return
+        w = self._windows[rule.id]
+        before = list(w.recent(key, s.ms))
+        if rule.kind == "new_value":
+            assert value is not None
+            if before and all(v != value for _, v, _ in before):
+                self._count(rule, key, s, rule.threshold, [*before, (s.ms, value, s.event_id)], fired)
+            w.replace(key, s.ms, value, s.event_id)
+            return
+        assert s.location is not None
+        here = f"{s.location[0]},{s.location[1]}"
+        if before:
+            ms, where, event_id = before[-1]
+            lat, lon = (float(x) for x in where.split(","))
+            km = km_between((lat, lon), s.location)
+            hours = max(s.ms - ms, 1) / 3_600_000
+            if km >= MIN_TRAVEL_KM and km / hours > rule.threshold:
+                self._count(rule, key, s, rule.threshold, [before[-1], (s.ms, here, s.event_id)], fired)
+        w.replace(key, s.ms, here, s.event_id, only=True)
 
     def _count(self, rule: Rule, key: str, s: Signal, hits: int, events: Any, fired: list[Alert]) -> None:
         """A new alert into ``fired`` when ``hits`` reaches the threshold and none is open for

@@ -37,6 +37,7 @@ class Signal:
     error_code: str | None
     code_to: str | None  # where a verification code was sent (email or phone)
     country: str | None
+    location: tuple[float, float] | None = None  # (lat, lon) of source.geo.location
 
 
 def _get(d: Any, *keys: str) -> Any:
@@ -84,7 +85,16 @@ def read(doc: dict[str, Any], ms: int, doc_id: str = "") -> Signal:
         error_code=_get(doc, "error", "code"),
         code_to=target,
         country=_get(doc, "source", "geo", "country_iso_code"),
+        location=_point(_get(doc, "source", "geo", "location")),
     )
+
+
+def _point(v: Any) -> tuple[float, float] | None:
+    if isinstance(v, dict):
+        lat, lon = v.get("lat"), v.get("lon")
+        if isinstance(lat, int | float) and isinstance(lon, int | float):
+            return float(lat), float(lon)
+    return None
 
 
 def relevant(s: Signal) -> bool:

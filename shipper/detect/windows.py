@@ -35,6 +35,17 @@ class Windows:
         self._trim(events, ms)
         return events
 
+    def replace(self, key: str, ms: int, value: str, event_id: str, only: bool = False) -> deque[Event]:
+        """Like ``add``, but the key keeps one event per value (``only``: one event at all), so
+        a user's countries cost one entry each however often they sign in."""
+        events = self._keys.get(key)
+        if events is not None:
+            kept = [e for e in events if not only and e[1] != value]
+            if len(kept) != len(events):
+                events.clear()
+                events.extend(kept)
+        return self.add(key, ms, value, event_id)
+
     def recent(self, key: str, ms: int) -> deque[Event]:
         """The key's events inside the window ending at ``ms`` (nothing recorded)."""
         events = self._keys.get(key)

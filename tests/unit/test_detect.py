@@ -163,3 +163,61 @@ def test_memory_is_bounded_by_the_key_cap_and_evictions_are_counted():
         det.observe(read(body, T0 + i))
     assert all(len(w) <= 1000 for w in det._windows.values())
     assert det.evicted >= 2 * (50_000 - 1000)  # brute_force_user and password_spray_ip each
+
+
+def signed_in(ms: int, user: str = "u1", country: str | None = None, at: tuple[float, float] | None = None):
+    ctx: dict[str, Any] = {}
+    if country:
+        ctx["country"] = country
+    if at:
+        ctx["latitude"], ctx["longitude"] = str(at[0]), str(at[1])
+    return row("Interaction.SignIn.Submit", "Success", ms, userId=user, signInContext=ctx), ms
+
+
+BERLIN, PARIS, SYDNEY = (52.52, 13.40), (48.86, 2.35), (-33.87, 151.21)
+
+
+def test_a_country_new_for_the_user_alerts_once_it_has_a_history():
+    det = Detector()
+    day = 1440 * MINUTE
+    assert feed(det, [signed_in(T0, country="DE")]) == []  # no history yet: learned
+    assert feed(det, [signed_in(T0 + i * day, country="DE") for i in range(1, 20)]) == []
+    (alert,) = feed(det, [signed_in(T0 + 20 * day, country="BR")])
+    assert alert.rule.id == "new_country_user" and alert.entity == "u1"
+    assert feed(det, [signed_in(T0 + 21 * day, country="BR")]) == []  # seen now
+    assert feed(det, [signed_in(T0 + 21 * day, "u2", country="FR")]) == []  # u2's first sign-in
+    # 31 days after the last German sign-in, Germany is new again for u1.
+    assert [a.rule.id for a in feed(det, [signed_in(T0 + 50 * day, country="DE")])] == ["new_country_user"]
+    assert len(det._windows["new_country_user"].recent("u1", T0 + 50 * day)) == 2  # one entry per country
+
+
+def test_impossible_travel_needs_speed_and_distance():
+    det = Detector()
+    hour = 60 * MINUTE
+    assert feed(det, [signed_in(T0, at=BERLIN), signed_in(T0 + 2 * hour, at=PARIS)]) == []  # 878 km in 2 h
+    (alert,) = feed(det, [signed_in(T0 + 3 * hour, at=SYDNEY)])  # 16,960 km in an hour
+    assert alert.rule.id == "impossible_travel" and alert.count == 1000
+    near = (48.9, 2.5)  # 12 km from Paris, a minute later: geo-IP jitter, not travel
+    det = Detector()
+    assert feed(det, [signed_in(T0, at=PARIS), signed_in(T0 + 60_000, at=near)]) == []
+    det = Detector()  # a day and a half apart: anywhere is reachable
+    assert feed(det, [signed_in(T0, at=BERLIN), signed_in(T0 + 36 * hour, at=SYDNEY)]) == []
+
+
+def test_the_rules_with_config_settings():
+    from shipper.detect.rules import Setting, rules
+
+    chosen = {
+        r.id: r
+        for r in rules(
+            {"brute_force_user": Setting(threshold=3, window_ms=MINUTE), "lockout": Setting(False)}
+        )
+    }
+    assert "lockout" not in chosen and chosen["brute_force_user"].threshold == 3
+    assert (
+        chosen["brute_force_user"].description
+        == "3 or more failed sign-in steps for one user or identifier in 1 minute"
+    )
+    assert chosen["new_country_user"].description.endswith("in the previous 30 days")
+    det = Detector(list(chosen.values()))
+    assert [a.rule.id for a in feed(det, [failed_password(T0 + i) for i in range(3)])] == ["brute_force_user"]
