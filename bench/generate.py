@@ -11,9 +11,9 @@ addresses, OAuth params carrying the secrets the normalizer must mask, and both 
 from __future__ import annotations
 
 import random
-import zlib
 import string
 import sys
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any

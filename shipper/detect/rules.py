@@ -299,7 +299,7 @@ class Detector:
         assert s.location is not None
         here = f"{s.location[0]},{s.location[1]}"
         if before:
-            ms, where, event_id = before[-1]
+            ms, where, _ = before[-1]
             lat, lon = (float(x) for x in where.split(","))
             km = km_between((lat, lon), s.location)
             hours = max(s.ms - ms, 1) / 3_600_000
