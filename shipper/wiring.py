@@ -188,7 +188,12 @@ def build_detection(cfg: ShipperConfig, store: CheckpointStore, sink: Sink) -> D
         secret = n.secret.get_secret_value().encode() if n.secret else None
         verify: bool | str = str(n.ca_file) if n.ca_file and n.verify_certs else n.verify_certs
         notifiers.append(WebhookNotifier(n.url.get_secret_value(), secret, n.timeout, verify))
-    delivery = Delivery(index, notifiers, max_attempts=min((n.max_attempts for n in d.notify), default=10))
+    delivery = Delivery(
+        index,
+        notifiers,
+        max_attempts=min((n.max_attempts for n in d.notify), default=10),
+        journal=cfg.state.dir / "alerts-delivered.log",
+    )
     response = None
     if d.respond.suspend_user:
         from shipper.detect.respond import Response, Suspender

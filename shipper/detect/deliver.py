@@ -7,27 +7,36 @@ with exponential backoff (1 s doubling to 5 min), a notifier that keeps failing 
 ``max_attempts`` (logged, counted), the index never does. Notifiers wait up to ``INDEX_GRACE`` s
 for the index's answer, so a replay is recognised even while the output is starting. Nothing
 here blocks shipping: the pipeline only appends records. ``records``/``restore`` carry the
-undelivered ones across restarts (the detection state file).
+undelivered ones across restarts (the detection state file); ``journal`` notes each delivery
+the moment it succeeds (one fsynced line), so an alert raised again after a crash, or restored
+from a state written before it was told, is not told twice (the window left: between a target's
+answer and that line).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 
 from shipper.clock import SYSTEM, Clock
+from shipper.fsio import write_all
 from shipper.metrics import METRICS
 from shipper.wake import Wake
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "x-logto-shipper-signature-sha-256"
 FIRST_BACKOFF, MAX_BACKOFF = 1.0, 300.0
+INDEXED = -1  # the journal's target number for the index (notifiers count from 0)
+JOURNAL_KEEP = 10_000  # deliveries remembered (alerts are rare: that is weeks of them)
 # How long notifiers wait for the index's first answer (a 409 there means an earlier run told
 # them already), retried every GRACE_STEP s; past it they are told anyway: alerts leave in 5 s.
 INDEX_GRACE, GRACE_STEP = 3.0, 0.5
@@ -118,9 +127,12 @@ class Delivery:
         notifiers: list[Target],
         clock: Clock = SYSTEM,
         max_attempts: int = 10,
+        journal: Path | None = None,
     ) -> None:
         self.index, self.notifiers, self.clock, self.max_attempts = index, notifiers, clock, max_attempts
         self._records: dict[str, Record] = {}
+        self._journal = journal
+        self._delivered: dict[str, set[int]] = self._read_journal()
         self._lock = threading.Lock()
         self._wake = Wake()
         self._stop = False
@@ -128,8 +140,8 @@ class Delivery:
 
     def add(self, alert_id: str, index: str, doc: dict[str, Any]) -> None:
         with self._lock:
-            told = [False] * len(self.notifiers)
-            self._records[alert_id] = Record(alert_id, index, doc, told=told, added=self.clock.monotonic())
+            r = Record(alert_id, index, doc, told=[False] * len(self.notifiers), added=self.clock.monotonic())
+            self._records[alert_id] = self._known(r)
         self._wake.set()
 
     def update(self, alert_id: str, index: str, doc: dict[str, Any]) -> None:
@@ -173,6 +185,8 @@ class Delivery:
             doc, first = r.doc, not r.indexed
             try:
                 new = self.index.send(doc, r.id, r.index, first)
+                if first:
+                    self._note(r.id, INDEXED)
                 with self._lock:
                     r.indexed = True
                     r.stale = r.stale and r.doc is not doc  # changed again while it was being sent
@@ -201,6 +215,7 @@ class Delivery:
             try:
                 n.send(r.doc, r.id, r.index, True)
                 r.told[i] = True
+                self._note(r.id, i)
                 METRICS.inc("alert_notifications_total")
             except (Refused, DeliveryError) as exc:
                 give_up = isinstance(exc, Refused) or r.attempts + 1 >= self.max_attempts
@@ -267,8 +282,53 @@ class Delivery:
             for x in records:
                 told = list(x.get("told") or [])
                 told = (told + [False] * len(self.notifiers))[: len(self.notifiers)]
-                self._records[x["id"]] = Record(
+                r = Record(
                     x["id"], x["index"], x["doc"], True, bool(x.get("indexed")), bool(x.get("stale")), told
                 )
-                self._records[x["id"]].added = self.clock.monotonic()
+                r.added = self.clock.monotonic()
+                self._records[r.id] = self._known(r)
         self._wake.set()
+
+    # -- the journal -----------------------------------------------------------------------
+
+    def _known(self, r: Record) -> Record:
+        """``r`` with what the journal says it already reached."""
+        done = self._delivered.get(r.id)
+        if done:
+            r.indexed = r.indexed or INDEXED in done
+            r.told = [t or i in done for i, t in enumerate(r.told)]
+        return r
+
+    def _read_journal(self) -> dict[str, set[int]]:
+        out: dict[str, set[int]] = {}
+        if self._journal is None:
+            return out
+        try:
+            text = self._journal.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return out
+        lines = text.splitlines()
+        for line in lines[-JOURNAL_KEEP:]:
+            alert_id, _, target = line.partition("\t")
+            if target.lstrip("-").isdigit():
+                out.setdefault(alert_id, set()).add(int(target))
+        if len(lines) > 2 * JOURNAL_KEEP:  # keep it short: the newest lines, written aside first
+            tmp = self._journal.with_name(self._journal.name + ".tmp")
+            with contextlib.suppress(OSError):
+                tmp.write_text("".join(x + "\n" for x in lines[-JOURNAL_KEEP:]), encoding="utf-8")
+                os.replace(tmp, self._journal)
+        return out
+
+    def _note(self, alert_id: str, target: int) -> None:
+        self._delivered.setdefault(alert_id, set()).add(target)
+        if self._journal is None:
+            return
+        try:
+            fd = os.open(self._journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                write_all(fd, f"{alert_id}\t{target}\n".encode())
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            METRICS.inc("state_write_errors_total")
+            log.error("cannot note a delivered alert in %s: %s", self._journal, exc.strerror or exc)

@@ -17,7 +17,9 @@ SECURITY_EVENTS = {
     "Identifier.Lockout": "lockout",
     "TriggerHook.Identifier.Lockout": "lockout",
     "Message.RateLimited": "rate_limited",
+    "TriggerHook.Message.RateLimited": "rate_limited",
     "Grant.LimitExceeded": "grant_limit",
+    "TriggerHook.Grant.LimitExceeded": "grant_limit",
 }
 
 

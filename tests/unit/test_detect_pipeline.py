@@ -270,3 +270,21 @@ def test_a_state_that_cannot_be_written_holds_the_checkpoint(tmp_path):
     assert store.flush(force=True) is False and not (tmp_path / "registry.json").exists()
     (tmp_path / "gone").mkdir()
     assert store.flush(force=True) is True and (tmp_path / "gone" / "detect.json").exists()
+
+
+def test_the_journal_keeps_a_told_alert_from_being_told_again(tmp_path):
+    """A crash after a notification, before the state recorded it: the alert raised again (or
+    restored as undelivered) is not told twice; a notifier added since is told."""
+    journal = tmp_path / "alerts-delivered.log"
+    hook = FakeTarget("hook")
+    d = Delivery(None, [hook], ManualClock(), journal=journal)
+    d.add("a1", "", {"message": "m"})
+    d.pump()
+    assert journal.read_text() == "a1\t0\n"
+    hook2, other = FakeTarget("hook"), FakeTarget("other")
+    d2 = Delivery(None, [hook2, other], ManualClock(), journal=journal)
+    d2.add("a1", "", {"message": "m"})  # raised again from re-read events
+    d2.restore([{"id": "a1", "index": "", "doc": {"message": "m"}, "indexed": False, "told": [False]}])
+    d2.pump()
+    assert hook2.got == [] and [g[0] for g in other.got] == ["a1"]
+    assert journal.read_text() == "a1\t0\na1\t1\n"
