@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
@@ -104,41 +103,73 @@ def relevant(s: Signal) -> bool:
     return s.failed or s.succeeded or s.code_to is not None or s.action in SECURITY_EVENTS
 
 
-# Byte patterns at least one of which every relevant document's JSON holds (a superset: what
-# they find is parsed and ``relevant`` decides). Most documents hold none, so detection costs
-# a few ``bytes.find`` per block, not a parse per document.
-MARKERS = (
-    b'"outcome":"failure"',
-    b'"type":["start"',
-    b'VerificationCode.Create"',
-    *(f'"action":"{k}"'.encode() for k in SECURITY_EVENTS),
-)
+PAYLOAD = b',"payload":'
+SESSION_START = frozenset({"Interaction.SignIn.Submit", "PostSignIn"})
 
 
-def scan(block: bytes, ids: list[str], times: list[int], sizes: list[int]) -> list[Signal]:
-    """The relevant signals of a block of framed documents (as ``encode`` frames them: an
-    optional action line, then the document's JSON, each ending in a newline), in block order."""
-    hits: set[int] = set()
-    ends: list[int] | None = None
-    for marker in MARKERS:
-        at = block.find(marker)
-        while at >= 0:
-            if ends is None:
-                ends = list(accumulate(sizes))
-            i = bisect_right(ends, at)
-            hits.add(i)
-            at = block.find(marker, ends[i])  # the next document: one hit each is enough
-    out: list[Signal] = []
-    if ends is None:
-        return out
-    for i in sorted(hits):
-        end = ends[i] - 1  # the newline
-        start = block.rfind(b"\n", ends[i] - sizes[i], end) + 1 or ends[i] - sizes[i]
+def watched(key: str, outcome: str) -> bool:
+    """Do rules read records of this key and outcome? (Asked once per key by the native path,
+    per record by the Python one: a superset of what ``relevant`` keeps.)"""
+    if key.endswith("VerificationCode.Create") or key in SECURITY_EVENTS:
+        return True
+    if key in SESSION_START and outcome == "success":
+        return True
+    return key.startswith(SIGN_IN) and outcome == "failure"
+
+
+def _head(d: bytes) -> Any:
+    """The document without ``logto.payload``, its largest part, where rules rarely look (it
+    comes last: see the field table); the whole document where it cannot be cut so."""
+    cut = d.find(PAYLOAD)
+    if cut > 0:
         try:
-            doc = orjson.loads(block[start:end])
+            return orjson.loads(d[:cut] + b"}}")
+        except orjson.JSONDecodeError:
+            pass
+    return orjson.loads(d)
+
+
+def _needs_payload(head: dict[str, Any]) -> bool:
+    """Where the rules read the payload: who a code went to, the identifier a failure tried
+    (no user id yet), the value a Logto signal names."""
+    event = head.get("event") or {}
+    action = event.get("action") or ""
+    if action.endswith("VerificationCode.Create") or action in SECURITY_EVENTS:
+        return True
+    return event.get("outcome") == "failure" and not _get(head, "user", "id")
+
+
+def scan(
+    block: bytes, ids: list[str], times: list[int], sizes: list[int], at: list[int]
+) -> list[tuple[int, Signal]]:
+    """The relevant signals, with their indices, of documents ``at`` (ascending) of a block of
+    framed documents (as ``encode`` frames them: an optional action line, then the document's
+    JSON, each ending in a newline)."""
+    out: list[tuple[int, Signal]] = []
+    if not at:
+        return out
+    ends = list(accumulate(sizes))
+    for i in at:
+        end = ends[i] - 1  # the newline
+        begin = ends[i] - sizes[i]
+        start = block.rfind(b"\n", begin, end) + 1 or begin
+        d = block[start:end]
+        try:
+            doc = _head(d)
+            if isinstance(doc, dict) and _needs_payload(doc):
+                doc = orjson.loads(d)
         except orjson.JSONDecodeError:
             continue  # cannot happen for what encode framed; never worth a crash
         s = read(doc, times[i], ids[i]) if isinstance(doc, dict) else None
         if s is not None and relevant(s):
-            out.append(s)
+            out.append((i, s))
     return out
+
+
+def of_body(body: dict[str, Any], ms: int, doc_id: str) -> Signal | None:
+    """The signal of a document the Python normalizer built (its dict: nothing to parse)."""
+    event = body.get("event") or {}
+    if not watched(event.get("action") or "", event.get("outcome") or ""):
+        return None
+    s = read(body, ms, doc_id)
+    return s if relevant(s) else None

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from shipper.detect.signals import watched
 from shipper.normalize import _built
 from shipper.normalize.categories import HOOK_EXCEPTION, categorize, categorize_hook, family
 from shipper.normalize.fields import AUDIT, JSON_IN_STRING, NATIVE_DECODE, Field, native_rows
@@ -156,11 +157,12 @@ class Normalizer:
                 self._events[(key, outcome)] = parts
         return parts
 
-    def _event_json(self, key: str, outcome: str) -> tuple[bytes, bytes]:
+    def _event_json(self, key: str, outcome: str) -> tuple[bytes, bytes, bool]:
         """For the native path: the RULES members (``"type":…,"category":…``) and the family,
-        as JSON, as the Python builders write them."""
+        as JSON, as the Python builders write them; and whether detections read such records
+        (``encode`` then lists them, so only those are looked at)."""
         fam, category, type_ = self._event_parts(key, outcome)
-        return orjson.dumps(rules_members(category, type_))[1:-1], orjson.dumps(fam)
+        return orjson.dumps(rules_members(category, type_))[1:-1], orjson.dumps(fam), watched(key, outcome)
 
 
 def _compiled(fields: tuple[Field, ...]) -> Any:

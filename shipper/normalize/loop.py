@@ -8,12 +8,13 @@ rest to this loop (see hatch_build.py).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 
-from shipper.detect.signals import scan
+from shipper.detect.signals import of_body, scan
 from shipper.normalize.document import Document, Rejection
 from shipper.records import DAY_MS, DocRefs, Framer, is_blank
 
@@ -42,8 +43,10 @@ def _one(
     normalize: Callable[[Any], Document | Rejection],
     frame: Framer,
     actions: Actions,
-) -> tuple[str, int, bytes] | tuple[str, str]:
-    """(id, epoch ms, framed line) of one input, or (reason, detail) of its rejection."""
+    detect: bool = False,
+) -> tuple[str, int, bytes, Any] | tuple[str, str]:
+    """(id, epoch ms, framed line, signal or None) of one input, or (reason, detail) of its
+    rejection; the signal (``detect``) is read from the document's dict, before it is written."""
     try:
         r = normalize(x)
         if type(r) is not Document:
@@ -52,6 +55,7 @@ def _one(
         if not isinstance(dumped, bytes):
             return dumped
         body = dumped
+        signal = of_body(r.body, r.epoch_ms, r.id) if detect else None
     except Exception as exc:  # a normalizer bug must cost one record, not the process
         return "internal_error", f"normalizer failed: {type(exc).__name__}"
     # Framed here rather than by calling ``frame`` per document: this module is compiled, the
@@ -62,8 +66,8 @@ def _one(
     else:
         action = actions[day] = frame.action(day)
     if action is None:
-        return r.id, r.epoch_ms, body + b"\n"
-    return r.id, r.epoch_ms, b"".join((action[0], orjson.dumps(r.id), action[1], body, b"\n"))
+        return r.id, r.epoch_ms, body + b"\n", signal
+    return r.id, r.epoch_ms, b"".join((action[0], orjson.dumps(r.id), action[1], body, b"\n")), signal
 
 
 def encode(
@@ -82,28 +86,40 @@ def encode(
     signals of the framed block, before it is compressed (in the worker, off the main thread)."""
     rejects: list[Reject] = []
     actions: Actions = {}
+    signals: list[Any] = []
     if native is not None:
-        block, ids, times, sizes, left = native.encode(inputs, frame.action, skip_blank)
+        block, ids, times, sizes, left, watched = native.encode(inputs, frame.action, skip_blank)
         n_left = len(left)
+        placed: list[tuple[int, Any]] = []  # (document index, signal) of the lines left to Python
         if left:
             pieces: list[bytes] = []
             prev = added = 0
+            moved = []  # where each native document went: it moves by the lines inserted before it
             for i, offset, k in left:
-                r = _one(inputs[i], normalize, frame, actions)
+                r = _one(inputs[i], normalize, frame, actions, detect)
                 if len(r) == 2:
                     rejects.append((i, r[0], r[1]))
                     continue
-                doc_id, ms, line = r
+                doc_id, ms, line, signal = r
                 pieces.append(block[prev:offset])
                 pieces.append(line)
                 prev = offset
                 ids.insert(k + added, doc_id)
                 times.insert(k + added, ms)
                 sizes.insert(k + added, len(line))
+                if signal is not None:
+                    placed.append((k + added, signal))
+                moved.append(k)
                 added += 1
             if pieces:
                 pieces.append(block[prev:])
                 block = b"".join(pieces)
+            watched = [j + bisect_right(moved, j) for j in watched] if detect else watched
+        if detect:
+            found = scan(block, ids, times, sizes, watched)
+            if placed:
+                found = sorted(found + placed, key=lambda x: int(x[0]))
+            signals = [s for _, s in found]
     else:
         n_left = 0
         parts: list[bytes] = []
@@ -111,16 +127,17 @@ def encode(
         for i, x in enumerate(inputs):
             if skip_blank and is_blank(x):
                 continue
-            r = _one(x, normalize, frame, actions)
+            r = _one(x, normalize, frame, actions, detect)
             if len(r) == 2:
                 rejects.append((i, r[0], r[1]))
                 continue
-            doc_id, ms, line = r
+            doc_id, ms, line, signal = r
             parts.append(line)
             ids.append(doc_id)
             times.append(ms)
             sizes.append(len(line))
+            if signal is not None:
+                signals.append(signal)
         block = b"".join(parts)
-    signals = scan(block, ids, times, sizes) if detect and ids else []
     data, crc = frame.seal(block) if ids else (b"", None)
     return data, crc, len(block), DocRefs.pack(ids, times, sizes), rejects, n_left, signals

@@ -240,8 +240,8 @@ def test_a_call_made_while_the_path_is_busy_is_left_to_python(native):
     fast = native.Fast(verdict, n._event_json, lambda a, b: None, 1 << 20, native_rows(), NATIVE_DECODE)
     assert fast.line(raw) == python_answer(n, raw)
     assert seen[0] is None
-    block, ids, times, sizes, left = seen[1]
-    assert (block, ids, times, sizes) == (b"", [], [], []) and [i for i, _, _ in left] == [0, 2]
+    block, ids, times, sizes, left, watched = seen[1]
+    assert (block, ids, times, sizes, watched) == (b"", [], [], [], []) and [i for i, _, _ in left] == [0, 2]
     assert fast.line(raw) == python_answer(n, raw)  # and it is itself again
 
 

@@ -339,6 +339,8 @@ static int build(Fast *f, yyjson_val *root, yyjson_val **id_out, long long *ms_o
     for (; rc == OK && r.open > 0; r.open--) rc = PUTLIT(b, "}");
     if (rc == OK) rc = PUTLIT(b, "}");
     for (int d = 0; d < r.swap.n; d++) yyjson_doc_free(r.swap.doc[d]);
+    /* the rules' third answer: detections read this record (encode lists it) */
+    f->watched = r.parts && PyTuple_GET_SIZE(r.parts) == 3 && PyTuple_GET_ITEM(r.parts, 2) == Py_True;
     Py_XDECREF(r.parts);
     if (rc == OK) {
         *id_out = id;

@@ -68,6 +68,7 @@ typedef struct {
     Buf out, tmp, block;
     char *pool;
     int busy; /* a callback lets other threads run: a second caller meanwhile gets "Python decides" */
+    int watched; /* the last record built: its key and outcome are ones detections read */
 } Fast;
 
 static int verdict(Fast *f, yyjson_val *key, int in_params) {
@@ -113,10 +114,10 @@ static PyObject *event_parts(Fast *f, yyjson_val *key, const char *outcome, int 
     PyObject *r = PyObject_CallFunction(f->event, "Os", py, outcome);
     Py_DECREF(py);
     if (!r) return NULL;
-    if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(r, 0)) ||
-        !PyBytes_Check(PyTuple_GET_ITEM(r, 1))) {
+    if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) < 2 || PyTuple_GET_SIZE(r) > 3 ||
+        !PyBytes_Check(PyTuple_GET_ITEM(r, 0)) || !PyBytes_Check(PyTuple_GET_ITEM(r, 1))) {
         Py_DECREF(r);
-        PyErr_SetString(PyExc_TypeError, "event callback must return (bytes, bytes)");
+        PyErr_SetString(PyExc_TypeError, "event callback must return (bytes, bytes[, bool])");
         return NULL;
     }
     if (s) cache_fill(s, lookup, n + 1, h, 0, r);
@@ -201,12 +202,13 @@ static PyObject *Fast_encode(Fast *f, PyObject *args) {
     PyObject *acts[DAYS] = {NULL};
     int ndays = 0, next_day = 0;
     PyObject *ids = PyList_New(0), *times = PyList_New(0), *sizes = PyList_New(0), *left = PyList_New(0);
+    PyObject *watched = PyList_New(0);
     PyObject *result = NULL;
     Buf own = {0}, *blk = f->busy ? &own : &f->block;
     int was_busy = f->busy;
     f->busy = 1;
     blk->len = 0;
-    if (!ids || !times || !sizes || !left) goto done;
+    if (!ids || !times || !sizes || !left || !watched) goto done;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *line = PySequence_Fast_GET_ITEM(seq, i), *id = NULL;
@@ -251,18 +253,23 @@ static PyObject *Fast_encode(Fast *f, PyObject *args) {
             Py_DECREF(id);
             goto done; /* an exception is set */
         }
+        if (f->watched && append_new(watched, PyLong_FromSsize_t(PyList_GET_SIZE(ids)))) {
+            Py_DECREF(id);
+            goto done;
+        }
         if (append_new(ids, id) || append_new(times, PyLong_FromLongLong(ms)) ||
             append_new(sizes, PyLong_FromSize_t(blk->len - start)))
             goto done;
     }
-    result = Py_BuildValue("(NOOOO)", PyBytes_FromStringAndSize(blk->len ? blk->p : "", (Py_ssize_t)blk->len), ids,
-                           times, sizes, left);
+    result = Py_BuildValue("(NOOOOO)", PyBytes_FromStringAndSize(blk->len ? blk->p : "", (Py_ssize_t)blk->len), ids,
+                           times, sizes, left, watched);
 done:
     for (int d = 0; d < ndays; d++) Py_XDECREF(acts[d]);
     Py_XDECREF(ids);
     Py_XDECREF(times);
     Py_XDECREF(sizes);
     Py_XDECREF(left);
+    Py_XDECREF(watched);
     Py_DECREF(seq);
     PyMem_Free(own.p);
     f->busy = was_busy;
@@ -340,9 +347,10 @@ static PyMethodDef Fast_methods[] = {
     {"line", (PyCFunction)Fast_line, METH_O,
      "line(raw: bytes) -> (id, epoch_ms, document JSON) | None: None when Python must decide."},
     {"encode", (PyCFunction)Fast_encode, METH_VARARGS,
-     "encode(lines, action, skip_blank) -> (block, ids, times, sizes, left): the lines framed with\n"
-     "action(day) -> (before id, after id) | None, one after the other; left: (index, byte offset,\n"
-     "document index) of each line Python must decide, in order."},
+     "encode(lines, action, skip_blank) -> (block, ids, times, sizes, left, watched): the lines framed\n"
+     "with action(day) -> (before id, after id) | None, one after the other; left: (index, byte offset,\n"
+     "document index) of each line Python must decide, in order; watched: the document indices whose\n"
+     "key and outcome the event callback marked (its third answer)."},
     {NULL},
 };
 
