@@ -59,34 +59,47 @@ def _identifier(payload: Any) -> str | None:
     return None
 
 
+def _obj(d: dict[str, Any], key: str) -> dict[str, Any]:
+    v = d.get(key)
+    return v if type(v) is dict else EMPTY
+
+
+EMPTY: dict[str, Any] = {}
+
+
 def read(doc: dict[str, Any], ms: int, doc_id: str = "") -> Signal:
     """The signal of a normalized document (``ms``: its time, epoch milliseconds; ``doc_id``:
-    its id in the index, the event's id where it has no ``event.id``)."""
-    event = doc.get("event") or {}
+    its id in the index, the event's id where it has no ``event.id``). Plain lookups: this runs
+    for every watched document."""
+    event = _obj(doc, "event")
     action = event.get("action") or ""
     outcome = event.get("outcome")
-    payload = _get(doc, "logto", "payload")
-    user_id = _get(doc, "user", "id")
-    target = None
-    if action.endswith("VerificationCode.Create"):  # a code sent: to this email or phone
-        for v in (_get(payload, "email"), _get(payload, "phone"), _identifier(payload)):
-            if isinstance(v, str) and v:
-                target = v.lower()
-                break
+    user_id = _obj(doc, "user").get("id")
+    source = _obj(doc, "source")
+    geo = _obj(source, "geo")
+    target = actor = None
+    if action.endswith("VerificationCode.Create") or not user_id:
+        payload = _obj(doc, "logto").get("payload")
+        actor = _identifier(payload)
+        if action.endswith("VerificationCode.Create"):  # a code sent: to this email or phone
+            for v in (_get(payload, "email"), _get(payload, "phone"), actor):
+                if isinstance(v, str) and v:
+                    target = v.lower()
+                    break
     return Signal(
         ms=ms,
         event_id=str(event.get("id") or doc_id),
         action=action,
-        failed=action.startswith(SIGN_IN) and outcome == "failure",
+        failed=outcome == "failure" and action.startswith(SIGN_IN),
         # a session started (a successful Interaction.SignIn.Submit, a PostSignIn delivery)
-        succeeded=outcome == "success" and "start" in (event.get("type") or []),
-        actor=user_id or _identifier(payload),
+        succeeded=outcome == "success" and "start" in (event.get("type") or ()),
+        actor=user_id or actor,
         user_id=user_id,
-        ip=_get(doc, "source", "ip"),
-        error_code=_get(doc, "error", "code"),
+        ip=source.get("ip"),
+        error_code=_obj(doc, "error").get("code"),
         code_to=target,
-        country=_get(doc, "source", "geo", "country_iso_code"),
-        location=_point(_get(doc, "source", "geo", "location")),
+        country=geo.get("country_iso_code"),
+        location=_point(geo.get("location")) if geo else None,
     )
 
 

@@ -203,7 +203,7 @@ def segment_of(bodies: list[tuple[dict[str, Any], int]]) -> Segment:
 def stage(tmp_path, index: FakeTarget, hook: FakeTarget) -> DetectStage:
     return DetectStage(
         Detector(),
-        Delivery(index, [hook], ManualClock()),
+        Delivery(index, [hook], ManualClock(), journal=tmp_path / "alerts-delivered.log"),
         lambda ms: "ix",
         tmp_path / "detect.json",
         ManualClock(),
@@ -234,6 +234,8 @@ def test_a_restart_neither_loses_nor_repeats_an_alert(tmp_path):
     s3 = stage(tmp_path, index3, hook3)
     s3.segment(segment_of(attack), "f")
     s3.delivery.pump()
+    # (the signals logged since the snapshot are replayed: the alert is raised again, and the
+    # journal says the index and the hook have it)
     assert hook3.got == [] and index3.got == []
 
 
@@ -269,7 +271,7 @@ def test_a_state_that_cannot_be_written_holds_the_checkpoint(tmp_path):
     store.stage("f", offset=10)
     assert store.flush(force=True) is False and not (tmp_path / "registry.json").exists()
     (tmp_path / "gone").mkdir()
-    assert store.flush(force=True) is True and (tmp_path / "gone" / "detect.json").exists()
+    assert store.flush(force=True) is True and list((tmp_path / "gone").glob("detect-*.wal"))
 
 
 def test_the_journal_keeps_a_told_alert_from_being_told_again(tmp_path):
@@ -288,3 +290,19 @@ def test_the_journal_keeps_a_told_alert_from_being_told_again(tmp_path):
     d2.pump()
     assert hook2.got == [] and [g[0] for g in other.got] == ["a1"]
     assert journal.read_text() == "a1\t0\na1\t1\n"
+
+
+def test_a_log_cut_short_by_a_crash_replays_what_is_whole(tmp_path, caplog):
+    index, hook = FakeTarget("index"), FakeTarget("hook")
+    s = stage(tmp_path, index, hook)
+    s.segment(segment_of([failed_password(T0 + i * 1000, "victim") for i in range(9)]), "f")
+    assert s.save()
+    (wal,) = tmp_path.glob("detect-*.wal")
+    with open(wal, "ab") as fh:
+        fh.write(b'[1764583210000,"half')  # the daemon died while writing
+    s2 = stage(tmp_path, FakeTarget("index"), hook2 := FakeTarget("hook"))
+    assert "1 unreadable lines skipped" in caplog.text
+    s2.segment(segment_of([failed_password(T0 + 9_500, "victim")]), "f")  # the 10th
+    s2.delivery.pump()
+    assert len(hook2.got) == 1 and hook.got == []
+    assert not wal.exists() and list(tmp_path.glob("detect-*.wal")) == []  # folded into the snapshot
