@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import shutil
 import signal
 import subprocess
@@ -236,16 +235,23 @@ def day(benign: int, seed: int, path: Path) -> list[tuple[str, str, list[dict[st
 
 
 def run_once(exe: str, cfg: Path, timeout: float = 900) -> dict[str, float]:
-    """``run --once``: wall, CPU (the process and its workers) and the largest peak RSS."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """``run --once``: wall, CPU and peak RSS of the process tree (workers included; each
+    process's peak, summed: read from /proc while it runs)."""
+    from bench.run import tree_cpu_rss
+
     t = time.monotonic()
-    subprocess.run(
-        [exe, "--config", str(cfg), "run", "--once"], check=True, timeout=timeout, capture_output=True
+    proc = subprocess.Popen(
+        [exe, "--config", str(cfg), "run", "--once"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    wall = time.monotonic() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": after.ru_maxrss / 1024}
+    cpu = rss = 0.0
+    while proc.poll() is None and time.monotonic() - t < timeout:
+        c, r = tree_cpu_rss(proc.pid)
+        cpu, rss = max(cpu, c), max(rss, r)
+        time.sleep(0.1)
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode != 0:
+        raise SystemExit(f"run --once exited {proc.returncode}: {err.decode()[-2000:]}")
+    return {"wall_s": time.monotonic() - t, "cpu_s": cpu, "peak_rss_mb": rss}
 
 
 def part_scenarios(exe: str, work: Path, benign: int) -> dict[str, Any]:

@@ -48,13 +48,16 @@ class Receiver:
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.srv.server_address[1]}/hook/T0KEN"
 
+    def close(self) -> None:
+        self.srv.shutdown()
+        self.srv.server_close()
+
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     r = Receiver(fail=2)
     yield r
-    r.srv.shutdown()
-    r.srv.server_close()
+    r.close()
 
 
 def attack_rows(path, n: int = 14) -> None:

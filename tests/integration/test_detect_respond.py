@@ -27,8 +27,7 @@ def logto() -> Iterator[FakeLogto]:
 def hook() -> Iterator[Receiver]:
     r = Receiver()
     yield r
-    r.srv.shutdown()
-    r.srv.server_close()
+    r.close()
 
 
 def shipped(tmp_path, hook: Receiver, respond: dict, n_told: int) -> list[dict]:
