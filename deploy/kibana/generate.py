@@ -40,19 +40,24 @@ def search_source(query: str) -> str:
     )
 
 
-def index_ref() -> list[dict[str, str]]:
-    return [{"id": spec.DATA_VIEW_ID, "name": INDEX_REF, "type": "index-pattern"}]
+def index_ref(view: str = spec.DATA_VIEW_ID) -> list[dict[str, str]]:
+    return [{"id": view, "name": INDEX_REF, "type": "index-pattern"}]
 
 
-def data_view() -> dict[str, Any]:
+def data_view(
+    view: str = spec.DATA_VIEW_ID,
+    pattern: str = spec.PATTERN,
+    name: str = "Logto audit log",
+    formats: dict[str, Any] = spec.FIELD_FORMATS,
+) -> dict[str, Any]:
     return saved(
         "index-pattern",
-        spec.DATA_VIEW_ID,
+        view,
         {
-            "title": spec.PATTERN,
-            "name": "Logto audit log",
+            "title": pattern,
+            "name": name,
             "timeFieldName": spec.F["time"],
-            "fieldFormatMap": json.dumps(spec.FIELD_FORMATS, sort_keys=True),
+            "fieldFormatMap": json.dumps(formats, sort_keys=True),
             "fields": "[]",
             "runtimeFieldMap": "{}",
             "sourceFilters": "[]",
@@ -156,12 +161,18 @@ def visualization(
 
 
 def saved_search(
-    id_: str, title: str, description: str, query: str, time: tuple[str, str] | None
+    id_: str,
+    title: str,
+    description: str,
+    query: str,
+    time: tuple[str, str] | None,
+    view: str = spec.DATA_VIEW_ID,
+    columns: list[str] = spec.COLUMNS,
 ) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         "title": title,
         "description": description,
-        "columns": spec.COLUMNS,
+        "columns": columns,
         "sort": [[spec.F["time"], "desc"]],
         "grid": {},
         "hideChart": False,
@@ -171,17 +182,23 @@ def saved_search(
     if time:
         attrs["timeRestore"] = True
         attrs["timeRange"] = {"from": time[0], "to": time[1]}
-    return saved("search", id_, attrs, index_ref())
+    return saved("search", id_, attrs, index_ref(view))
+
+
+def alerts_search() -> dict[str, Any]:
+    return saved_search(*spec.ALERTS_SEARCH, None, spec.ALERTS_VIEW_ID, spec.ALERT_COLUMNS)
 
 
 def dashboard() -> dict[str, Any]:
     id_, title, description = spec.DASHBOARD
     panels, refs = [], []
-    layout = [(0, 0, 48, 12)] + [
-        (24 * (i % 2), 12 + 12 * (i // 2), 24, 12) for i in range(len(spec.PANELS) - 1)
+    top = 10  # the alerts table first: what needs attention
+    layout = [(0, 0, 48, top), (0, top, 48, 12)] + [
+        (24 * (i % 2), top + 12 + 12 * (i // 2), 24, 12) for i in range(len(spec.PANELS) - 1)
     ]
-    items = [(p[0], "visualization") for p in spec.PANELS] + [("logto-events", "search")]
-    layout.append((0, 12 + 12 * ((len(spec.PANELS)) // 2), 48, 15))
+    items = [(spec.ALERTS_SEARCH[0], "search")] + [(p[0], "visualization") for p in spec.PANELS]
+    items.append(("logto-events", "search"))
+    layout.append((0, top + 12 + 12 * ((len(spec.PANELS)) // 2), 48, 15))
     for n, ((obj_id, obj_type), (x, y, w, h)) in enumerate(zip(items, layout, strict=True)):
         ref = f"panel_{n}"
         panels.append(
@@ -225,11 +242,14 @@ def dashboard() -> dict[str, Any]:
 
 
 def objects() -> list[dict[str, Any]]:
+    alerts_view = data_view(
+        spec.ALERTS_VIEW_ID, spec.ALERTS_PATTERN, "logto-shipper alerts", {"related.ip": {"id": "ip"}}
+    )
     return (
-        [data_view()]
+        [data_view(), alerts_view]
         + [visualization(*p) for p in spec.PANELS]
         + [saved_search(*s) for s in spec.SEARCHES]
-        + [dashboard()]
+        + [alerts_search(), dashboard()]
     )
 
 

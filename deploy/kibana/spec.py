@@ -8,6 +8,16 @@ from __future__ import annotations
 
 DATA_VIEW_ID = "logto-audit"
 PATTERN = "logto-audit-default-*"  # <prefix>-<namespace>-*; `setup --kibana-url` rewrites it
+# The detections' alerts (mappings/alerts-template.json): <prefix>-alerts-<namespace>-*
+ALERTS_VIEW_ID = "logto-shipper-alerts"
+ALERTS_PATTERN = "logto-audit-alerts-default-*"
+ALERT_COLUMNS = [
+    "rule.name",
+    "logto_shipper.alert.entity",
+    "logto_shipper.alert.count",
+    "related.ip",
+    "message",
+]
 
 F = {
     "time": "@timestamp",
@@ -125,8 +135,16 @@ SEARCHES = [
     ),
 ]
 
+# (id, title, description, query): on the alerts data view, newest first, atop the dashboard.
+ALERTS_SEARCH = (
+    "logto-alerts",
+    "Logto: alerts",
+    "What logto-shipper's detections raised: rule, user or IP, how many events; open one for the ids.",
+    "",
+)
+
 DASHBOARD = (
     "logto-auth-activity",
     "Logto auth activity",
-    "Sign-ins, failures by IP and country, top users and applications, token exchanges, error codes.",
+    "Alerts; sign-ins, failures by IP and country, top users and applications, token exchanges, error codes.",
 )

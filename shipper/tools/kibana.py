@@ -18,16 +18,21 @@ from shipper.errors import OutputAuthError, OutputError
 from shipper.resources import data_dir
 
 BUNDLED_PATTERN = "logto-audit-default-*"
+BUNDLED_ALERTS = "logto-audit-alerts-default-*"
 
 
 def bundle(index: IndexConfig) -> bytes:
-    """The NDJSON with the data view pointed at this config's ``<prefix>-<namespace>-*``."""
+    """The NDJSON with the data views pointed at this config's ``<prefix>-<namespace>-*`` and
+    ``<prefix>-alerts-<namespace>-*``."""
     lines = []
-    pattern = f"{index.prefix}-{index.namespace}-*"
+    patterns = {
+        BUNDLED_PATTERN: f"{index.prefix}-{index.namespace}-*",
+        BUNDLED_ALERTS: f"{index.prefix}-alerts-{index.namespace}-*",
+    }
     for line in (data_dir("deploy") / "kibana" / "logto-auth.ndjson").read_text().splitlines():
         obj = json.loads(line)
-        if obj["type"] == "index-pattern" and obj["attributes"]["title"] == BUNDLED_PATTERN:
-            obj["attributes"]["title"] = pattern
+        if obj["type"] == "index-pattern" and obj["attributes"]["title"] in patterns:
+            obj["attributes"]["title"] = patterns[obj["attributes"]["title"]]
         lines.append(json.dumps(obj, sort_keys=True))
     return ("\n".join(lines) + "\n").encode()
 

@@ -16,10 +16,8 @@ OBJECTS = [json.loads(line) for line in BUNDLE.read_text().splitlines()]
 TYPE_VERSIONS = {"index-pattern": "8.0.0", "search": "8.0.0", "visualization": "8.5.0", "dashboard": "8.9.0"}
 
 
-def mapped_types() -> dict[str, str]:
-    props = json.loads((ROOT / "mappings" / "component-mappings.json").read_text())["template"]["mappings"][
-        "properties"
-    ]
+def mapped_types(template: str = "component-mappings.json") -> dict[str, str]:
+    props = json.loads((ROOT / "mappings" / template).read_text())["template"]["mappings"]["properties"]
     out: dict[str, str] = {}
 
     def walk(p: dict, prefix: str) -> None:
@@ -37,6 +35,8 @@ def mapped_types() -> dict[str, str]:
 
 
 TYPES = mapped_types()
+# Each data view's fields: the audit log's component mappings, the alerts template's.
+VIEW_TYPES = {"logto-audit": TYPES, "logto-shipper-alerts": mapped_types("alerts-template.json")}
 AGGREGATABLE = {"keyword", "ip", "date", "long", "boolean", "geo_point"}
 
 
@@ -88,12 +88,17 @@ def test_every_reference_resolves_in_the_bundle():
 
 
 def test_every_field_exists_in_mappings_with_a_usable_type():
-    dv = next(o for o in OBJECTS if o["type"] == "index-pattern")
-    assert TYPES[dv["attributes"]["timeFieldName"]] == "date"
-    for field in json.loads(dv["attributes"]["fieldFormatMap"]):
-        assert field in TYPES
+    views = [o for o in OBJECTS if o["type"] == "index-pattern"]
+    assert sorted(v["id"] for v in views) == sorted(VIEW_TYPES)
+    for dv in views:
+        types = VIEW_TYPES[dv["id"]]
+        assert types[dv["attributes"]["timeFieldName"]] == "date"
+        for field in json.loads(dv["attributes"]["fieldFormatMap"]):
+            assert field in types
     for o in OBJECTS:
         a = o["attributes"]
+        view = next((r["id"] for r in o["references"] if r["type"] == "index-pattern"), "logto-audit")
+        TYPES = VIEW_TYPES[view]
         if o["type"] == "visualization":
             for agg in json.loads(a["visState"])["aggs"]:
                 field = agg["params"].get("field")
@@ -125,8 +130,10 @@ def test_dashboard_has_the_documented_panels():
         "Token exchanges by grant type",
         "Error codes over time",
         "Logto audit events",
+        "Logto: alerts",
     ):
         assert want in shown
+    assert shown[0] == "Logto: alerts"  # atop the dashboard
     searches = {o["attributes"]["title"] for o in OBJECTS if o["type"] == "search"}
     assert {
         "Logto: one user's activity",
@@ -226,14 +233,15 @@ namespace = "prod"
     args = ["--config", str(cfg), "setup", "--kibana-url", kibana["url"], "--kibana-space", "ops"]
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
-    assert "kibana: 13 created, 0 updated, 0 errors" in r.stderr
+    assert "kibana: 15 created, 0 updated, 0 errors" in r.stderr
     path, headers, body = kibana["requests"][-1]
     assert path == "/s/ops/api/saved_objects/_import?overwrite=true"
     assert headers["kbn-xsrf"] and headers["Authorization"] == f"ApiKey {key}"
     assert headers["Content-Type"].startswith("multipart/form-data; boundary=")
-    assert f'"title": "{es_target.prefix}-prod-*"'.encode() in body  # data view follows the config
+    assert f'"title": "{es_target.prefix}-prod-*"'.encode() in body  # data views follow the config
+    assert f'"title": "{es_target.prefix}-alerts-prod-*"'.encode() in body
     r = CliRunner().invoke(cli, args)
-    assert r.exit_code == 0 and "kibana: 0 created, 13 updated" in r.stderr
+    assert r.exit_code == 0 and "kibana: 0 created, 15 updated" in r.stderr
     assert "updated   dashboard Logto auth activity" in r.stdout
 
 
