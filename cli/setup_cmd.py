@@ -18,7 +18,12 @@ from shipper.timespec import parse_duration
 @click.option(
     "--verbose", "-v", is_flag=True, help="With --dry-run: also print each body that would be sent."
 )
-@click.option("--kibana-url", default=None, help="Also import the data view, dashboard and searches here.")
+@click.option(
+    "--kibana-url",
+    default=None,
+    help="Also import the data views, dashboard and searches here, and install the detections "
+    "that are counts of events as Kibana alerting rules.",
+)
 @click.option("--kibana-space", default=None, help="Kibana space id [default: the default space].")
 @pass_ctx
 def setup(
@@ -61,6 +66,14 @@ def setup(
     )
     if kibana_url:
         report = kibana.import_objects(kibana_url, kibana_space, out, idx)
+        cfg = ctx.config()
+        if cfg.detect.enabled:
+            from shipper.detect.rules import rules
+
+            more = kibana.install_rules(kibana_url, kibana_space, out, idx, rules(cfg.detect.settings()))
+            report.created += more.created
+            report.updated += more.updated
+            report.errors += more.errors
         for name in report.created:
             click.echo(f"created   {name}")
         for name in report.updated:

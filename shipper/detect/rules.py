@@ -62,6 +62,10 @@ class Rule:
     value: Callable[[Signal], str | None] | None = None
     entity_kind: str = "user"  # "user" or "ip": where the entity goes in the alert
     actions: tuple[str, ...] = ()  # signal rules: the event actions that are the signal
+    # The rule as a count of indexed events (KQL, and the field counted per; "": all of them),
+    # where it is one: what ``setup --kibana-url`` installs as a Kibana index-threshold rule.
+    kql: str | None = None
+    group: str = ""
 
     @property
     def description(self) -> str:
@@ -101,6 +105,7 @@ def _actions(signal: str) -> tuple[str, ...]:
     return tuple(sorted(a for a, n in SECURITY_EVENTS.items() if n == signal))
 
 
+FAILED_KQL = 'event.action : Interaction.SignIn.* and event.outcome : "failure"'
 RULES: tuple[Rule, ...] = (
     Rule(
         "brute_force_user",
@@ -109,6 +114,8 @@ RULES: tuple[Rule, ...] = (
         10,
         "count",
         _failed_actor,
+        kql=FAILED_KQL,
+        group="user.id",  # Kibana counts per user id only (failures for unknown identifiers: per IP)
     ),
     Rule(
         "password_spray_ip",
@@ -128,6 +135,8 @@ RULES: tuple[Rule, ...] = (
         "count",
         _no_such_user_ip,
         entity_kind="ip",
+        kql=FAILED_KQL + " and error.code : (" + " or ".join(f'"{c}"' for c in sorted(NO_SUCH_USER)) + ")",
+        group="source.ip",
     ),
     Rule(
         "verification_flood",
@@ -137,6 +146,8 @@ RULES: tuple[Rule, ...] = (
         "count",
         _code_ip,
         entity_kind="ip",
+        kql="event.action : *VerificationCode.Create",
+        group="source.ip",
     ),
     Rule(
         "verification_pumping",
@@ -183,6 +194,7 @@ RULES: tuple[Rule, ...] = (
             "signal",
             _who,
             actions=_actions(name),
+            kql="event.action : (" + " or ".join(f'"{a}"' for a in _actions(name)) + ")",
         )
         for name in sorted(set(SECURITY_EVENTS.values()))
     ),

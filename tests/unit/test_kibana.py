@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -152,15 +153,59 @@ def kibana():
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    state = {"requests": [], "existing": set(), "require": None}
+    state: dict[str, Any] = {"requests": [], "existing": set(), "require": None, "rules": {}}
 
     class H(BaseHTTPRequestHandler):
         def log_message(self, *a):
             pass
 
+        def rule(self, body: bytes, create: bool) -> None:
+            """Kibana's create/update rule API (create-rule-api, update-rule-api, and the
+            index-threshold params schema): a UUID v1/v4 id, 409 when it exists, an update that
+            names rule_type_id or consumer refused."""
+            import uuid
+
+            rid = self.path.split("?")[0].rsplit("/", 1)[1]
+            try:
+                ok_id = uuid.UUID(rid).version in (1, 4)
+            except ValueError:
+                ok_id = False
+            if not ok_id:
+                return self.reply(400, {"statusCode": 400, "error": "Bad Request", "message": "invalid id"})
+            b = json.loads(body)
+            required = {"name", "schedule", "params"} | ({"rule_type_id", "consumer"} if create else set())
+            allowed = required | {"tags", "actions", "notify_when", "throttle", "enabled"}
+            bad = (set(b) - allowed) or (required - set(b))
+            p = b.get("params", {})
+            need = {
+                "index",
+                "threshold",
+                "thresholdComparator",
+                "timeField",
+                "timeWindowSize",
+                "timeWindowUnit",
+            }
+            if bad or not need <= set(p) or (p.get("groupBy") == "top" and not p.get("termField")):
+                return self.reply(
+                    400, {"statusCode": 400, "error": "Bad Request", "message": f"keys {sorted(bad)}"}
+                )
+            if create and rid in state["rules"]:
+                return self.reply(409, {"statusCode": 409, "error": "Conflict", "message": "exists"})
+            if not create and rid not in state["rules"]:
+                return self.reply(404, {"statusCode": 404, "error": "Not Found", "message": "no rule"})
+            state["rules"][rid] = {**state["rules"].get(rid, {}), **b}
+            self.reply(200, {"id": rid, **state["rules"][rid]})
+
+        def do_PUT(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state["requests"].append((self.path, dict(self.headers), body))
+            return self.rule(body, create=False)
+
         def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
             state["requests"].append((self.path, dict(self.headers), body))
+            if "/api/alerting/rule/" in self.path:
+                return self.rule(body, create=True)
             if state["require"] and self.headers.get("Authorization") != state["require"]:
                 return self.reply(
                     401, {"statusCode": 401, "error": "Unauthorized", "message": "Unauthorized"}
@@ -233,16 +278,37 @@ namespace = "prod"
     args = ["--config", str(cfg), "setup", "--kibana-url", kibana["url"], "--kibana-space", "ops"]
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
-    assert "kibana: 15 created, 0 updated, 0 errors" in r.stderr
-    path, headers, body = kibana["requests"][-1]
+    assert "kibana: 21 created, 0 updated, 0 errors" in r.stderr  # 15 objects, 6 alerting rules
+    path, headers, body = next(x for x in kibana["requests"] if "_import" in x[0])
     assert path == "/s/ops/api/saved_objects/_import?overwrite=true"
     assert headers["kbn-xsrf"] and headers["Authorization"] == f"ApiKey {key}"
     assert headers["Content-Type"].startswith("multipart/form-data; boundary=")
     assert f'"title": "{es_target.prefix}-prod-*"'.encode() in body  # data views follow the config
     assert f'"title": "{es_target.prefix}-alerts-prod-*"'.encode() in body
     r = CliRunner().invoke(cli, args)
-    assert r.exit_code == 0 and "kibana: 0 created, 15 updated" in r.stderr
+    assert r.exit_code == 0 and "kibana: 0 created, 21 updated" in r.stderr
     assert "updated   dashboard Logto auth activity" in r.stdout
+    assert "updated   rule logto-shipper: brute_force_user" in r.stdout
+    # The rules are the daemon's, with the config's thresholds, on the config's indices.
+    rules = {b["name"]: b for b in kibana["rules"].values()}
+    assert sorted(rules) == sorted(
+        f"logto-shipper: {n}"
+        for n in (
+            "brute_force_user",
+            "enumeration_ip",
+            "verification_flood",
+            "lockout",
+            "rate_limited",
+            "grant_limit",
+        )
+    )
+    brute = rules["logto-shipper: brute_force_user"]["params"]
+    assert brute["index"] == [f"{es_target.prefix}-prod-*"] and brute["threshold"] == [10]
+    assert (brute["timeWindowSize"], brute["timeWindowUnit"], brute["termField"]) == (5, "m", "user.id")
+    assert brute["filterKuery"] == 'event.action : Interaction.SignIn.* and event.outcome : "failure"'
+    for b in rules.values():  # every KQL field is mapped (the audit log's data view)
+        for field in kql_fields(b["params"]["filterKuery"]):
+            assert field in TYPES, (b["name"], field)
 
 
 def test_kibana_auth_failure_exit_3(tmp_path, es_target, kibana):
