@@ -561,6 +561,7 @@ def test_detections_as_installed(installed, tmp_path, es):
         want = hmac.new(b"sig-Secret-4411", body, hashlib.sha256).hexdigest()
         assert headers["x-logto-shipper-signature-sha-256"] == want
         since = "2025-08-01T00:00:00Z"
+        refresh(es)  # searchable at the next refresh (5 s): not waited for here
         r = run(exe, "--config", str(cfg), "alerts", "--since", since, "--format", "json")
         assert r.returncode == 0, r.stderr
         (alert,) = json.loads(r.stdout)
