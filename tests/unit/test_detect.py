@@ -221,3 +221,30 @@ def test_the_rules_with_config_settings():
     assert chosen["new_country_user"].description.endswith("in the previous 30 days")
     det = Detector(list(chosen.values()))
     assert [a.rule.id for a in feed(det, [failed_password(T0 + i) for i in range(3)])] == ["brute_force_user"]
+
+
+def test_the_rules_cover_logtos_key_catalog():
+    """Against ../shared/logto/event-keys.json (next to the developers' checkout): every
+    sign-in step of both APIs counts when it fails, every verification code sent (sign-in,
+    registration, password reset, MFA) counts, and Logto's security signals are all known."""
+    from shipper.detect.signals import SECURITY_EVENTS, watched
+    from tests.conftest import shared_or_skip
+
+    keys = [k["key"] for k in orjson.loads(shared_or_skip("logto", "event-keys.json").read_bytes())["keys"]]
+    sign_in = [k for k in keys if k.startswith("Interaction.SignIn.")]
+    assert len(sign_in) > 40 and all(watched(k, "failure") for k in sign_in)
+    assert not any(
+        watched(k, "success")
+        for k in sign_in
+        if not k.endswith("VerificationCode.Create") and k != "Interaction.SignIn.Submit"
+    )
+    codes = [k for k in keys if k.endswith("VerificationCode.Create")]
+    assert {k.split(".")[1] for k in codes} >= {"SignIn", "Register", "ForgotPassword"}
+    assert all(watched(k, "success") for k in codes)
+    hooks = {k for k in keys if k.startswith("TriggerHook.") and k.split(".", 1)[1] in SECURITY_EVENTS}
+    assert hooks == {
+        "TriggerHook.Identifier.Lockout",
+        "TriggerHook.Message.RateLimited",
+        "TriggerHook.Grant.LimitExceeded",
+    }
+    assert hooks <= set(SECURITY_EVENTS)

@@ -306,3 +306,22 @@ def test_a_log_cut_short_by_a_crash_replays_what_is_whole(tmp_path, caplog):
     s2.delivery.pump()
     assert len(hook2.got) == 1 and hook.got == []
     assert not wal.exists() and list(tmp_path.glob("detect-*.wal")) == []  # folded into the snapshot
+
+
+def test_logtos_webhook_signals_alert_through_the_pipeline():
+    """Deliveries as the webhook input spools them (Identifier.Lockout, Message.RateLimited,
+    Grant.LimitExceeded), normalized and framed like any record: each raises its rule once."""
+    import json
+
+    from shipper.sources.webhook import record_line
+    from tests.unit.test_webhook_records import body_for
+
+    lines = []
+    for event in ("Identifier.Lockout", "Message.RateLimited", "Grant.LimitExceeded"):
+        body = body_for(event)
+        raw = json.dumps(body, separators=(",", ":")).encode()
+        lines.append(record_line(raw, body))
+    *_, signals = encode(lines, NORMALIZER.line, FRAMERS[0], detect=True)
+    det = Detector()
+    fired = [(a.rule.id, a.entity) for s in signals for a in det.observe(s)]
+    assert fired == [("lockout", "a@example.com"), ("rate_limited", "203.0.113.9"), ("grant_limit", "u1")]
