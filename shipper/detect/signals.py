@@ -112,8 +112,15 @@ def _point(v: Any) -> tuple[float, float] | None:
 
 
 def relevant(s: Signal) -> bool:
-    """Does any rule look at this signal?"""
-    return s.failed or s.succeeded or s.code_to is not None or s.action in SECURITY_EVENTS
+    """Does any rule look at this signal? Failures count per actor or IP, sign-ins per user id,
+    codes per IP; a signal none of them can be counted under is dropped here (not logged)."""
+    if s.action in SECURITY_EVENTS:
+        return True
+    if s.failed:
+        return bool(s.actor or s.ip)
+    if s.succeeded:
+        return bool(s.user_id)
+    return s.code_to is not None and bool(s.ip)
 
 
 PAYLOAD = b',"payload":'
