@@ -203,7 +203,7 @@ def test_every_documented_env_var_works(installed, tmp_path, es):
         r.stderr
     )
     checked |= {"LOGTO_SHIPPER_STATE", "LOGTO_SHIPPER_SAMPLE"}
-    checked.add("LOGTO_SHIPPER_PURE")  # a build switch: tests/test_compiled_build.py builds with it
+    checked.add("LOGTO_SHIPPER_PURE")  # a build switch: tests/test_packaging_and_bench.py builds with it
     assert documented <= checked, f"documented but not checked here: {sorted(documented - checked)}"
     no_secret(r.stdout, r.stderr)
 
@@ -579,3 +579,79 @@ def test_detections_as_installed(installed, tmp_path, es):
         no_secret(r.stdout, r.stderr)
     finally:
         hook.close()
+
+
+# -- the compiled build answers like pure Python ---------------------------------------------------
+
+CHECK = """
+import json, sys
+import shipper.normalize.loop as loop, shipper.normalize.document as doc
+assert loop.__file__.endswith(".so") and doc.__file__.endswith(".so"), (loop.__file__, doc.__file__)
+from shipper.normalize import COMPILED, NATIVE, describe
+assert COMPILED and NATIVE, describe()  # what --version and the daemon's first log line report
+import shipper.normalize._ecs
+from shipper.sinks.elasticsearch.indexing import IndexNamer
+from shipper.normalize import Normalizer
+from shipper.sinks.elasticsearch.framing import BulkFramer
+lines = [bytes.fromhex(x) for x in json.load(sys.stdin)]
+n = Normalizer()
+assert n.native is not None
+framer = BulkFramer(IndexNamer("a", "b"))
+data, crc, size, docs, rejects, left, _ = loop.encode(lines, n.line, framer, skip_blank=True, native=n.native)
+assert left == len(rejects) + sum(b'"payload":"' in x for x in lines), left  # + JSON-string payloads
+print(json.dumps([data.hex(), crc, size, [list(d) for d in docs], [list(r) for r in rejects]]))
+"""
+
+
+def test_compiled_normalizer_gives_the_same_bytes(installed, tmp_path):
+    """The installed wheel (no extras) has the native path and the mypyc-compiled normalizer,
+    and answers like pure Python (this checkout): the same framed bytes for generated records
+    and broken lines, and the daemon (file -> normalizer workers -> console) prints the same."""
+    import sys
+
+    from bench.generate import lines as generated_lines
+    from shipper.normalize import Normalizer
+    from shipper.normalize.loop import encode
+    from shipper.sinks.elasticsearch.framing import BulkFramer
+    from shipper.sinks.elasticsearch.indexing import IndexNamer
+
+    exe = installed["plain"]
+    lines = [ln.rstrip(b"\n") for ln in generated_lines(400, seed=3)]
+    lines += [b"", b"{oops", b"\xff", b'{"id":"x","key":"K","createdAt":"\xc2\xb2"}', b"[]"]
+    out = subprocess.run(
+        [str(exe.parent / "python"), "-P", "-c", CHECK],
+        input=json.dumps([x.hex() for x in lines]),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    ).stdout
+    data, crc, size, docs, rejects, left, _ = encode(
+        lines, Normalizer(native=None).line, BulkFramer(IndexNamer("a", "b")), skip_blank=True
+    )
+    want = [data.hex(), crc, size, [list(d) for d in docs], [list(r) for r in rejects]]
+    assert json.loads(out) == want and left == 0
+
+    (tmp_path / "in.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    runs = []
+    for name, cmd in (("compiled", [str(exe)]), ("pure", [sys.executable, "-P", "-m", "cli"])):
+        cfg = tmp_path / f"{name}.toml"
+        cfg.write_text(
+            f'[state]\ndir = "{tmp_path / ("state-" + name)}"\n[[inputs]]\ntype = "file"\n'
+            f'paths = ["{tmp_path / "in.jsonl"}"]\n[output]\ntype = "console"\n[pipeline]\nworkers = 2\n'
+        )
+        env = {**os.environ, "PYTHONPATH": str(ROOT)} if name == "pure" else None
+        r = subprocess.run(
+            [*cmd, "--config", str(cfg), "run", "--once"],
+            capture_output=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=120,
+        )
+        assert r.returncode == 1, r.stderr  # the deliberately bad lines: rejected, dead-lettered
+        runs.append(r.stdout)
+        version = subprocess.run(
+            [*cmd, "--version"], capture_output=True, text=True, env=env, cwd=tmp_path, check=True
+        ).stdout
+        assert ("native JSON path" in version) == (name == "compiled"), version
+    assert runs[0] == runs[1] and runs[0].count(b"\n") == len(docs)

@@ -91,7 +91,7 @@ def test_console_script_on_sample():
 
 def test_version_says_which_normalizer_runs():
     # The test suite runs the editable (pure-Python) install; the compiled wheel is checked in
-    # tests/test_compiled_build.py.
+    # tests/acceptance/test_installed.py (test_compiled_normalizer_gives_the_same_bytes).
     r = CliRunner().invoke(cli, ["--version"])
     assert r.exit_code == 0
     assert r.output.strip().endswith("(normalizer: pure Python)"), r.output
