@@ -136,6 +136,7 @@ class Delivery:
         self._lock = threading.Lock()
         self._wake = Wake()
         self._stop = False
+        self._drain = 5.0
         self._thread: threading.Thread | None = None
 
     def add(self, alert_id: str, index: str, doc: dict[str, Any]) -> None:
@@ -162,11 +163,12 @@ class Delivery:
         with self._lock:
             return len(self._records)
 
-    def pump(self) -> float:
-        """Try every record that is due; returns seconds until the next one is (inf: none)."""
+    def pump(self, every: bool = False) -> float:
+        """Try every record that is due (``every``: all of them, at shutdown); returns seconds
+        until the next one is (inf: none)."""
         now = self.clock.monotonic()
         with self._lock:
-            due = [r for r in self._records.values() if r.due <= now]
+            due = [r for r in self._records.values() if every or r.due <= now]
         for r in due:
             self._try(r)
         with self._lock:
@@ -249,17 +251,26 @@ class Delivery:
             wait = self.pump()
             self._wake.wait(min(wait, 5.0))
             self._wake.clear()
-        self.pump()  # what close() handed over last (the final counts)
+        # Shutting down: what close() handed over last (the final counts) and what waits for a
+        # retry, tried until delivered or the drain time is up (what is left stays in the state).
+        deadline = self.clock.monotonic() + self._drain
+        while True:
+            self.pump(every=True)
+            if not self.pending or self.clock.monotonic() >= deadline:
+                break
+            self.clock.sleep(0.2)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop after one last try (what is still undelivered stays in ``records``)."""
+        """Stop, after trying what is undelivered for up to ``timeout`` s (what is left stays
+        in ``records``, for the state)."""
+        self._drain = timeout
         self._stop = True
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout)
+            self._thread.join(timeout + 5.0)
             self._thread = None
         else:
-            self.pump()
+            self.pump(every=True)
 
     # -- state -----------------------------------------------------------------------------
 

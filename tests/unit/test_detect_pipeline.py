@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from typing import Any
 
 import orjson
@@ -325,3 +326,19 @@ def test_logtos_webhook_signals_alert_through_the_pipeline():
     det = Detector()
     fired = [(a.rule.id, a.entity) for s in signals for a in det.observe(s)]
     assert fired == [("lockout", "a@example.com"), ("rate_limited", "203.0.113.9"), ("grant_limit", "u1")]
+
+
+def test_close_delivers_what_waits_for_a_retry_and_the_final_counts():
+    """At shutdown (``run --once`` ending) an alert waiting for its retry, and the count that
+    grew since, are tried at once, not left for a next run."""
+    clock = ManualClock()
+    index, hook = FakeTarget("index", fail=1), FakeTarget("hook")
+    d = Delivery(index, [hook], clock)
+    d.start()
+    d.add("a1", "ix", {"count": 10})
+    deadline = time.monotonic() + 5
+    while index.fail and time.monotonic() < deadline:  # the first try failed: a retry is due later
+        time.sleep(0.01)
+    d.update("a1", "ix", {"count": 25})
+    d.close()
+    assert index.got and index.got[-1][2] == {"count": 25} and len(hook.got) == 1 and d.pending == 0
