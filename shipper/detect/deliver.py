@@ -150,7 +150,7 @@ class Delivery:
         with self._lock:
             r = self._records.get(alert_id)
             if r is not None:
-                r.doc, r.stale = doc, r.indexed
+                r.doc, r.stale = doc, True  # (a create in flight sends the older one: this follows)
                 return
             if self.index is None:
                 return
@@ -191,7 +191,7 @@ class Delivery:
                     self._note(r.id, INDEXED)
                 with self._lock:
                     r.indexed = True
-                    r.stale = r.stale and r.doc is not doc  # changed again while it was being sent
+                    r.stale = r.doc is not doc  # changed while it was being sent: send it again
                 if first and not new and not r.restored:
                     r.skip_notify = True  # a replay of an alert an earlier run raised and told
                     METRICS.inc("alerts_replayed_total")

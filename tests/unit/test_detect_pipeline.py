@@ -342,3 +342,21 @@ def test_close_delivers_what_waits_for_a_retry_and_the_final_counts():
     d.update("a1", "ix", {"count": 25})
     d.close()
     assert index.got and index.got[-1][2] == {"count": 25} and len(hook.got) == 1 and d.pending == 0
+
+
+def test_a_count_grown_while_the_alert_is_being_created_is_sent_after_it():
+    clock = ManualClock()
+    d: Delivery
+
+    class Racing(FakeTarget):
+        def send(self, doc: dict[str, Any], alert_id: str, index: str, first: bool) -> bool:
+            if first:
+                d.update(alert_id, index, {"count": 25})  # the stage, while the create is in flight
+            return super().send(doc, alert_id, index, first)
+
+    index = Racing("index")
+    d = Delivery(index, [], clock)
+    d.add("a1", "ix", {"count": 10})
+    d.pump()
+    d.pump()
+    assert [(g[1], g[2]["count"]) for g in index.got] == [(True, 10), (False, 25)] and d.pending == 0
