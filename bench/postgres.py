@@ -1,6 +1,6 @@
 """Postgres backfill against the read limit: a Logto-shaped ``logs`` table shipped to a local sink.
 
-    python -m bench.postgres [--rows 200000] [--exe logto-shipper]
+    python -m bench.postgres [--rows 200000] [--exe logto-shipper] [--keep | --dsn DSN]
 
 In one invocation, on a cluster of its own (started as the test suite starts one: tests/pg.py)
 and the same rows: the read limit (``psql \\copy`` of the rows, in the shipper's order, to
@@ -86,14 +86,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--extra", default="", help="config text appended (e.g. '[enrich]\\nenabled = false')")
     ap.add_argument("--input-extra", default="", help="postgres input settings (e.g. 'batch_size = 5000')")
     ap.add_argument("--wrap", nargs="*", default=[], help="a command the shipper runs under (a profiler)")
+    ap.add_argument("--keep", action="store_true", help="leave the cluster up, print its DSN (for --dsn)")
+    ap.add_argument("--dsn", help="a database loaded already (an earlier run's, --keep): no cluster, no load")
     a = ap.parse_args(argv)
     from tests.pg import PgServer
 
-    server = PgServer().start()
+    server = None if a.dsn else PgServer().start()
     sink = Sink()
     try:
-        dsn = server.database()
-        load(dsn, a.rows)
+        dsn = a.dsn if server is None else server.database()
+        if server is not None:
+            load(dsn, a.rows)
         psql = shutil.which("psql") or next(Path("/usr/lib/postgresql").glob("*/bin/psql")).as_posix()
         copy_s = min(read_limit(psql, dsn) for _ in range(2))
         with tempfile.TemporaryDirectory() as tmp:
@@ -122,7 +125,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             got = sink.stats()["docs"]
     finally:
         sink.close()
-        server.stop()
+        if server is not None and a.keep:
+            print(f"kept: --dsn {dsn} (pg_ctl -D {server._datadir} stop)", file=sys.stderr)
+        elif server is not None:
+            server.stop()
     if proc.returncode != 0 or got != a.rows:
         raise SystemExit(f"logto-shipper exited {proc.returncode} with {got:,} of {a.rows:,} rows delivered")
     out = {
