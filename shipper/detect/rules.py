@@ -247,7 +247,11 @@ class Detector:
 
     def __init__(self, rule_list: list[Rule] | None = None, max_keys: int = 100_000) -> None:
         self.rules = rules() if rule_list is None else rule_list
-        self._windows = {r.id: Windows(r.window_ms, max_keys) for r in self.rules if r.kind != "signal"}
+        self._windows = {
+            r.id: Windows(r.window_ms, max_keys, distinct=r.kind == "distinct")
+            for r in self.rules
+            if r.kind != "signal"
+        }
         self._after = [r for r in self.rules if r.kind == "after"]
         # Per user, the failures success_after counts (its window is the rule's).
         span = max((r.window_ms for r in self._after), default=15 * MINUTE)
@@ -275,8 +279,9 @@ class Detector:
                 value = rule.value(s) if rule.value is not None else s.event_id
                 if value is None:
                     continue
-                events = self._windows[rule.id].add(key, s.ms, value, s.event_id)
-                hits = len({v for _, v, _ in events}) if rule.kind == "distinct" else len(events)
+                window = self._windows[rule.id]
+                events = window.add(key, s.ms, value, s.event_id)
+                hits = window.distinct(key) if rule.kind == "distinct" else len(events)
                 self._count(rule, key, s, hits, events, fired)
             elif rule.kind in ("new_value", "travel"):
                 self._place(rule, s, fired)

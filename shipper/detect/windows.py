@@ -4,7 +4,9 @@
 ``(epoch ms, value, event id)``, the value being what distinct counts count. At most
 ``max_keys`` keys are tracked: the least recently seen is dropped first (``evicted`` counts
 them), so a flood of distinct source addresses costs a bounded amount of memory and never an
-error.
+error. With ``distinct``, each key's values are also counted as events come and go, so the
+number of distinct values is known without a pass over the window (a spraying IP's window
+holds thousands of events, and each new one asks).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ Event = tuple[int, str, str]  # (epoch ms, value, event id)
 
 
 class Windows:
-    def __init__(self, span_ms: int, max_keys: int) -> None:
+    def __init__(self, span_ms: int, max_keys: int, distinct: bool = False) -> None:
         self.span_ms, self.max_keys = span_ms, max_keys
         self._keys: OrderedDict[str, deque[Event]] = OrderedDict()
+        self._values: dict[str, dict[str, int]] | None = {} if distinct else None  # key -> value -> n
         self.evicted = 0
 
     def add(self, key: str, ms: int, value: str, event_id: str) -> deque[Event]:
@@ -27,13 +30,23 @@ class Windows:
         if events is None:
             events = self._keys[key] = deque()
             if len(self._keys) > self.max_keys:
-                self._keys.popitem(last=False)
+                gone, _ = self._keys.popitem(last=False)
+                if self._values is not None:
+                    self._values.pop(gone, None)
                 self.evicted += 1
         else:
             self._keys.move_to_end(key)
         events.append((ms, value, event_id))
-        self._trim(events, ms)
+        if self._values is not None:
+            counts = self._values.setdefault(key, {})
+            counts[value] = counts.get(value, 0) + 1
+        self._trim(key, events, ms)
         return events
+
+    def distinct(self, key: str) -> int:
+        """The number of distinct values among the key's events (``distinct`` windows)."""
+        assert self._values is not None, "a window made without distinct=True"
+        return len(self._values.get(key, ()))
 
     def replace(self, key: str, ms: int, value: str, event_id: str, only: bool = False) -> deque[Event]:
         """Like ``add``, but the key keeps one event per value (``only``: one event at all), so
@@ -44,6 +57,7 @@ class Windows:
             if len(kept) != len(events):
                 events.clear()
                 events.extend(kept)
+                self._recount(key, events)
         return self.add(key, ms, value, event_id)
 
     def recent(self, key: str, ms: int) -> deque[Event]:
@@ -51,15 +65,29 @@ class Windows:
         events = self._keys.get(key)
         if events is None:
             return deque()
-        self._trim(events, ms)
+        self._trim(key, events, ms)
         return events
 
-    def _trim(self, events: deque[Event], ms: int) -> None:
+    def _trim(self, key: str, events: deque[Event], ms: int) -> None:
+        counts = self._values.get(key) if self._values is not None else None
         while events and events[0][0] <= ms - self.span_ms:
-            events.popleft()
+            _, value, _ = events.popleft()
+            if counts is not None:
+                if counts[value] == 1:
+                    del counts[value]
+                else:
+                    counts[value] -= 1
+
+    def _recount(self, key: str, events: deque[Event]) -> None:
+        if self._values is not None:
+            counts = self._values[key] = {}
+            for _, value, _ in events:
+                counts[value] = counts.get(value, 0) + 1
 
     def clear(self, key: str) -> None:
         self._keys.pop(key, None)
+        if self._values is not None:
+            self._values.pop(key, None)
 
     def snapshot(self) -> list[Any]:
         """The keys and their events, least recently seen first (``restore`` takes it back)."""
@@ -67,7 +95,8 @@ class Windows:
 
     def restore(self, keys: list[Any]) -> None:
         for key, events in keys[-self.max_keys :]:
-            self._keys[str(key)] = deque((int(ms), str(v), str(e)) for ms, v, e in events)
+            self._keys[str(key)] = window = deque((int(ms), str(v), str(e)) for ms, v, e in events)
+            self._recount(str(key), window)
 
     def __len__(self) -> int:
         return len(self._keys)
