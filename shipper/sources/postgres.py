@@ -39,6 +39,7 @@ import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 import psycopg
@@ -112,7 +113,9 @@ class _Tenant:
             self.seen.popitem(last=False)
 
     def position(self) -> dict[str, Any]:
-        seen = list(self.seen.items())[-SEEN_CAP:]
+        # The newest SEEN_CAP, without copying all: a busy table's overlap holds far more ids
+        # (1,000 rows/s and 5 minutes: 300,000), and this runs for every page.
+        seen = list(islice(reversed(self.seen.items()), SEEN_CAP))[::-1]
         epoch = self.epoch if math.isfinite(self.epoch) else None
         return {
             "ts": self.ts,
