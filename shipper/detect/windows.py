@@ -15,20 +15,26 @@ from collections import OrderedDict, deque
 from typing import Any
 
 Event = tuple[int, str, str]  # (epoch ms, value, event id)
+# A key's events: a list while few, a deque past SMALL. Most keys (a source address, a user)
+# hold one or two events, and an empty deque alone is 760 bytes (a list of one: 88): at
+# 100,000 keys per rule that was ~300 MB of a flood's RSS. Past SMALL, trimming the front of a
+# list would move the rest each time (a spraying address holds thousands).
+Held = list[Event] | deque[Event]
+SMALL = 32
 
 
 class Windows:
     def __init__(self, span_ms: int, max_keys: int, distinct: bool = False) -> None:
         self.span_ms, self.max_keys = span_ms, max_keys
-        self._keys: OrderedDict[str, deque[Event]] = OrderedDict()
+        self._keys: OrderedDict[str, Held] = OrderedDict()
         self._values: dict[str, dict[str, int]] | None = {} if distinct else None  # key -> value -> n
         self.evicted = 0
 
-    def add(self, key: str, ms: int, value: str, event_id: str) -> deque[Event]:
+    def add(self, key: str, ms: int, value: str, event_id: str) -> Held:
         """Record one event; returns the key's events inside the window ending at ``ms``."""
         events = self._keys.get(key)
         if events is None:
-            events = self._keys[key] = deque()
+            events = self._keys[key] = []
             if len(self._keys) > self.max_keys:
                 gone, _ = self._keys.popitem(last=False)
                 if self._values is not None:
@@ -37,6 +43,8 @@ class Windows:
         else:
             self._keys.move_to_end(key)
         events.append((ms, value, event_id))
+        if len(events) > SMALL and isinstance(events, list):
+            events = self._keys[key] = deque(events)
         if self._values is not None:
             counts = self._values.setdefault(key, {})
             counts[value] = counts.get(value, 0) + 1
@@ -48,7 +56,7 @@ class Windows:
         assert self._values is not None, "a window made without distinct=True"
         return len(self._values.get(key, ()))
 
-    def replace(self, key: str, ms: int, value: str, event_id: str, only: bool = False) -> deque[Event]:
+    def replace(self, key: str, ms: int, value: str, event_id: str, only: bool = False) -> Held:
         """Like ``add``, but the key keeps one event per value (``only``: one event at all), so
         a user's countries cost one entry each however often they sign in."""
         events = self._keys.get(key)
@@ -60,25 +68,37 @@ class Windows:
                 self._recount(key, events)
         return self.add(key, ms, value, event_id)
 
-    def recent(self, key: str, ms: int) -> deque[Event]:
+    def recent(self, key: str, ms: int) -> Held:
         """The key's events inside the window ending at ``ms`` (nothing recorded)."""
         events = self._keys.get(key)
         if events is None:
-            return deque()
+            return []
         self._trim(key, events, ms)
         return events
 
-    def _trim(self, key: str, events: deque[Event], ms: int) -> None:
+    def _trim(self, key: str, events: Held, ms: int) -> None:
+        cut = ms - self.span_ms
+        if not events or events[0][0] > cut:
+            return
+        if isinstance(events, list):
+            k = 1
+            while k < len(events) and events[k][0] <= cut:
+                k += 1
+            gone = events[:k]
+            del events[:k]
+        else:
+            gone = []
+            while events and events[0][0] <= cut:
+                gone.append(events.popleft())
         counts = self._values.get(key) if self._values is not None else None
-        while events and events[0][0] <= ms - self.span_ms:
-            _, value, _ = events.popleft()
-            if counts is not None:
+        if counts is not None:
+            for _, value, _ in gone:
                 if counts[value] == 1:
                     del counts[value]
                 else:
                     counts[value] -= 1
 
-    def _recount(self, key: str, events: deque[Event]) -> None:
+    def _recount(self, key: str, events: Held) -> None:
         if self._values is not None:
             counts = self._values[key] = {}
             for _, value, _ in events:
@@ -95,7 +115,8 @@ class Windows:
 
     def restore(self, keys: list[Any]) -> None:
         for key, events in keys[-self.max_keys :]:
-            self._keys[str(key)] = window = deque((int(ms), str(v), str(e)) for ms, v, e in events)
+            held = [(int(ms), str(v), str(e)) for ms, v, e in events]
+            self._keys[str(key)] = window = held if len(held) <= SMALL else deque(held)
             self._recount(str(key), window)
 
     def __len__(self) -> int:

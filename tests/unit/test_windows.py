@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -53,3 +55,62 @@ def test_an_evicted_key_forgets_its_values() -> None:
     assert (w.distinct("ip1"), w.distinct("ip2"), w.evicted) == (0, 1, 1)
     w.add("ip1", 2, "carol", "e3")
     assert w.distinct("ip1") == 1
+
+
+LONG_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["add", "add", "add", "replace", "recent"]),
+        st.sampled_from("ab"),
+        st.integers(0, 3),
+        VALUES,
+    ),
+    max_size=300,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(LONG_OPS)
+def test_windows_hold_what_a_plain_list_would_small_or_large(ops: list[tuple[str, str, int, str]]) -> None:
+    """A key's events move from a list to a deque as they grow past SMALL (and back on a
+    restore): what is held, returned and counted is the same as a plain model's."""
+    from shipper.detect.windows import SMALL
+
+    span = 60  # steps of 0-3 ms: up to ~120 events per key, well past SMALL
+    w = Windows(span_ms=span, max_keys=10, distinct=True)
+    model: dict[str, list[tuple[int, str, str]]] = {"a": [], "b": []}
+    now = 0
+    for i, (op, key, step, value) in enumerate(ops):
+        now += step
+        events = model[key]
+        if op == "replace":
+            events[:] = [e for e in events if e[1] != value]
+        if op in ("add", "replace"):
+            events.append((now, value, f"e{i}"))
+        events[:] = [e for e in events if e[0] > now - span]
+        got = (
+            {"add": w.add, "replace": w.replace}[op](key, now, value, f"e{i}")
+            if op != "recent"
+            else w.recent(key, now)
+        )
+        assert list(got) == events
+        assert w.distinct(key) == len({v for _, v, _ in events})
+        if i % 50 == 49:
+            again = Windows(span_ms=span, max_keys=10, distinct=True)
+            again.restore(w.snapshot())
+            w = again
+    for key, events in model.items():
+        held = w._keys.get(key, [])
+        assert list(held) == events or (not events and key not in w._keys)
+        assert len(held) <= SMALL or isinstance(held, deque)
+
+
+def test_a_busy_key_becomes_a_deque_and_trims_the_same() -> None:
+    from shipper.detect.windows import SMALL
+
+    w = Windows(span_ms=1000, max_keys=10, distinct=True)
+    for i in range(SMALL + 10):
+        w.add("ip", i, f"u{i % 3}", f"e{i}")
+    assert isinstance(w._keys["ip"], deque) and isinstance(w.add("other", 0, "u", "x"), list)
+    held = w.recent("ip", 1000 + SMALL)  # all but the newest 9 are older than the window
+    assert [e for _, _, e in held] == [f"e{i}" for i in range(SMALL + 1, SMALL + 10)]
+    assert w.distinct("ip") == 3
