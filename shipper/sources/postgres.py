@@ -36,7 +36,7 @@ import logging
 import math
 import random
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from itertools import islice
@@ -64,6 +64,8 @@ _Page = tuple[str, str, str, int]  # (tenant, cursor ts, cursor id, rows): one k
 # A row of pgsql's reads: (id, cursor, epoch, line), as plain tuples (a dict per row was a
 # sixth of this input's own CPU per row).
 _Row = tuple[str, str | None, float | None, str]
+_Read = tuple[_Page, list[_Row]] | None  # a page read ahead: its key and rows (None: not read)
+AHEAD_PAGES = 2  # pages read ahead during a backfill
 ID: Final = 0
 CURSOR: Final = 1
 EPOCH: Final = 2
@@ -164,7 +166,7 @@ class PostgresSource:
         self._named = Statements.build(names=True, email=email) if names else None
         self._sql = self._plain  # _named once a connection has shown it may read the names
         self._reader: ThreadPoolExecutor | None = None
-        self._ahead: tuple[_Page, Future[list[_Row]]] | None = None
+        self._ahead: deque[tuple[str, Future[_Read]]] = deque()  # (tenant, page), oldest first
         self._next_try = 0.0
         self._attempt = 0
         self._down_logged = False
@@ -304,27 +306,50 @@ class PostgresSource:
             cur.execute(self._sql.after, {"tenant": tenant, "ts": ts, "id": row_id, "limit": budget})
             return cur.fetchall()
 
+    def _ahead_of(self, conn: psycopg.Connection[Any], key: _Page) -> _Read:
+        return key, self._after(conn, key)
+
+    def _chained(self, conn: psycopg.Connection[Any], prev: Future[_Read]) -> _Read:
+        """The page after the one ``prev`` reads (done: the reader runs one at a time), or
+        nothing when that was the last full page (the next read is the live phase's)."""
+        got = prev.result()
+        if got is None or len(got[1]) < got[0][3] or not got[1]:
+            return None
+        (tenant, _, _, budget), rows = got
+        last = rows[-1]
+        return self._ahead_of(conn, (tenant, str(last[CURSOR]), last[ID], budget))
+
     def _read_ahead(self, conn: psycopg.Connection[Any], t: _Tenant, budget: int) -> None:
-        """Start reading the page after ``t``'s cursor on a thread of its own (psycopg waits
-        for the database without the GIL); ``_read`` takes it when it asks for that page."""
-        if self._ahead is not None:
+        """Keep up to AHEAD_PAGES pages after ``t``'s cursor being read on a thread of its own
+        (psycopg waits for the database without the GIL), each after the one before it, so
+        the database works on the next pages while this one ships; ``_page`` takes them in
+        order. One tenant's at a time."""
+        ahead = self._ahead
+        if ahead and ahead[0][0] != t.name:
             return
         if self._reader is None:
             self._reader = ThreadPoolExecutor(1, thread_name_prefix="postgres-read-ahead")
-        key = (t.name, t.ts, t.id, budget)
-        self._ahead = (key, self._reader.submit(self._after, conn, key))
+        if not ahead:
+            key = (t.name, t.ts, t.id, budget)
+            ahead.append((t.name, self._reader.submit(self._ahead_of, conn, key)))
+        while len(ahead) < AHEAD_PAGES:
+            ahead.append((t.name, self._reader.submit(self._chained, conn, ahead[-1][1])))
 
     def _page(self, conn: psycopg.Connection[Any], key: _Page) -> list[_Row]:
         """The rows after a cursor: read ahead already, or read now (the connection runs one
         statement at a time, so a read ahead for another tenant just goes first)."""
         ahead = self._ahead
-        if ahead is not None and ahead[0][0] == key[0]:
-            self._ahead = None
-            if ahead[0] == key:
+        if ahead and ahead[0][0] == key[0]:
+            _, future = ahead.popleft()
+            try:
+                got = future.result()  # its psycopg.Error, if any, is this read's
+            except Exception:
+                self._drop_ahead()
+                raise
+            if got is not None and got[0] == key:
                 METRICS.inc("postgres_pages_read_ahead_total")
-                return ahead[1].result()  # its psycopg.Error, if any, is this read's
-            with contextlib.suppress(Exception):  # another page (a smaller budget): not used
-                ahead[1].result()
+                return got[1]
+            self._drop_ahead()  # another page (a smaller budget): not used, nor what follows it
         return self._after(conn, key)
 
     def _read(self, conn: psycopg.Connection[Any], t: _Tenant, budget: int) -> Chunk | None:
@@ -440,10 +465,10 @@ class PostgresSource:
         pass
 
     def _drop_ahead(self) -> None:
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None:
+        ahead, self._ahead = self._ahead, deque()
+        for _, future in ahead:
             with contextlib.suppress(Exception):
-                ahead[1].result()
+                future.result()
 
     def close(self) -> None:
         self._drop_ahead()

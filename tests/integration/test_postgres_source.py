@@ -264,8 +264,9 @@ def test_row_level_security_limits_what_the_role_sees(tmp_path, es_target, pg):
 
 
 def test_read_ahead_pages_keep_every_row_once_in_order(tmp_path, pg):
-    """A backfill reads the next page while this one ships; pages asked for with another
-    budget, other tenants' reads in between and a connection lost mid-read change nothing."""
+    """A backfill reads the next pages (each after the one before) while this one ships; pages
+    asked for with another budget, other tenants' reads in between and a connection lost
+    mid-read change nothing."""
     from shipper.config import PostgresInputConfig
     from shipper.metrics import METRICS
     from shipper.pipeline.checkpoint import CheckpointStore
@@ -280,7 +281,7 @@ def test_read_ahead_pages_keep_every_row_once_in_order(tmp_path, pg):
     budgets = iter([100, 100, 3, 100, 10, 100] + [100] * 40)
     for i in range(40):
         if i == 5:  # the connection goes away with a page read ahead on it
-            assert src._ahead is not None
+            assert src._ahead  # pages read ahead on it
             src._failed(psycopg.OperationalError("connection lost"))
             src._next_try = 0.0
         for chunk in src.poll(next(budgets)):
@@ -290,7 +291,30 @@ def test_read_ahead_pages_keep_every_row_once_in_order(tmp_path, pg):
     assert got["t1"] == [f"t1{i:08d}" for i in range(60)]
     assert got["t2"] == [f"t2{i:08d}" for i in range(45)]
     assert METRICS.get("postgres_pages_read_ahead_total") - before >= 5  # one tenant at a time
-    assert src._reader is None and src._ahead is None
+    assert src._reader is None and not src._ahead
+
+
+def test_a_backfill_reads_its_pages_ahead_each_after_the_last(tmp_path, pg):
+    """With a steady budget every page after the first is one read ahead (two at a time), and
+    the rows come once each, in order."""
+    from shipper.config import PostgresInputConfig
+    from shipper.metrics import METRICS
+    from shipper.pipeline.checkpoint import CheckpointStore
+    from shipper.sources.postgres import AHEAD_PAGES, PostgresSource
+
+    _srv, dsn = pg
+    insert(dsn, rows(70, "t3"))
+    cfg = PostgresInputConfig(type="postgres", dsn=dsn, tenants=["t3"], batch_size=7, overlap="1h")
+    src = PostgresSource(cfg, CheckpointStore(tmp_path / "state"))
+    before = METRICS.get("postgres_pages_read_ahead_total")
+    got, depth = [], 0
+    for _ in range(11):  # 10 full pages, then the empty one that says it has caught up
+        for chunk in src.poll(100):
+            got += [json.loads(f.raw)["id"] for f in chunk.lines()]
+        depth = max(depth, len(src._ahead))
+    src.close()
+    assert got == [f"t3{i:08d}" for i in range(70)]
+    assert depth == AHEAD_PAGES and METRICS.get("postgres_pages_read_ahead_total") - before == 10
 
 
 def test_names_are_read_with_the_rows_where_the_role_may(tmp_path, pg, caplog):
