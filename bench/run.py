@@ -46,9 +46,12 @@ def free_port() -> int:
 
 
 def generate(path: Path, n: int) -> None:
+    """``n`` records into ``path``, whole or not at all (written aside, then renamed: a run
+    stopped while generating left a short file that the next runs took as the input)."""
     from bench.generate import records
 
-    with open(path, "wb") as fh:
+    part = path.with_name(path.name + ".part")
+    with open(part, "wb") as fh:
         buf = []
         for i, r in enumerate(records(n, seed=42)):
             if "created_at" in r:  # the peers read the Management API shape only
@@ -65,6 +68,7 @@ def generate(path: Path, n: int) -> None:
                 buf.clear()
             del i
         fh.write(b"".join(buf))
+    os.replace(part, path)
 
 
 class Sink:
