@@ -337,8 +337,6 @@ def outage_report(o: dict[str, Any], normal: float | None) -> str:
 
 def peers(path: Path, runs: int) -> list[dict[str, Any]]:
     script = PEERS / "run-peers.sh"
-    if not script.exists() or not Path("/usr/sbin/rsyslogd").exists():
-        return []
     out = subprocess.run(
         ["bash", str(script), str(path), str(runs), "normalize"], capture_output=True, text=True, timeout=7200
     )
@@ -473,6 +471,11 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     if a.only and a.write_results:
         ap.error("--only measures a part; RESULTS.md is written from full runs")
+    if a.peers and not (PEERS / "run-peers.sh").exists():
+        ap.error(f"--peers: no peers harness at {PEERS}")
+    if a.peers and not Path("/usr/sbin/rsyslogd").exists():
+        # Said, not skipped: a RESULTS.md without the peers' rows lost its reference silently.
+        ap.error(f"--peers: rsyslog and syslog-ng are not installed here (run bash {PEERS / 'setup.sh'})")
     a.out.mkdir(parents=True, exist_ok=True)
     data = a.out / f"records-{a.records}.jsonl"
     if not data.exists():

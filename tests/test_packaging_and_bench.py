@@ -106,3 +106,16 @@ def test_bench_outage_mode_runs_small(tmp_path, capsys):
     m = re.search(r"([\d,]+) of ([\d,]+) records arrived", report)
     assert m and m.group(1) == m.group(2) and int(m.group(2).replace(",", "")) > 1000
     assert re.search(r"peak RSS (\d+) MB during the outage", report)
+
+
+def test_bench_peers_asked_for_but_missing_is_an_error(tmp_path, monkeypatch, capsys):
+    """--peers without the peers harness stops with a message (it used to leave the peers'
+    rows out of RESULTS.md without a word)."""
+    import pytest
+
+    import bench.run
+
+    monkeypatch.setattr(bench.run, "PEERS", tmp_path / "no-peers")
+    with pytest.raises(SystemExit) as exc:
+        bench.run.main(["--records", "10", "--peers", "--out", str(tmp_path)])
+    assert exc.value.code == 2 and "no peers harness" in capsys.readouterr().err
