@@ -80,17 +80,19 @@ class Windows:
         cut = ms - self.span_ms
         if not events or events[0][0] > cut:
             return
+        counts = self._values.get(key) if self._values is not None else None
         if isinstance(events, list):
             k = 1
             while k < len(events) and events[k][0] <= cut:
                 k += 1
-            gone = events[:k]
+            gone = events[:k] if counts is not None else []  # kept only to uncount their values
             del events[:k]
         else:
             gone = []
             while events and events[0][0] <= cut:
-                gone.append(events.popleft())
-        counts = self._values.get(key) if self._values is not None else None
+                e = events.popleft()
+                if counts is not None:
+                    gone.append(e)
         if counts is not None:
             for _, value, _ in gone:
                 if counts[value] == 1:

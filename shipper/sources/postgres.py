@@ -74,6 +74,13 @@ BEHIND_CAP = 1_000_000
 BEHIND_EVERY = 30.0  # seconds between counts, per tenant, while behind
 
 
+def _cursor_after(rows: list[_Row]) -> tuple[str, str]:
+    """The keyset cursor after a page: its last row's (created_at text, id). Pages read ahead
+    are chained on it, and ``_read`` moves the tenant to it: the same cursor, so they match."""
+    last = rows[-1]
+    return str(last[CURSOR]), last[ID]
+
+
 class NoAccess(Exception):
     """The role cannot read ``logs`` (missing table or privilege): said once a minute, retried."""
 
@@ -313,11 +320,10 @@ class PostgresSource:
         """The page after the one ``prev`` reads (done: the reader runs one at a time), or
         nothing when that was the last full page (the next read is the live phase's)."""
         got = prev.result()
-        if got is None or len(got[1]) < got[0][3] or not got[1]:
+        if got is None or len(got[1]) < got[0][3]:  # budgets are >= 1: a full page has a last row
             return None
         (tenant, _, _, budget), rows = got
-        last = rows[-1]
-        return self._ahead_of(conn, (tenant, str(last[CURSOR]), last[ID], budget))
+        return self._ahead_of(conn, (tenant, *_cursor_after(rows), budget))
 
     def _read_ahead(self, conn: psycopg.Connection[Any], t: _Tenant, budget: int) -> None:
         """Keep up to AHEAD_PAGES pages after ``t``'s cursor being read on a thread of its own
@@ -371,8 +377,8 @@ class PostgresSource:
             if t.caught_up:
                 outside = self._outside(cur, t, budget)
         if rows:
-            last = rows[-1]
-            t.ts, t.id, t.epoch = str(last[CURSOR]), last[ID], last[EPOCH] or t.epoch
+            t.ts, t.id = _cursor_after(rows)
+            t.epoch = rows[-1][EPOCH] or t.epoch
         fresh = rows
         if t.ahead:
             fresh = [r for r in rows if r[ID] not in t.ahead]

@@ -317,6 +317,38 @@ def test_a_backfill_reads_its_pages_ahead_each_after_the_last(tmp_path, pg):
     assert depth == AHEAD_PAGES and METRICS.get("postgres_pages_read_ahead_total") - before == 10
 
 
+def test_a_read_ahead_that_fails_drops_the_chain_and_loses_nothing(tmp_path, pg):
+    """The database fails a page being read ahead: that poll reports it (unavailable, retried),
+    the pages chained on it are dropped, and once it answers again every row comes once, in
+    order."""
+    from shipper.config import PostgresInputConfig
+    from shipper.pipeline.checkpoint import CheckpointStore
+    from shipper.sources.postgres import PostgresSource
+
+    _srv, dsn = pg
+    insert(dsn, rows(40, "t4"))
+    cfg = PostgresInputConfig(type="postgres", dsn=dsn, tenants=["t4"], batch_size=5, overlap="1h")
+    src = PostgresSource(cfg, CheckpointStore(tmp_path / "state"))
+    real, calls = src._after, [0]
+
+    def flaky(conn, key):
+        calls[0] += 1
+        if calls[0] == 3:  # the second page read ahead
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return real(conn, key)
+
+    src._after = flaky
+    got, failed = [], False
+    for _ in range(40):
+        src._next_try = 0.0
+        for chunk in src.poll(100):
+            got += [json.loads(f.raw)["id"] for f in chunk.lines()]
+        failed = failed or bool(src.unavailable)
+    src.close()
+    assert failed and calls[0] > 3
+    assert got == [f"t4{i:08d}" for i in range(40)]
+
+
 def test_names_are_read_with_the_rows_where_the_role_may(tmp_path, pg, caplog):
     """With Logto's name tables readable, each line carries its names (``_names``), read with
     the row; ids of other types, unknown ids and a role without the privilege get none."""
