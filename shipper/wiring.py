@@ -146,7 +146,8 @@ def build_runner(cfg: ShipperConfig, once: bool = False, tick: Callable[[], None
     workers = cfg.pipeline.workers
     if workers == "auto":
         workers = default_workers()
-    stages = [build_detection(cfg, store, sink)] if cfg.detect.enabled else []
+    unacked = Runner.unacked_bound(limits, sink.max_in_flight)
+    stages = [build_detection(cfg, store, sink, unacked)] if cfg.detect.enabled else []
     pool = NormalizerPool(workers, rules, room, sink.framer, detect=bool(stages)) if workers else None
     runner = Runner(
         build_sources(cfg, store, wake, once),
@@ -167,12 +168,13 @@ def build_runner(cfg: ShipperConfig, once: bool = False, tick: Callable[[], None
     return runner
 
 
-def build_detection(cfg: ShipperConfig, store: CheckpointStore, sink: Sink) -> DetectStage:
+def build_detection(cfg: ShipperConfig, store: CheckpointStore, sink: Sink, unacked: int) -> DetectStage:
     """The detections of ``[detect]``: alerts into the alerts index (an Elasticsearch output)
-    and to the notifiers, state written with each checkpoint."""
+    and to the notifiers, state written with each checkpoint; ``unacked``: how many records
+    the runner may read past the checkpoint (the event ids the stage remembers)."""
     from shipper.detect.deliver import Delivery, Target, WebhookNotifier
     from shipper.detect.rules import Detector, rules
-    from shipper.detect.stage import DetectStage
+    from shipper.detect.stage import SEEN_KEEP, DetectStage
 
     d = cfg.detect
     index: Target | None = None
@@ -208,6 +210,7 @@ def build_detection(cfg: ShipperConfig, store: CheckpointStore, sink: Sink) -> D
         index_of,
         cfg.state.dir / "detect.json",
         respond=response.plan if response is not None else None,
+        seen_keep=max(SEEN_KEEP, unacked),
     )
     store.before_write.append(stage.save)
     delivery.start()

@@ -40,8 +40,8 @@ from shipper.records import Segment
 
 log = logging.getLogger(__name__)
 VERSION = 2
-# Event ids remembered to skip what the inputs re-read after a restart: those since the last
-# checkpoint (at most the batches in flight, seconds of input); 20,000 signals cover far more.
+# Event ids remembered to skip what the inputs re-read after a restart: those read past the last
+# checkpoint, at most ``Runner.unacked_bound`` (the daemon passes it when larger than this).
 SEEN_KEEP = 20_000
 Respond = Callable[[Alert], dict[str, Any] | None]  # what the response did (None: nothing)
 
@@ -67,13 +67,14 @@ class DetectStage:
         respond: Respond | None = None,
         update_every: float = 5.0,
         snapshot_every: float = 60.0,
+        seen_keep: int = SEEN_KEEP,
     ) -> None:
         """``index_of``: the alerts index for an alert's time (epoch ms); ``state_path``: the
-        snapshot (its logs beside it)."""
+        snapshot (its logs beside it); ``seen_keep``: event ids remembered (SEEN_KEEP)."""
         self.detector, self.delivery, self.index_of = detector, delivery, index_of
         self.path, self.clock, self.respond, self.update_every = state_path, clock, respond, update_every
-        self.snapshot_every = snapshot_every
-        # event id -> ms, oldest first, at most SEEN_KEEP. Ordered: a dict's oldest entry is
+        self.snapshot_every, self.seen_keep = snapshot_every, seen_keep
+        # event id -> ms, oldest first, at most seen_keep. Ordered: a dict's oldest entry is
         # found by skipping the deleted ones before it (deleting from the front of a plain dict
         # made each new event cost a scan: a fifth of the detection's CPU).
         self._seen: OrderedDict[str, int] = OrderedDict()
@@ -105,7 +106,7 @@ class DetectStage:
                 METRICS.inc("detect_events_seen_again_total")
             return
         seen[s.event_id] = s.ms
-        if len(seen) > SEEN_KEEP:
+        if len(seen) > self.seen_keep:
             seen.popitem(last=False)
         if not self._replaying:
             self._wal.append(_line(s))

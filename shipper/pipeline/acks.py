@@ -30,6 +30,10 @@ class AckTracker:
     def in_flight(self) -> int:
         return len(self._by_seq)
 
+    def oldest(self, default: int) -> int:
+        """The oldest batch not yet complete (``default`` when none is)."""
+        return next(iter(self._by_seq), default)
+
     def register(self, seq: int, positions: dict[str, Any]) -> None:
         """Record that batch ``seq`` carries records of each stream up to ``positions[stream]``."""
         entries = [_Entry(stream, pos) for stream, pos in positions.items()]

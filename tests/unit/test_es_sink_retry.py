@@ -5,6 +5,7 @@ without a server, a socket or a sleep (every backoff is exactly what the seeded 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -154,3 +155,48 @@ def test_close_abandons_a_batch_still_retrying_and_it_is_not_acknowledged(tmp_pa
     sink.close()
     assert sink.completed() == []  # read again after a restart
     assert "connection refused" in (sink.problem() or "")
+
+
+class Drawn:
+    """An rng whose draws are given (the last one repeats); ``drawn`` counts them."""
+
+    def __init__(self, *draws: float) -> None:
+        self.draws, self.drawn = list(draws), 0
+
+    def uniform(self, a: float, b: float) -> float:
+        self.drawn += 1
+        return self.draws.pop(0) if len(self.draws) > 1 else self.draws[0]
+
+
+def test_a_request_that_goes_through_wakes_the_batches_waiting_out_a_backoff(tmp_path):
+    # The output comes back while the oldest batch waits out a long backoff: the newer batch
+    # goes through at once, and must not leave the older one (which holds the checkpoint) asleep.
+    up = threading.Event()
+
+    def gated(actions: list[dict[str, Any]]) -> dict[str, Any]:
+        if not up.is_set():
+            raise TransportConnectionError("connection refused")
+        return all_ok(actions)
+
+    client = ScriptedClient(gated)
+    out = ElasticsearchOutputConfig(type="elasticsearch", gzip=False, max_in_flight=2)
+    index = IndexConfig(ship_expired=True)  # the documents are from 2025; this clock is the system's
+    sink = ElasticsearchSink(client, index, out, tmp_path / "dl.jsonl", run_setup=False)
+    rng = Drawn(60.0, 0.01)
+    sink.backoff = Backoff(0.1, 30.0, rng)  # type: ignore[arg-type]
+    sink.submit(batch(sink, 2))
+    deadline = time.monotonic() + 10
+    while rng.drawn < 1 and time.monotonic() < deadline:  # failed once, now waiting 60 s
+        time.sleep(0.01)
+    second = batch(sink, 3)
+    second.seq = 2
+    up.set()
+    started = time.monotonic()
+    sink.submit(second)
+    done: list[int] = []
+    while len(done) < 2 and time.monotonic() - started < 10:
+        done += sink.completed(timeout=0.2)
+    took = time.monotonic() - started
+    sink.close()
+    assert sorted(done) == [1, 2] and took < 10  # not the 60 s backoff
+    assert [ids_of(r) for r in client.requests] == [["d0", "d1"], ["d0", "d1", "d2"], ["d0", "d1"]]

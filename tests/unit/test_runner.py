@@ -13,7 +13,7 @@ from shipper.deadletter import DeadLetterFile
 from shipper.normalize import Normalizer
 from shipper.pipeline.checkpoint import CheckpointStore
 from shipper.pipeline.progress import Progress
-from shipper.pipeline.runner import ONCE_OK, ONCE_REFUSED, BatchLimits, Runner
+from shipper.pipeline.runner import ONCE_OK, ONCE_REFUSED, REORDER_PER_SLOT, BatchLimits, Runner
 from shipper.records import Segment
 from shipper.sinks.memory import MemorySink
 from shipper.sources import Chunk, Lag
@@ -174,6 +174,27 @@ def test_acknowledgements_follow_input_order_whatever_the_output_finishes_first(
     sink.deliver(seqs=[0])
     r.step()
     assert src.acks == [10]  # both, as one position
+
+
+def test_a_batch_retried_for_long_stops_reading_once_the_newer_ones_are_reorder_window_ahead(tmp_path):
+    # The output is back, but batch 0 waits out its backoff while the newer ones go through:
+    # nothing can be checkpointed past it, so reading must not run on without bound.
+    clock = ManualClock()
+    sink = MemorySink(max_in_flight=2, auto=False, clock=clock)
+    r = make(tmp_path, [record(i) for i in range(200)], sink, clock, BatchLimits(5, 1 << 20, 0.0))
+    src = r.sources[0]
+    window = REORDER_PER_SLOT * sink.max_in_flight
+    for _ in range(100):
+        r.step()
+        sink.deliver(seqs=[b.seq for b in sink.batches if b.seq])  # all but the oldest
+    assert [b.seq for b in sink.batches] == list(range(window))  # then reading paused
+    assert src.read <= (window + 1) * 5 and src.acks == []
+    assert src.read <= Runner.unacked_bound(BatchLimits(5, 1 << 20, 0.0), sink.max_in_flight)
+    sink.deliver(seqs=[0])  # the old batch goes through: reading resumes, every line ships
+    for _ in range(100):
+        r.step()
+        sink.deliver()
+    assert sorted(ids(sink)) == [f"r{i:05d}" for i in range(200)] and src.acks[-1] == 200
 
 
 def test_refused_lines_are_dead_lettered_in_order_and_the_rest_ships(tmp_path):

@@ -101,6 +101,12 @@ class ElasticsearchSink:
         self._pool = ThreadPoolExecutor(out.max_in_flight, thread_name_prefix="bulk")
         self._done: queue.Queue[int] = queue.Queue()
         self._closing = threading.Event()
+        # Set (and replaced) when a request goes through after failures, and at close: batches
+        # waiting out a backoff then retry at once. Otherwise the output came back and the
+        # oldest batch (which waited longest: the longest backoff) held the checkpoint for up
+        # to retry_max_backoff while the newer ones were delivered.
+        self._woken = threading.Event()
+        self._woken_lock = threading.Lock()
         self._setup_lock = threading.Lock()
         self._setup_done = not run_setup
         self._last_error: str | None = None
@@ -189,6 +195,7 @@ class ElasticsearchSink:
 
     def close(self) -> None:
         self._closing.set()
+        self._wake_retries()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.dead_letters.close()
 
@@ -206,8 +213,18 @@ class ElasticsearchSink:
             log.exception("unexpected error delivering batch %d; it will be read again", seq)
 
     def _sleep(self, attempt: int) -> None:
-        if self.clock.wait(self._closing, self.backoff.delay(attempt)):
+        woken = self._woken  # taken before the wait starts: a wake from here on ends it
+        self.clock.wait(woken, self.backoff.delay(attempt))
+        if self._closing.is_set():
             raise Abandoned
+
+    def _wake_retries(self) -> None:
+        with self._woken_lock:  # once closing, every event handed out is already set
+            fresh = threading.Event()
+            if self._closing.is_set():
+                fresh.set()
+            woken, self._woken = self._woken, fresh
+        woken.set()
 
     def _note_error(self, message: str) -> None:
         """Changes of state at once; the same problem again once a minute, saying for how long."""
@@ -286,6 +303,7 @@ class ElasticsearchSink:
             log.info("Elasticsearch: delivering again")
             self._last_error = None
             self._failing_since = None
+            self._wake_retries()
         METRICS.set("last_delivery_timestamp_seconds", self.clock.wall())
         if resp.get("errors") is False:  # every item 2xx: no need to look at each
             return AllDelivered()
