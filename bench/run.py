@@ -397,16 +397,21 @@ def table(rows: list[dict[str, Any]], ref: dict[str, dict[str, Any]]) -> str:
 
 
 def postgres_report(pg: dict[str, Any], file_cpu: float | None) -> str:
-    """The postgres backfill row (bench.postgres), with its CPU against the file path's."""
-    vs_file = f"{pg['shipper_cpu_s_per_million'] / file_cpu:.2f}x" if file_cpu else "n/a"
-    return (
+    """The postgres backfill rows (bench.postgres), with their CPU against the file path's."""
+    lines = [
         "| postgres backfill | rows/s | `\\copy` read limit rows/s | vs the read limit "
-        "| shipper CPU-s per 1M | vs the file path's | database CPU-s per 1M |\n"
-        "|---|---|---|---|---|---|---|\n"
-        f"| {pg['rows']:,} Logto-shaped rows, names read with the rows | {pg['shipper_rows_per_s']:,.0f} "
-        f"| {pg['copy_rows_per_s']:,.0f} | {pg['ratio']:.2f}x | {pg['shipper_cpu_s_per_million']:.1f} "
-        f"| {vs_file} | {pg['database_cpu_s_per_million']:.1f} |"
-    )
+        "| shipper CPU-s per 1M | vs the file path's | database CPU-s per 1M |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for run in pg["runs"]:
+        cpu = run["shipper_cpu_s_per_million"]
+        vs_file = f"{cpu / file_cpu:.2f}x" if file_cpu else "n/a"
+        lines.append(
+            f"| {pg['rows']:,} Logto-shaped rows, {run['label']} | {run['shipper_rows_per_s']:,.0f} "
+            f"| {pg['copy_rows_per_s']:,.0f} | {run['ratio']:.2f}x | {cpu:.1f} | {vs_file} "
+            f"| {run['database_cpu_s_per_million']:.1f} |"
+        )
+    return "\n".join(lines)
 
 
 def latency_report(runs: dict[str, dict[str, Any]]) -> str:
@@ -555,7 +560,7 @@ def main(argv: list[str] | None = None) -> None:
     if a.postgres_rows and not a.only:
         from bench import postgres
 
-        pg = postgres.main(["--rows", str(a.postgres_rows), "--exe", main_exe])
+        pg = postgres.main(["--rows", str(a.postgres_rows), "--exe", main_exe, "--without-names"])
         file_cpu = next((r["cpu_s_per_1M"] for r in results if r["label"].startswith(SHIPPER)), None)
         report += "\n\n" + postgres_report(pg, file_cpu)
     if a.latency and not a.only:
