@@ -31,52 +31,22 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from bench.generate import records
+from tests.receiver import Receiver
 
 DAY0 = datetime(2026, 11, 30, tzinfo=UTC)
 T0 = int(DAY0.timestamp() * 1000)
 MINUTE = 60_000
 HOMES = {"DE": (52.52, 13.40), "BR": (-23.55, -46.63), "AU": (-33.87, 151.21), "US": (37.77, -122.42)}
-
-
-class Receiver:
-    """A webhook endpoint keeping every notification with its arrival time."""
-
-    def __init__(self) -> None:
-        self.got: list[tuple[float, dict[str, Any]]] = []
-        outer = self
-
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                outer.got.append((time.time(), orjson.loads(body)["alert"]))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *a: Any) -> None:
-                pass
-
-        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}/alerts"
-
-    def alerts(self) -> list[tuple[str, str]]:
-        return [(a["rule"]["name"], a["logto_shipper"]["alert"]["entity"]) for _, a in self.got]
-
-    def close(self) -> None:
-        self.srv.shutdown()
-        self.srv.server_close()
 
 
 def config(work: Path, log: Path, hook: str, extra: str = "") -> Path:
@@ -329,7 +299,7 @@ def part_latency(exe: str, work: Path, attacks: int = 20) -> dict[str, Any]:
                 if not wait_for(lambda u=user: ("brute_force_user", u) in hook.alerts(), 30):
                     raise SystemExit(f"no alert for {user} within 30 s; see {work / 'daemon.log'}")
                 lat.append(
-                    next(at for at, a in hook.got if a["logto_shipper"]["alert"]["entity"] == user) - t
+                    next(at for at, a in hook.timed() if a["logto_shipper"]["alert"]["entity"] == user) - t
                 )
     finally:
         stop(proc)

@@ -7,10 +7,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import shutil
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
@@ -18,39 +16,9 @@ import pytest
 
 from shipper.metrics import METRICS
 from tests.integration.harness import Pipeline, write_lines
+from tests.receiver import Receiver
 
 SECRET = "hook-secret"
-
-
-class Receiver:
-    """A webhook endpoint: answers 503 to the first ``fail`` posts, records the rest."""
-
-    def __init__(self, fail: int = 0) -> None:
-        self.fail, self.got, self.refused = fail, [], 0
-        outer = self
-
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                if outer.fail:
-                    outer.fail -= 1
-                    outer.refused += 1
-                    self.send_response(503)
-                else:
-                    outer.got.append((dict(self.headers), body))
-                    self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *a: Any) -> None:
-                pass
-
-        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}/hook/T0KEN"
-
-    def close(self) -> None:
-        self.srv.shutdown()
-        self.srv.server_close()
 
 
 @pytest.fixture
