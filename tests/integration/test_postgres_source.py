@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from cli.main import cli
 from tests.integration.harness import Pipeline
 from tests.integration.test_es_delivery import all_ids, wait_count
-from tests.pg import insert
+from tests.pg import NAME_TABLES, insert
 
 BASE = datetime(2025, 8, 20, tzinfo=UTC)
 
@@ -406,3 +406,24 @@ def test_names_are_read_with_the_rows_where_the_role_may(tmp_path, pg, caplog):
     named, docs = documents(True, False, dsn.replace("postgres@", f"{role}@", 1))
     assert not named and "application_name" not in docs[0]["logto"] and len(docs) == 3
     assert f"role {role} cannot read Logto's applications and users tables" in caplog.text
+
+
+def test_the_late_rows_query_finds_the_ids_shipped_by_hash_also_when_planned_generically(pg):
+    # psycopg prepares a statement at its 6th run and the server plans it generically from its
+    # 11th: `NOT (id = ANY(%(seen)s))` was then a linear search of the array for each row of the
+    # overlap window (30,000 ids, 100 rows/s and overlap 5m: 10 s a poll, past statement_timeout).
+    from shipper.sources.pgsql import Statements
+
+    _srv, dsn = pg
+    names = ["tenant", "ts", "id", "seen", "overlap", "limit"]
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute(NAME_TABLES)
+        c.execute("SET plan_cache_mode = force_generic_plan")
+        for i, st in enumerate((Statements.build(), Statements.build(names=True))):
+            sql = st.late
+            for n, name in enumerate(names, 1):
+                sql = sql.replace(f"%({name})s", f"${n}")
+            c.execute(f"PREPARE late{i} (text, text, text, text[], text, int) AS {sql}")
+            args = "'default', '2025-08-20 00:00:00+00', 'x', ARRAY['a', 'b'], '300 seconds', 1000"
+            plan = "\n".join(r[0] for r in c.execute(f"EXPLAIN EXECUTE late{i} ({args})").fetchall())
+            assert "hashed SubPlan" in plan, plan
