@@ -408,22 +408,30 @@ def test_names_are_read_with_the_rows_where_the_role_may(tmp_path, pg, caplog):
     assert f"role {role} cannot read Logto's applications and users tables" in caplog.text
 
 
-def test_the_late_rows_query_finds_the_ids_shipped_by_hash_also_when_planned_generically(pg):
+def test_the_ids_shipped_are_looked_up_by_hash_also_when_the_statements_are_planned_generically(pg):
     # psycopg prepares a statement at its 6th run and the server plans it generically from its
     # 11th: `NOT (id = ANY(%(seen)s))` was then a linear search of the array for each row of the
     # overlap window (30,000 ids, 100 rows/s and overlap 5m: 10 s a poll, past statement_timeout).
     from shipper.sources.pgsql import Statements
 
     _srv, dsn = pg
-    names = ["tenant", "ts", "id", "seen", "overlap", "limit"]
+    params = {
+        "late": ["tenant", "ts", "id", "seen", "overlap", "limit"],
+        "outside": ["tenant", "ahead", "limit"],
+    }
+    types = {"late": "text, text, text, text[], text, int", "outside": "text, text[], int"}
+    args = {
+        "late": "'default', '2025-08-20 00:00:00+00', 'x', ARRAY['a', 'b'], '300 seconds', 1000",
+        "outside": "'default', ARRAY['a', 'b'], 1000",
+    }
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute(NAME_TABLES)
         c.execute("SET plan_cache_mode = force_generic_plan")
         for i, st in enumerate((Statements.build(), Statements.build(names=True))):
-            sql = st.late
-            for n, name in enumerate(names, 1):
-                sql = sql.replace(f"%({name})s", f"${n}")
-            c.execute(f"PREPARE late{i} (text, text, text, text[], text, int) AS {sql}")
-            args = "'default', '2025-08-20 00:00:00+00', 'x', ARRAY['a', 'b'], '300 seconds', 1000"
-            plan = "\n".join(r[0] for r in c.execute(f"EXPLAIN EXECUTE late{i} ({args})").fetchall())
-            assert "hashed SubPlan" in plan, plan
+            for name, names in params.items():
+                sql = getattr(st, name)
+                for n, p in enumerate(names, 1):
+                    sql = sql.replace(f"%({p})s", f"${n}")
+                c.execute(f"PREPARE {name}{i} ({types[name]}) AS {sql}")
+                plan = "\n".join(r[0] for r in c.execute(f"EXPLAIN EXECUTE {name}{i} ({args[name]})"))
+                assert "hashed SubPlan" in plan, plan
