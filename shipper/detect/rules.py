@@ -359,6 +359,11 @@ class Detector:
         if s.actor and len(alert.users) < MAX_EVENT_IDS:
             alert.users.add(s.actor)
 
+    def forget(self, before_ms: int) -> int:
+        """Drop the window state no event at ``before_ms`` or later can count (``Windows.expire``);
+        returns how many keys went."""
+        return sum(w.expire(before_ms) for w in [*self._windows.values(), self._failures])
+
     def expire(self, now_ms: int) -> list[Alert]:
         """Forget open alerts whose window ended before ``now_ms`` (event time); returns them."""
         done = [a for (rid, _), a in self._open.items() if now_ms - a.start_ms >= a.rule.window_ms]

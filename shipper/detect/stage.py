@@ -43,6 +43,15 @@ VERSION = 2
 # Event ids remembered to skip what the inputs re-read after a restart: those read past the last
 # checkpoint, at most ``Runner.unacked_bound`` (the daemon passes it when larger than this).
 SEEN_KEEP = 20_000
+# Window state is forgotten for keys whose newest event is a window older than every input's
+# newest event (each input's events come in about event-time order), less LATE_MS for those
+# that do not: the postgres input's late commits (its overlap), a file's lines a little out of
+# order. Without it, keys seen once (a source address) stayed until max_keys pushed them out: a
+# long-running daemon's window of sign-ins per address grew to 65 MB at the default 100,000
+# keys, idle or not. An input without relevant events for
+# STREAM_IDLE_S no longer holds the others back.
+LATE_MS = 3_600_000
+STREAM_IDLE_S = 600.0
 Respond = Callable[[Alert], dict[str, Any] | None]  # what the response did (None: nothing)
 
 
@@ -81,6 +90,7 @@ class DetectStage:
         self._latest = 0
         self._last_update = clock.monotonic()
         self._wal: list[bytes] = []  # signals observed, not yet written
+        self._inputs: dict[str, tuple[int, float]] = {}  # stream -> (newest event ms, when seen)
         self._gen = 0
         self._replaying = False
         self._load()
@@ -94,6 +104,10 @@ class DetectStage:
             return
         for s in seg.signals:
             self._observe(s)
+        newest, before = max(s.ms for s in seg.signals), self._inputs.get(stream)
+        if before is not None:
+            newest = max(newest, before[0])
+        self._inputs[stream] = (newest, self.clock.monotonic())
         METRICS.set("detect_keys_tracked", self.detector.tracked)
         METRICS.set("detect_keys_evicted", self.detector.evicted)
         if self.clock.monotonic() - self._last_update >= self.update_every:
@@ -129,6 +143,14 @@ class DetectStage:
         for a in changed.values():
             self.delivery.update(a.id, self.index_of(a.at_ms), document(a, now))
         self.detector.expire(self._latest)
+        self._forget()
+
+    def _forget(self) -> None:
+        now = self.clock.monotonic()
+        for stream in [k for k, (_, seen) in self._inputs.items() if now - seen > STREAM_IDLE_S]:
+            del self._inputs[stream]
+        if self._inputs:
+            self.detector.forget(min(ms for ms, _ in self._inputs.values()) - LATE_MS)
 
     def close(self) -> None:
         self._updates()

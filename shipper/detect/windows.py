@@ -106,6 +106,21 @@ class Windows:
             for _, value, _ in events:
                 counts[value] = counts.get(value, 0) + 1
 
+    def expire(self, before_ms: int) -> int:
+        """Drop the keys, least recently added first, whose newest event is over ``span``
+        older than ``before_ms`` (no event from then on can count them: adding it would trim
+        them all); stops at the first key still in its window. Returns how many were dropped."""
+        keys, cut, dropped = self._keys, before_ms - self.span_ms, 0
+        while keys:
+            key, events = next(iter(keys.items()))
+            if events and events[-1][0] > cut:
+                break
+            keys.popitem(last=False)
+            if self._values is not None:
+                self._values.pop(key, None)
+            dropped += 1
+        return dropped
+
     def clear(self, key: str) -> None:
         self._keys.pop(key, None)
         if self._values is not None:

@@ -133,16 +133,21 @@ def test_logto_security_events_alert_at_once():
     assert det.observe(read(lockout, T0 + 1000)) == []  # throttled: one per user per window
 
 
-def test_ordinary_traffic_fires_nothing():
-    """20,000 generated records (sign-ins, token exchanges, ordinary single failures from 500
-    users) squeezed into 2 hours fire no rule; attacks mixed into the same stream fire once each."""
+def ordinary(n: int, seed: int, minutes: int) -> list[tuple[dict[str, Any], int]]:
+    """``n`` generated records as documents, their times squeezed into ``minutes`` from T0."""
     bodies = []
-    for raw in generated_lines(20_000, seed=7):
+    for raw in generated_lines(n, seed=seed):
         d = NORMALIZER.line(raw.rstrip(b"\n"))
         if isinstance(d, Document):
             bodies.append((d.body, d.epoch_ms))
     first, last = min(ms for _, ms in bodies), max(ms for _, ms in bodies)
-    squeezed = [(b, T0 + (ms - first) * 120 * MINUTE // (last - first)) for b, ms in bodies]
+    return [(b, T0 + (ms - first) * minutes * MINUTE // (last - first)) for b, ms in bodies]
+
+
+def test_ordinary_traffic_fires_nothing():
+    """20,000 generated records (sign-ins, token exchanges, ordinary single failures from 500
+    users) squeezed into 2 hours fire no rule; attacks mixed into the same stream fire once each."""
+    squeezed = ordinary(20_000, 7, 120)
     assert sum(read(b, ms).failed for b, ms in squeezed) > 500
     assert feed(Detector(), squeezed) == []
     attacks = [failed_password(T0 + 30 * MINUTE + i * 2000, "victim", ip="192.0.2.66") for i in range(12)]
@@ -248,3 +253,23 @@ def test_the_rules_cover_logtos_key_catalog():
         "TriggerHook.Grant.LimitExceeded",
     }
     assert hooks <= set(SECURITY_EVENTS)
+
+
+def test_forgetting_what_no_later_event_can_count_fires_the_same_alerts_with_far_fewer_keys():
+    squeezed = ordinary(20_000, 9, 600)
+    attacks = [failed_password(T0 + 300 * MINUTE + i * 2000, "victim", ip="192.0.2.66") for i in range(12)]
+    stream = sorted(squeezed + attacks, key=lambda x: x[1])
+    kept, forgetting = Detector(), Detector()
+    most = 0
+    fired: tuple[list[Any], list[Any]] = ([], [])
+    for i, (body, ms) in enumerate(stream):
+        fired[0].extend((a.rule.id, a.entity, a.count) for a in kept.observe(read(body, ms)))
+        fired[1].extend((a.rule.id, a.entity, a.count) for a in forgetting.observe(read(body, ms)))
+        if i % 100 == 0:
+            forgetting.forget(ms)
+            most = max(most, len(forgetting._windows["password_spray_ip"]))
+    assert fired[0] == fired[1] and ("brute_force_user", "victim", 10) in fired[0]
+    # Addresses are mostly seen once: kept, they pile up to max_keys; forgotten, a window's worth.
+    assert len(kept._windows["password_spray_ip"]) > 500 and most * 4 < len(
+        kept._windows["password_spray_ip"]
+    )

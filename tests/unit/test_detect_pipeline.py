@@ -390,3 +390,26 @@ def test_the_daemon_remembers_the_ids_of_every_event_it_may_read_past_the_checkp
         runner.sink.close()
         for src in runner.sources:
             src.close()
+
+
+def test_window_state_is_kept_while_any_input_may_still_count_it_then_forgotten(tmp_path):
+    """Two inputs, one backfilling last week while the other is live: the backfill's windows
+    stay (its next events still count them), and once it has been idle for STREAM_IDLE_S they
+    go, as every key out of the live input's reach does."""
+    from shipper.detect.stage import STREAM_IDLE_S
+
+    clock = ManualClock()
+    delivery = Delivery(FakeTarget("index"), [FakeTarget("hook")], clock, journal=tmp_path / "j.log")
+    s = DetectStage(Detector(), delivery, lambda ms: "ix", tmp_path / "detect.json", clock, update_every=0)
+    week = 7 * 24 * 3_600_000
+    old = [failed_password(T0 + i * 1000, "victim", ip="192.0.2.66") for i in range(10)]
+    s.segment(segment_of(old[:5]), "backfill")
+    s.segment(segment_of([failed_password(T0 + week, "someone", ip="198.51.100.1")]), "live")
+    s.segment(segment_of(old[5:]), "backfill")  # the 10th failure within the window: an alert
+    assert [r["doc"]["rule"]["id"] for r in delivery.records()] == ["brute_force_user"]
+    tracked = s.detector.tracked
+    clock.advance(STREAM_IDLE_S + 1)
+    s.segment(segment_of([failed_password(T0 + week + 1000, "someone", ip="198.51.100.1")]), "live")
+    assert s.detector.tracked < tracked
+    windows = s.detector._windows["brute_force_user"]
+    assert list(windows.recent("victim", T0 + 10_000)) == [] and list(windows.recent("someone", T0 + week))

@@ -114,3 +114,45 @@ def test_a_busy_key_becomes_a_deque_and_trims_the_same() -> None:
     held = w.recent("ip", 1000 + SMALL)  # all but the newest 9 are older than the window
     assert [e for _, _, e in held] == [f"e{i}" for i in range(SMALL + 1, SMALL + 10)]
     assert w.distinct("ip") == 3
+
+
+@settings(max_examples=300, deadline=None)
+@given(OPS, st.lists(st.booleans(), min_size=80, max_size=80))
+def test_expiring_keys_no_later_event_can_count_changes_nothing(
+    ops: list[tuple[str, str, int, str]], expire_at: list[bool]
+) -> None:
+    """Events in time order: windows that drop the keys ``expire`` says are out of reach answer
+    every later call exactly as windows that keep them."""
+    kept, expired = (Windows(span_ms=10, max_keys=100, distinct=True) for _ in range(2))
+    now = 0
+    for i, (op, key, step, value) in enumerate(ops):
+        now += step
+        if expire_at[i]:
+            expired.expire(now)
+        for w, out in ((kept, []), (expired, [])):
+            if op == "add":
+                out.append(list(w.add(key, now, value, f"e{i}")))
+            elif op in ("replace", "only"):
+                out.append(list(w.replace(key, now, value, f"e{i}", only=op == "only")))
+            elif op == "recent":
+                out.append(list(w.recent(key, now)))
+            elif op == "clear":
+                w.clear(key)
+            if op in ("add", "replace", "only", "recent"):  # the counts as of an event's time
+                out.append(w.distinct(key))
+            if w is kept:
+                want = out
+            else:
+                assert out == want
+    assert len(expired) <= len(kept)
+
+
+def test_expire_drops_the_keys_out_of_reach_least_recently_added_first() -> None:
+    w = Windows(span_ms=10, max_keys=100, distinct=True)
+    w.add("a", 0, "x", "e1")
+    w.add("b", 5, "x", "e2")
+    w.add("c", 30, "x", "e3")
+    assert w.expire(9) == 0  # "a" at 0 is still in the window of an event at 9
+    assert w.expire(10) == 1 and len(w) == 2  # an event at 10 would trim it: gone
+    assert w.expire(29) == 1 and len(w) == 1  # "b"; then "c", in its window, stops the scan
+    assert w.expire(100) == 1 and len(w) == 0 and w.distinct("c") == 0
