@@ -29,6 +29,7 @@ import orjson
 from shipper.metrics import METRICS
 from shipper.namesources import NameSource
 from shipper.normalize.fields import AUDIT, WEBHOOK, sources_of
+from shipper.records import exact
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ class Enricher:
         if memo is not None and memo[1] == generation and now < memo[2]:
             return memo[0]
         names = self.names(*ids)
-        suffix = orjson.dumps(names) if names else b""
+        suffix = exact(orjson.dumps(names)) if names else b""  # up to MEMO_CAP of them are kept
         if len(suffix) > NAMES_ROOM - 16:
             METRICS.inc("enrich_names_too_long_total")
             suffix = b""

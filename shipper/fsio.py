@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 
-def write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes | bytearray) -> None:
     """Every byte of ``data`` to ``fd``, then fsync (``os.write`` may write part of it)."""
     view = memoryview(data)
     while view:

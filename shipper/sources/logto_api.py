@@ -46,6 +46,7 @@ from shipper.logs import Throttle
 from shipper.logto_api import ApiBusy, ApiError, ApiRefused, ManagementApi
 from shipper.metrics import METRICS
 from shipper.pipeline.checkpoint import CheckpointStore
+from shipper.records import exact
 from shipper.redact import one_line
 from shipper.sources import Chunk, Lag
 from shipper.sources.lines import Frame
@@ -228,7 +229,7 @@ class LogtoApiSource:
         return end >= now_end
 
     def _frame(self, row: dict[str, Any]) -> Frame:
-        line = orjson.dumps(row)
+        line = exact(orjson.dumps(row))  # kept with the page until it is normalized
         if len(line) > self.cfg.max_row_bytes:  # dead-lettered with its first bytes and real length
             return Frame(line[: self.cfg.max_row_bytes], 0, 0, len(line))
         return Frame(line, 0, 0, len(line))
