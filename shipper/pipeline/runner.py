@@ -2,7 +2,7 @@
 
 One thread drives everything; outputs may deliver on their own threads (``Sink``). Reading
 stops while ``max_in_flight`` batches are pending, or while the oldest unfinished batch is
-``REORDER_PER_SLOT * max_in_flight`` batches behind the next: what is read past a batch still
+``max_in_flight + REORDER_SLACK`` batches behind the next: what is read past a batch still
 being retried is held (the checkpoint cannot pass it), so both bound memory, during an outage
 and after it.
 Shutdown has two phases: stop reading, then drain in-flight batches and force a checkpoint.
@@ -43,11 +43,12 @@ ONCE_OK, ONCE_REFUSED, ONCE_UNREACHABLE = 0, 1, 3
 # waits while the oldest request (another worker's) is still running: a deeper queue keeps
 # every worker busy through such waits. Each request is at most one file read (READ_SIZE).
 QUEUE_PER_WORKER = 4
-# Batches may finish out of order, up to this many per output slot past the oldest unfinished
-# one. When the output came back, the oldest batch could still be waiting out its backoff while
-# the others went through: nothing past it could be checkpointed, and the detection's log of
-# signals not yet checkpointed grew by ~300 bytes per event read (a 1 GB catch-up: 450 MB).
-REORDER_PER_SLOT = 4
+# Batches may finish out of order, up to this many past the oldest unfinished one and the
+# other slots (a fixed slack, not per slot: detection remembers the ids of every event that may
+# be read past the checkpoint). When the output came back, the oldest batch could still be
+# waiting out its backoff while the others went through: nothing past it could be
+# checkpointed, and the detection's log of signals not yet written grew with every event read.
+REORDER_SLACK = 4
 
 
 @dataclass(frozen=True)
@@ -131,14 +132,14 @@ class Runner:
 
     @staticmethod
     def unacked_bound(limits: BatchLimits, max_in_flight: int) -> int:
-        """At most this many records are read past the checkpoint: the batches REORDER_PER_SLOT
-        lets finish out of order, and the open one."""
-        return (REORDER_PER_SLOT * max_in_flight + 1) * limits.max_docs
+        """At most this many records are read past the checkpoint: the batches that may finish
+        out of order (REORDER_SLACK), and the open one."""
+        return (max_in_flight + REORDER_SLACK + 1) * limits.max_docs
 
     def _free_slot(self) -> bool:
-        """The output takes another batch now (see REORDER_PER_SLOT)."""
+        """The output takes another batch now (see REORDER_SLACK)."""
         room, behind = self.sink.max_in_flight, self._seq - self.acks.oldest(self._seq)
-        return self.acks.in_flight < room and behind < REORDER_PER_SLOT * room
+        return self.acks.in_flight < room and behind < room + REORDER_SLACK
 
     def lags(self) -> list[Lag]:
         return [lag for src in self.sources for lag in src.lag()]

@@ -384,7 +384,7 @@ def test_the_daemon_remembers_the_ids_of_every_event_it_may_read_past_the_checkp
     try:
         (stage,) = runner.stages
         assert isinstance(stage, DetectStage)
-        assert stage.seen_keep == Runner.unacked_bound(runner.limits, 4) == 170_000
+        assert stage.seen_keep == Runner.unacked_bound(runner.limits, 4) == 90_000
     finally:
         stage.delivery.close(timeout=0)
         runner.sink.close()

@@ -13,7 +13,7 @@ from shipper.deadletter import DeadLetterFile
 from shipper.normalize import Normalizer
 from shipper.pipeline.checkpoint import CheckpointStore
 from shipper.pipeline.progress import Progress
-from shipper.pipeline.runner import ONCE_OK, ONCE_REFUSED, REORDER_PER_SLOT, BatchLimits, Runner
+from shipper.pipeline.runner import ONCE_OK, ONCE_REFUSED, REORDER_SLACK, BatchLimits, Runner
 from shipper.records import Segment
 from shipper.sinks.memory import MemorySink
 from shipper.sources import Chunk, Lag
@@ -183,7 +183,7 @@ def test_a_batch_retried_for_long_stops_reading_once_the_newer_ones_are_reorder_
     sink = MemorySink(max_in_flight=2, auto=False, clock=clock)
     r = make(tmp_path, [record(i) for i in range(200)], sink, clock, BatchLimits(5, 1 << 20, 0.0))
     src = r.sources[0]
-    window = REORDER_PER_SLOT * sink.max_in_flight
+    window = sink.max_in_flight + REORDER_SLACK
     for _ in range(100):
         r.step()
         sink.deliver(seqs=[b.seq for b in sink.batches if b.seq])  # all but the oldest
