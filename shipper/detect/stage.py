@@ -48,8 +48,8 @@ SEEN_KEEP = 20_000
 # that do not: the postgres input's late commits (its overlap), a file's lines a little out of
 # order. Without it, keys seen once (a source address) stayed until max_keys pushed them out: a
 # long-running daemon's window of sign-ins per address grew to 65 MB at the default 100,000
-# keys, idle or not. An input without relevant events for
-# STREAM_IDLE_S no longer holds the others back.
+# keys, idle or not. An input without relevant events for STREAM_IDLE_S no longer holds the
+# others back.
 LATE_MS = 3_600_000
 STREAM_IDLE_S = 600.0
 Respond = Callable[[Alert], dict[str, Any] | None]  # what the response did (None: nothing)

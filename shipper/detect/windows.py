@@ -107,7 +107,7 @@ class Windows:
                 counts[value] = counts.get(value, 0) + 1
 
     def expire(self, before_ms: int) -> int:
-        """Drop the keys, least recently added first, whose newest event is over ``span``
+        """Drop the keys, least recently added first, whose newest event is ``span`` or more
         older than ``before_ms`` (no event from then on can count them: adding it would trim
         them all); stops at the first key still in its window. Returns how many were dropped."""
         keys, cut, dropped = self._keys, before_ms - self.span_ms, 0
