@@ -52,7 +52,7 @@ from shipper.pipeline.checkpoint import CheckpointStore
 from shipper.redact import dsn_secrets, one_line
 from shipper.sources import Chunk, Lag
 from shipper.sources.lines import Frame
-from shipper.sources.pgsql import ACCESS_CHECK, BEHIND, INDEX_CHECK, NAMES_CHECK, Statements
+from shipper.sources.pgsql import ACCESS_CHECK, BEHIND, INDEX_CHECK, NAMES_CHECK, Statements, id_list
 from shipper.timespec import instant, parse_duration
 
 log = logging.getLogger(__name__)
@@ -365,7 +365,7 @@ class PostgresSource:
             late: list[_Row] = []
             outside: list[_Row] = []
             if t.caught_up and self._overlap and t.id:
-                params = {"tenant": t.name, "ts": t.ts, "id": t.id, "seen": list(t.seen)}
+                params = {"tenant": t.name, "ts": t.ts, "id": t.id, "seen": id_list(t.seen)}
                 overlap = f"{self._overlap} seconds"
                 cur.execute(self._sql.late, {**params, "overlap": overlap, "limit": budget})
                 late = [r for r in cur.fetchall() if r[ID] not in t.ahead]
@@ -419,7 +419,7 @@ class PostgresSource:
                     AHEAD_CAP,
                 )
             return []
-        cur.execute(self._sql.outside, {"tenant": t.name, "ahead": list(t.ahead), "limit": room})
+        cur.execute(self._sql.outside, {"tenant": t.name, "ahead": id_list(t.ahead), "limit": room})
         rows: list[_Row] = cur.fetchall()
         if rows:
             METRICS.inc("postgres_rows_outside_window_total", len(rows))
