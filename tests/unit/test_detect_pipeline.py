@@ -47,6 +47,25 @@ def line(body_ms: tuple[dict[str, Any], int]) -> bytes:
     )
 
 
+def test_the_members_rules_read_come_before_those_a_signal_skips():
+    """``scan`` parses a document only up to the first top-level member named in
+    ``AFTER_READ``: the field tables must write every member rules read before all of those,
+    and none of those names may be a key inside what rules read."""
+    from shipper.detect.signals import AFTER_READ
+    from shipper.normalize.fields import AUDIT, WEBHOOK
+
+    read_by_rules = {"@timestamp", "event", "error", "organization", "user", "source"}
+    for table in (AUDIT, WEBHOOK):
+        tops = [f.path.split(".")[0] for f in table]
+        assert set(tops) <= read_by_rules | set(AFTER_READ), set(tops) - read_by_rules - set(AFTER_READ)
+        last_read = max(i for i, t in enumerate(tops) if t in read_by_rules)
+        assert all(t in read_by_rules for t in tops[: last_read + 1])
+        nested = {
+            part for f in table if f.path.split(".")[0] in read_by_rules for part in f.path.split(".")[1:]
+        }
+        assert not nested & set(AFTER_READ)
+
+
 @pytest.mark.parametrize("frame", FRAMERS, ids=["bulk", "ndjson"])
 def test_scan_finds_exactly_the_relevant_documents(frame):
     """What ``scan`` returns equals parsing every document and keeping the relevant ones."""
