@@ -70,8 +70,17 @@ def _one(
     return r.id, r.epoch_ms, b"".join((action[0], orjson.dumps(r.id), action[1], body, b"\n")), signal
 
 
+def lines_of(block: bytes) -> list[bytes]:
+    """The lines of a block, each ending in a newline but perhaps the last (as the native path
+    reads a block)."""
+    lines = block.split(b"\n")
+    if not lines[-1]:
+        lines.pop()
+    return lines
+
+
 def encode(
-    inputs: Sequence[Any],
+    inputs: Sequence[Any] | bytes,
     normalize: Callable[[Any], Document | Rejection],
     frame: Framer,
     skip_blank: bool = False,
@@ -79,7 +88,8 @@ def encode(
     detect: bool = False,
 ) -> Encoded:
     """Normalize, serialize and frame each input: the per-record loop, run by workers and by
-    the main process alike, so both give the same answers.
+    the main process alike, so both give the same answers. ``inputs``: the records, or a block
+    of lines (``lines_of``), which the native path reads without a bytes object per line.
 
     ``native`` (``Normalizer.native``) frames the lines it recognises in one call and says which
     it left; those are normalized here and put in their place. ``detect``: also read the
@@ -90,6 +100,8 @@ def encode(
     if native is not None:
         block, ids, times, sizes, left, watched = native.encode(inputs, frame.action, skip_blank)
         n_left = len(left)
+        if left and isinstance(inputs, bytes):
+            inputs = lines_of(inputs)
         placed: list[tuple[int, Any]] = []  # (document index, signal) of the lines left to Python
         if left:
             pieces: list[bytes] = []
@@ -122,6 +134,8 @@ def encode(
             signals = [s for _, s in found]
     else:
         n_left = 0
+        if isinstance(inputs, bytes):
+            inputs = lines_of(inputs)
         parts: list[bytes] = []
         ids, times, sizes = [], [], []
         for i, x in enumerate(inputs):

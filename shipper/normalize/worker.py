@@ -40,10 +40,9 @@ def serve(rfd: int, wfd: int) -> None:
     requests: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
     threading.Thread(target=_read_requests, args=(rx, requests), daemon=True).start()
     while (req := requests.get()) is not None:
-        lines = req.split(b"\n")[:-1]  # every line arrives newline-terminated
-        tx.send_bytes(
+        tx.send_bytes(  # the request: lines, each newline-terminated (read in place, not split)
             pickle.dumps(
-                encode(lines, normalizer.line, frame, True, normalizer.native, detect),
+                encode(req, normalizer.line, frame, True, normalizer.native, detect),
                 protocol=pickle.HIGHEST_PROTOCOL,
             )
         )

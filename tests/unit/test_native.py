@@ -26,7 +26,7 @@ from bench.generate import lines as generated_lines
 from shipper.enrich import Enricher
 from shipper.normalize import DEFAULT_RULES, Document, Normalizer
 from shipper.normalize.fields import AUDIT, NATIVE_DECODE, Field, Kind, ShapeError, native_rows
-from shipper.normalize.loop import encode
+from shipper.normalize.loop import encode, lines_of
 from shipper.sinks.elasticsearch.framing import BulkFramer
 from shipper.sinks.elasticsearch.indexing import IndexNamer
 from shipper.sinks.local import NdjsonFramer
@@ -146,6 +146,30 @@ def test_encode_puts_left_lines_in_place(native, frame):
     assert list(got[3]) == list(want[3]) and got[4] == want[4]
     assert [r[0] for r in got[4]] == [12, 13, 14, 15]  # indexes of the rejected inputs
     assert (got[5], want[5]) == (len(got[4]) + 2 + string_payloads, 0)  # + the float and the duplicate key
+
+
+@pytest.mark.parametrize("frame", FRAMERS, ids=["bulk", "ndjson"])
+@pytest.mark.parametrize("skip_blank", [True, False])
+def test_a_block_of_lines_encodes_as_its_lines_on_both_paths(native, frame, skip_blank):
+    """A worker hands ``encode`` its request as one block; the native path reads its lines in
+    place and the Python path splits it: both answer as for the list of lines, with the last
+    line newline-terminated or not, and blank lines where any line may be."""
+    lines = [ln.rstrip(b"\n") for ln in generated_lines(200, seed=8)]
+    lines[5:5] = [b"", b"  \t", b"{oops", b"\xff\xfe", b"[1]", b'{"id":"a","key":"K","createdAt":true}']
+    lines += [b'{"id":"z","key":"K","createdAt":1700000000000,"payload":{"f":1.5}}', b"\r"]
+    n = Normalizer(native=native)
+    plain = Normalizer(n.masker.rules, n.max_line_bytes, native=None)
+    want = encode(lines, plain.line, frame, skip_blank, detect=True)
+    native_want = encode(lines, n.line, frame, skip_blank, native=n.native, detect=True)
+    assert want[4] and want[6] and native_want[5]  # rejections, signals, lines left to Python
+    drop_left = lambda e: e[:5] + e[6:]  # noqa: E731 (how many lines Python took differs by path)
+    assert drop_left(native_want) == drop_left(want)
+    for block in (b"\n".join(lines) + b"\n", b"\n".join(lines)):
+        assert encode(block, n.line, frame, skip_blank, native=n.native, detect=True) == native_want
+        assert encode(block, plain.line, frame, skip_blank, detect=True) == want
+    for block in (b"", b"\n"):  # no line; one blank line
+        got = encode(block, n.line, frame, skip_blank, native=n.native)
+        assert drop_left(got) == drop_left(encode(lines_of(block), plain.line, frame, skip_blank))
 
 
 def test_encode_without_skip_blank_rejects_blank_lines_like_python(native):
@@ -507,6 +531,17 @@ def test_native_answers_exactly_like_python(native, raw):
 
 
 _NORMALIZERS: dict[str, Normalizer] = {}
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(raws=st.lists(records(), max_size=12), newline=st.booleans())
+def test_any_block_encodes_as_its_lines(native, raws, newline):
+    n = _NORMALIZERS.setdefault("n", Normalizer(native=native))
+    lines = [r for r in raws if b"\n" not in r]
+    block = b"\n".join(lines) + (b"\n" if newline and lines else b"")
+    assert encode(block, n.line, FRAMERS[0], True, native=n.native) == encode(
+        lines, n.line, FRAMERS[0], True, native=n.native
+    )
 
 
 def test_the_runner_counts_lines_left_to_python(native, tmp_path):

@@ -127,16 +127,13 @@ static PyObject *event_parts(Fast *f, yyjson_val *key, const char *outcome, int 
 #include "masked.h"
 #include "assemble.h"
 
-/* One line into f->out; OK with its id (a new str) and time, FALLBACK, or ERR. */
-static int one(Fast *f, PyObject *line, PyObject **id_out, long long *ms_out) {
-    if (!PyBytes_Check(line)) return FALLBACK;
-    Py_ssize_t n = PyBytes_GET_SIZE(line);
+/* One line (raw, n bytes) into f->out; OK with its id (a new str) and time, FALLBACK, or ERR. */
+static int one_raw(Fast *f, const char *raw, Py_ssize_t n, PyObject **id_out, long long *ms_out) {
     if (n > f->max_line) return FALLBACK;
-    char *raw = PyBytes_AS_STRING(line);
     yyjson_alc alc;
     yyjson_doc *doc = NULL;
-    if (yyjson_alc_pool_init(&alc, f->pool, POOL_BYTES)) doc = yyjson_read_opts(raw, (size_t)n, 0, &alc, NULL);
-    if (!doc) doc = yyjson_read_opts(raw, (size_t)n, 0, NULL, NULL); /* too big for the pool, or invalid */
+    if (yyjson_alc_pool_init(&alc, f->pool, POOL_BYTES)) doc = yyjson_read_opts((char *)raw, (size_t)n, 0, &alc, NULL);
+    if (!doc) doc = yyjson_read_opts((char *)raw, (size_t)n, 0, NULL, NULL); /* too big for the pool, or invalid */
     if (!doc) return FALLBACK;
     yyjson_val *id = NULL;
     int rc = build(f, yyjson_doc_get_root(doc), &id, ms_out);
@@ -146,6 +143,11 @@ static int one(Fast *f, PyObject *line, PyObject **id_out, long long *ms_out) {
     }
     yyjson_doc_free(doc);
     return rc;
+}
+
+static int one(Fast *f, PyObject *line, PyObject **id_out, long long *ms_out) {
+    if (!PyBytes_Check(line)) return FALLBACK;
+    return one_raw(f, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line), id_out, ms_out);
 }
 
 static void shrink(Buf *b, size_t limit) { /* one huge line must not pin its buffer forever */
@@ -175,9 +177,7 @@ static PyObject *Fast_line(Fast *f, PyObject *arg) {
     return out;
 }
 
-static int blank(PyObject *line) {
-    const char *s = PyBytes_AS_STRING(line);
-    Py_ssize_t n = PyBytes_GET_SIZE(line);
+static int blank(const char *s, Py_ssize_t n) {
     for (Py_ssize_t i = 0; i < n; i++)
         if (!(s[i] == ' ' || (s[i] >= '\t' && s[i] <= '\r'))) return 0;
     return 1; /* bytes.isspace(), or empty */
@@ -196,8 +196,12 @@ static PyObject *Fast_encode(Fast *f, PyObject *args) {
     PyObject *lines, *action;
     int skip_blank;
     if (!PyArg_ParseTuple(args, "OOp", &lines, &action, &skip_blank)) return NULL;
-    PyObject *seq = PySequence_Fast(lines, "encode() takes a sequence of lines");
-    if (!seq) return NULL;
+    /* A block (bytes: lines, each ending in a newline but perhaps the last) is read in place; a
+       worker would otherwise split its request into a bytes object per line (~1 us a line). */
+    const char *bp = PyBytes_Check(lines) ? PyBytes_AS_STRING(lines) : NULL;
+    Py_ssize_t blen = bp ? PyBytes_GET_SIZE(lines) : 0, pos = 0;
+    PyObject *seq = bp ? NULL : PySequence_Fast(lines, "encode() takes a block or a sequence of lines");
+    if (!bp && !seq) return NULL;
     long long days[DAYS];
     PyObject *acts[DAYS] = {NULL};
     int ndays = 0, next_day = 0;
@@ -209,12 +213,24 @@ static PyObject *Fast_encode(Fast *f, PyObject *args) {
     f->busy = 1;
     blk->len = 0;
     if (!ids || !times || !sizes || !left || !watched) goto done;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Py_ssize_t n = bp ? PY_SSIZE_T_MAX : PySequence_Fast_GET_SIZE(seq);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *line = PySequence_Fast_GET_ITEM(seq, i), *id = NULL;
-        if (skip_blank && PyBytes_Check(line) && blank(line)) continue;
+        PyObject *id = NULL;
+        const char *raw = NULL;
+        Py_ssize_t len = 0;
+        if (bp) {
+            if (pos >= blen) break;
+            const char *nl = memchr(bp + pos, '\n', (size_t)(blen - pos));
+            raw = bp + pos;
+            len = nl ? nl - raw : blen - pos;
+            pos += len + 1;
+        } else {
+            PyObject *line = PySequence_Fast_GET_ITEM(seq, i);
+            if (PyBytes_Check(line)) raw = PyBytes_AS_STRING(line), len = PyBytes_GET_SIZE(line);
+        }
+        if (skip_blank && raw && blank(raw, len)) continue;
         long long ms;
-        int rc = was_busy ? FALLBACK : one(f, line, &id, &ms);
+        int rc = was_busy || !raw ? FALLBACK : one_raw(f, raw, len, &id, &ms);
         if (rc == ERR) PyErr_Clear(); /* a failing callback: the Python path meets it again and says so */
         if (rc != OK) {
             if (append_new(left, Py_BuildValue("(nnn)", i, (Py_ssize_t)blk->len, PyList_GET_SIZE(ids))))
@@ -270,7 +286,7 @@ done:
     Py_XDECREF(sizes);
     Py_XDECREF(left);
     Py_XDECREF(watched);
-    Py_DECREF(seq);
+    Py_XDECREF(seq);
     PyMem_Free(own.p);
     f->busy = was_busy;
     if (!was_busy) {
@@ -347,7 +363,8 @@ static PyMethodDef Fast_methods[] = {
     {"line", (PyCFunction)Fast_line, METH_O,
      "line(raw: bytes) -> (id, epoch_ms, document JSON) | None: None when Python must decide."},
     {"encode", (PyCFunction)Fast_encode, METH_VARARGS,
-     "encode(lines, action, skip_blank) -> (block, ids, times, sizes, left, watched): the lines framed\n"
+     "encode(lines, action, skip_blank) -> (block, ids, times, sizes, left, watched): the lines (a\n"
+     "sequence of bytes, or one bytes block of lines each ending in a newline but perhaps the last) framed\n"
      "with action(day) -> (before id, after id) | None, one after the other; left: (index, byte offset,\n"
      "document index) of each line Python must decide, in order; watched: the document indices whose\n"
      "key and outcome the event callback marked (its third answer)."},
