@@ -76,8 +76,16 @@ def _not_in(ids: str) -> str:
 
 
 def id_list(ids: Iterable[str]) -> str:
-    """The parameter of ``_not_in``."""
-    return orjson.dumps(list(ids)).decode()
+    """The parameter of ``_not_in``. An id that is not valid Unicode (a lone surrogate: only a
+    damaged checkpoint can hold one) matches no row of the database and is left out, rather
+    than failing every poll."""
+    ids = list(ids)
+    try:
+        return orjson.dumps(ids).decode()
+    except TypeError:
+        return orjson.dumps(
+            [i for i in ids if i.encode("utf-8", "replace") == i.encode("utf-8", "surrogatepass")]
+        ).decode()
 
 
 @dataclass(frozen=True)
