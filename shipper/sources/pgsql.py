@@ -54,15 +54,30 @@ def _names(email: bool) -> str:
     return f"""CASE WHEN {some} THEN concat(',"_names":{{', concat_ws(',', {members}), '}}') END"""
 
 
-def _columns(names: bool, email: bool) -> str:
-    """The line; created_at as text (the cursor: exact, castable back) and as epoch seconds (to
-    keep the overlap window)."""
+def _columns(names: bool, email: bool, times: bool) -> str:
+    """The row's id and line; with ``times`` also created_at as text (the cursor: exact,
+    castable back) and as epoch seconds. The keyset read goes without them (two columns less
+    a row for the database to render and the shipper to load): its cursor is its last line's
+    (``cursor_of``)."""
     tail = _names(email) if names else "''"
     line = f"""concat('{{"tenant_id":', to_json(logs.tenant_id::text), ',"id":', to_json(logs.id::text),
        ',"key":', to_json(logs.key::text), ',"created_at":', to_json({_CREATED}),
        ',"payload":', COALESCE(logs.payload::text, 'null'), {tail}, '}}')"""
-    return f"""logs.id AS id, created_at::text AS cursor, extract(epoch FROM created_at)::float8 AS epoch,
-  {line} AS line"""
+    extra = ", created_at::text AS cursor, extract(epoch FROM created_at)::float8 AS epoch" if times else ""
+    return f"logs.id AS id, {line} AS line{extra}"
+
+
+_CREATED_MEMBER = ',"created_at":"'
+
+
+def cursor_of(line: str) -> str:
+    """The keyset cursor (``created_at::text`` on a UTC connection) of a line the keyset read
+    built: its ``created_at`` member and ``+00``. Exact there, where every row is dated from
+    1970 to now (``_CREATED``'s first branch: the UTC time to the microsecond). The first
+    ``,"created_at":"`` is the member's: the strings before it are JSON, whose quotes are
+    escaped."""
+    start = line.index(_CREATED_MEMBER) + len(_CREATED_MEMBER)
+    return line[start : line.index('"', start)] + "+00"
 
 
 def _not_in(ids: str) -> str:
@@ -90,7 +105,8 @@ def id_list(ids: Iterable[str]) -> str:
 
 @dataclass(frozen=True)
 class Statements:
-    """The three reads of ``logs``, with or without names."""
+    """The three reads of ``logs``, with or without names: rows of ``(id, line)`` from
+    ``after`` (the keyset), ``(id, line, cursor, epoch)`` from ``late`` and ``outside``."""
 
     after: str
     late: str
@@ -101,10 +117,10 @@ class Statements:
         # The page is chosen first, alone (the keyset index, the limit), and only its rows are
         # joined: a join over the whole WHERE could be planned as a hash join and a sort of
         # every row after the cursor, per page.
-        def read(where: str, order: str) -> str:
+        def read(where: str, order: str, times: bool = True) -> str:
             page = f"SELECT tenant_id, id, key, payload, created_at FROM logs WHERE {where} ORDER BY {order}"
             return (
-                f"SELECT {_columns(names, email)} FROM ({page} LIMIT %(limit)s) logs"
+                f"SELECT {_columns(names, email, times)} FROM ({page} LIMIT %(limit)s) logs"
                 f"{_NAMES_JOIN if names else ''}\nORDER BY {order}"
             )
 
@@ -113,6 +129,7 @@ class Statements:
                 """tenant_id = %(tenant)s AND (created_at, id) > (%(ts)s::timestamptz, %(id)s)
   AND created_at >= '1970-01-01 00:00:00+00' AND created_at <= statement_timestamp()""",
                 "created_at, id",
+                times=False,
             ),
             late=read(
                 f"""tenant_id = %(tenant)s AND created_at >= %(ts)s::timestamptz - %(overlap)s::interval

@@ -36,10 +36,12 @@ import logging
 import math
 import random
 import time
-from collections import OrderedDict, deque
+from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
-from itertools import islice
+from itertools import chain, groupby, repeat
+from operator import itemgetter
 from typing import Any, Final
 
 import psycopg
@@ -52,7 +54,15 @@ from shipper.pipeline.checkpoint import CheckpointStore
 from shipper.redact import dsn_secrets, one_line
 from shipper.sources import Chunk, Lag
 from shipper.sources.lines import Frame
-from shipper.sources.pgsql import ACCESS_CHECK, BEHIND, INDEX_CHECK, NAMES_CHECK, Statements, id_list
+from shipper.sources.pgsql import (
+    ACCESS_CHECK,
+    BEHIND,
+    INDEX_CHECK,
+    NAMES_CHECK,
+    Statements,
+    cursor_of,
+    id_list,
+)
 from shipper.timespec import instant, parse_duration
 
 log = logging.getLogger(__name__)
@@ -61,15 +71,17 @@ SEEN_CAP = 5000  # overlap ids kept in the checkpoint (newest first kept)
 AHEAD_CAP = 1000  # rows shipped ahead of the watermark (future-dated, no time)
 
 _Page = tuple[str, str, str, int]  # (tenant, cursor ts, cursor id, rows): one keyset read
-# A row of pgsql's reads: (id, cursor, epoch, line), as plain tuples (a dict per row was a
-# sixth of this input's own CPU per row).
-_Row = tuple[str, str | None, float | None, str]
+# Rows of pgsql's reads as plain tuples (a dict per row was a sixth of this input's own CPU
+# per row): (id, line) from the keyset read, (id, line, cursor, epoch) from the others.
+_Row = tuple[str, str]
+_Timed = tuple[str, str, str | None, float | None]
 _Read = tuple[_Page, list[_Row]] | None  # a page read ahead: its key and rows (None: not read)
 AHEAD_PAGES = 2  # pages read ahead during a backfill
 ID: Final = 0
-CURSOR: Final = 1
-EPOCH: Final = 2
-LINE: Final = 3
+LINE: Final = 1
+CURSOR: Final = 2
+EPOCH: Final = 3
+_id, _line = itemgetter(ID), itemgetter(LINE)
 BEHIND_CAP = 1_000_000
 BEHIND_EVERY = 30.0  # seconds between counts, per tenant, while behind
 
@@ -78,7 +90,11 @@ def _cursor_after(rows: list[_Row]) -> tuple[str, str]:
     """The keyset cursor after a page: its last row's (created_at text, id). Pages read ahead
     are chained on it, and ``_read`` moves the tenant to it: the same cursor, so they match."""
     last = rows[-1]
-    return str(last[CURSOR]), last[ID]
+    return cursor_of(last[LINE]), last[ID]
+
+
+def _epoch(cursor: str) -> float:
+    return datetime.fromisoformat(cursor).timestamp()
 
 
 class NoAccess(Exception):
@@ -96,6 +112,41 @@ def connect(dsn: str, statement_timeout_ms: int) -> psycopg.Connection[Any]:
     return conn
 
 
+class _Seen:
+    """The ids shipped inside the overlap window, oldest first, as runs of ids kept until the
+    same time (a page's: its cursor's; a late row's: its own). Forgetting and the checkpoint's
+    newest ids cost a step per run, not per id: a backfill keeps a page's ids and drops them a
+    page or so later, for every page."""
+
+    def __init__(self) -> None:
+        self._runs: deque[tuple[float, list[str]]] = deque()  # (epoch seconds, ids): not changed once in
+
+    def add(self, ids: list[str], epoch: float) -> None:
+        if ids:
+            self._runs.append((epoch, ids))
+
+    def forget_before(self, horizon: float) -> None:
+        """Drop the runs at the front kept until before ``horizon`` (a late run behind a newer
+        one waits for it: kept longer, never shorter)."""
+        runs = self._runs
+        while runs and runs[0][0] < horizon:
+            runs.popleft()
+
+    def __iter__(self) -> Iterator[str]:
+        return chain.from_iterable(ids for _, ids in self._runs)
+
+    def newest(self, n: int) -> list[tuple[str, float]]:
+        """The newest ``n`` ids with their times, oldest first."""
+        parts: list[list[tuple[str, float]]] = []
+        for epoch, ids in reversed(self._runs):
+            if n <= 0:
+                break
+            take = ids[-n:]
+            parts.append(list(zip(take, repeat(epoch))))
+            n -= len(take)
+        return list(chain.from_iterable(reversed(parts)))
+
+
 class _Tenant:
     """Read state of one tenant: the cursor, the ids seen inside the overlap window, and the
     ids shipped ahead of the watermark."""
@@ -103,16 +154,21 @@ class _Tenant:
     def __init__(self, name: str, position: Any, start: str) -> None:
         self.name = name
         self.ts, self.id = start, ""
-        self.seen: OrderedDict[str, float] = OrderedDict()  # id -> epoch seconds
+        self.seen = _Seen()
         self.ahead: dict[str, None] = {}
         self.epoch = -math.inf  # of the cursor
         if isinstance(position, list) and len(position) == 2:  # the older [ts, id] form
             self.ts, self.id = str(position[0]), str(position[1])
         elif isinstance(position, dict):
             self.ts, self.id = str(position.get("ts", start)), str(position.get("id", ""))
-            for item in position.get("seen") or []:
-                if isinstance(item, list) and len(item) == 2 and isinstance(item[1], int | float):
-                    self.seen[str(item[0])] = float(item[1])
+            # [id, epoch] pairs (tuples while in memory): runs of the same time as one run.
+            seen = [
+                (str(item[0]), float(item[1]))
+                for item in position.get("seen") or []
+                if isinstance(item, list | tuple) and len(item) == 2 and isinstance(item[1], int | float)
+            ]
+            for epoch, run in groupby(seen, key=itemgetter(1)):
+                self.seen.add([i for i, _ in run], epoch)
             self.ahead = dict.fromkeys(str(i) for i in position.get("ahead") or [])
             if isinstance(position.get("epoch"), int | float):
                 self.epoch = float(position["epoch"])
@@ -120,28 +176,27 @@ class _Tenant:
         self.behind: int | None = None  # rows after the cursor at the last count
         self.counted_at = float("-inf")
 
-    def remember(self, rows: list[_Row], overlap: float) -> None:
-        """Keep the rows' ids (those with a time), then forget those older than the overlap
-        window behind the cursor."""
-        seen = self.seen
-        for r in rows:
+    def remember(self, late: list[_Timed], page: list[_Row], overlap: float) -> None:
+        """Keep the ids of the late rows (those with a time) and of a keyset page, then forget
+        those older than the overlap window behind the cursor. A page's ids are kept with the
+        cursor's time (its newest row's, in ``epoch`` already): some a page longer than their
+        own time asks, none shorter, and no time to load per row."""
+        for r in late:
             epoch = r[EPOCH]
             if epoch is not None and math.isfinite(epoch):
-                seen[r[ID]] = epoch
-        horizon = self.epoch - overlap
-        while seen and next(iter(seen.values())) < horizon:
-            seen.popitem(last=False)
+                self.seen.add([r[ID]], epoch)
+        self.seen.add(list(map(_id, page)), self.epoch)
+        self.seen.forget_before(self.epoch - overlap)
 
     def position(self) -> dict[str, Any]:
         # The newest SEEN_CAP, without copying all: a busy table's overlap holds far more ids
         # (1,000 rows/s and 5 minutes: 300,000), and this runs for every page.
-        seen = list(islice(reversed(self.seen.items()), SEEN_CAP))[::-1]
         epoch = self.epoch if math.isfinite(self.epoch) else None
         return {
             "ts": self.ts,
             "id": self.id,
             "epoch": epoch,
-            "seen": [list(x) for x in seen],
+            "seen": self.seen.newest(SEEN_CAP),
             "ahead": list(self.ahead),
         }
 
@@ -362,8 +417,8 @@ class PostgresSource:
         rows = self._page(conn, (t.name, t.ts, t.id, budget))
         with conn.cursor() as cur:
             t.caught_up = len(rows) < budget
-            late: list[_Row] = []
-            outside: list[_Row] = []
+            late: list[_Timed] = []
+            outside: list[_Timed] = []
             if t.caught_up and self._overlap and t.id:
                 params = {"tenant": t.name, "ts": t.ts, "id": t.id, "seen": id_list(t.seen)}
                 overlap = f"{self._overlap} seconds"
@@ -378,27 +433,21 @@ class PostgresSource:
                 outside = self._outside(cur, t, budget)
         if rows:
             t.ts, t.id = _cursor_after(rows)
-            t.epoch = rows[-1][EPOCH] or t.epoch
+            t.epoch = _epoch(t.ts)
         fresh = rows
         if t.ahead:
             fresh = [r for r in rows if r[ID] not in t.ahead]
             for r in rows:
                 t.ahead.pop(r[ID], None)  # its time has come: shipped already, by id
-        # Keyset rows come in time order: only the newest, inside the overlap window, are kept.
-        horizon = t.epoch - self._overlap
-        newest = len(fresh)
-        while newest and (fresh[newest - 1][EPOCH] or -math.inf) >= horizon:
-            newest -= 1
-        t.remember(late + fresh[newest:], self._overlap)
-        for r in outside:
-            t.ahead[r[ID]] = None
-        shipped = late + fresh + outside
+        t.remember(late, fresh, self._overlap)
+        t.ahead.update(dict.fromkeys(map(_id, outside)))
+        shipped: list[_Row | _Timed] = [*late, *fresh, *outside]
         if not shipped and not rows:
             return None
         METRICS.inc("postgres_rows_read_total", len(shipped))
         chunk = Chunk(self.stream(t.name), f"postgres:logs:{t.name}", position=t.position(), offsets=False)
         chunk.named = self._sql is self._named
-        lines = [r[LINE] for r in shipped]
+        lines = list(map(_line, shipped))
         if max(map(len, lines)) * 4 <= self.max_row_bytes:  # surely short enough (UTF-8: <= 4 bytes/char)
             # Complete lines, as the file input's blocks (JSON text holds no raw newline).
             chunk.block = ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass")
@@ -407,7 +456,7 @@ class PostgresSource:
             chunk.frames = [self._frame(line) for line in lines]
         return chunk
 
-    def _outside(self, cur: Any, t: _Tenant, budget: int) -> list[_Row]:
+    def _outside(self, cur: Any, t: _Tenant, budget: int) -> list[_Timed]:
         """Rows dated after the database's now, or without a time: shipped by id, ahead."""
         room = min(budget, AHEAD_CAP - len(t.ahead))
         if room <= 0:
@@ -420,7 +469,7 @@ class PostgresSource:
                 )
             return []
         cur.execute(self._sql.outside, {"tenant": t.name, "ahead": id_list(t.ahead), "limit": room})
-        rows: list[_Row] = cur.fetchall()
+        rows: list[_Timed] = cur.fetchall()
         if rows:
             METRICS.inc("postgres_rows_outside_window_total", len(rows))
             log.info(

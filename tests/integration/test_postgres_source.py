@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
@@ -355,6 +356,44 @@ def test_a_backfill_reads_its_pages_ahead_each_after_the_last(tmp_path, pg):
     src.close()
     assert got == [f"t3{i:08d}" for i in range(70)]
     assert depth == AHEAD_PAGES and METRICS.get("postgres_pages_read_ahead_total") - before == 10
+
+
+def test_the_keyset_cursor_read_from_a_line_is_the_rows_exact_time(tmp_path, pg):
+    """The keyset read returns no cursor column: the cursor is the last line's created_at. It
+    must be the row's time to the microsecond (ties, whole seconds, the last microsecond of a
+    day, the first of 1970), or pages would skip or repeat rows."""
+    from shipper.config import PostgresInputConfig
+    from shipper.pipeline.checkpoint import CheckpointStore
+    from shipper.sources.postgres import PostgresSource
+
+    _srv, dsn = pg
+    times = [
+        datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+        BASE,
+        BASE,  # a tie: id breaks it
+        BASE + timedelta(microseconds=1),
+        BASE + timedelta(seconds=1, microseconds=10),
+        BASE + timedelta(seconds=1, microseconds=10),
+        BASE + timedelta(hours=23, minutes=59, seconds=59, microseconds=999_999),
+        BASE + timedelta(days=1),
+    ]
+    table = [(t, f"t5{i:08d}", k, p, times[i]) for i, (t, _, k, p, _) in enumerate(rows(len(times), "t5"))]
+    insert(dsn, table)
+    cfg = PostgresInputConfig(type="postgres", dsn=dsn, tenants=["t5"], batch_size=3, overlap="1h")
+    src = PostgresSource(cfg, CheckpointStore(tmp_path / "state"))
+    got: list[str] = []
+    with psycopg.connect(dsn, autocommit=True, options="-c TimeZone=UTC") as c:
+        for _ in range(5):
+            for chunk in src.poll(3):
+                got += [json.loads(f.raw)["id"] for f in chunk.lines()]
+            t = src.tenants[0]
+            row = c.execute(
+                "SELECT created_at::text, extract(epoch FROM created_at)::float8 FROM logs WHERE id = %s",
+                [t.id],
+            ).fetchone()
+            assert row is not None and (t.ts, t.epoch) == (row[0], pytest.approx(row[1], abs=1e-6))
+    src.close()
+    assert got == [f"t5{i:08d}" for i in range(len(times))]
 
 
 def test_a_read_ahead_that_fails_drops_the_chain_and_loses_nothing(tmp_path, pg):
