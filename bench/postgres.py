@@ -1,12 +1,13 @@
 """Postgres backfill against the read limit: a Logto-shaped ``logs`` table shipped to a local sink.
 
-    python -m bench.postgres [--rows 200000] [--exe logto-shipper] [--keep | --dsn DSN]
+    python -m bench.postgres [--rows 200000] [--runs 1] [--exe logto-shipper] [--keep | --dsn DSN]
 
 In one invocation, on a cluster of its own (started as the test suite starts one: tests/pg.py)
 and the same rows: the read limit (``psql \\copy`` of the rows, in the shipper's order, to
 /dev/null), then ``logto-shipper run --once`` with the postgres input into ``bench/sink.py``.
 Printed: rows/s of both and their ratio, CPU-seconds per million rows of the shipper's process
-tree and of the database's backends during the backfill.
+tree and of the database's backends during the backfill; with ``--runs N``, each the median of N
+runs (the settings taking turns, so that a slow spell of a shared machine hits them alike).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -81,6 +83,7 @@ def read_limit(psql: str, dsn: str) -> float:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--runs", type=int, default=1, help="runs of each setting; medians are reported")
     ap.add_argument(
         "--exe", default=shutil.which("logto-shipper") or str(Path(sys.executable).parent / "logto-shipper")
     )
@@ -103,9 +106,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             load(dsn, a.rows)
         psql = shutil.which("psql") or next(Path("/usr/lib/postgresql").glob("*/bin/psql")).as_posix()
         copy_s = min(read_limit(psql, dsn) for _ in range(2))
-        runs = {"with names": ship(a, dsn, sink, a.extra)}
+        settings = {"with names": a.extra}
         if a.without_names:  # like for like with the file path, which reads no names
-            runs["without names"] = ship(a, dsn, sink, a.extra + "\n[enrich]\nenabled = false")
+            settings["without names"] = a.extra + "\n[enrich]\nenabled = false"
+        measured: dict[str, list[tuple[float, float, float]]] = {label: [] for label in settings}
+        for _ in range(a.runs):
+            for label, extra in settings.items():
+                measured[label].append(ship(a, dsn, sink, extra))
     finally:
         sink.close()
         if server is not None and a.keep:
@@ -113,16 +120,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         elif server is not None:
             server.stop()
     out: dict[str, Any] = {"rows": a.rows, "copy_rows_per_s": a.rows / copy_s}
-    for label, (ship_s, cpu, db_cpu) in runs.items():
+    for label, got in measured.items():
+        ship_s, cpu, db_cpu = (statistics.median(m[i] for m in got) for i in range(3))
         run = {
             "shipper_rows_per_s": a.rows / ship_s,
             "ratio": copy_s / ship_s,
             "shipper_cpu_s_per_million": cpu / a.rows * 1e6,
             "database_cpu_s_per_million": db_cpu / a.rows * 1e6,
+            "runs": len(got),
         }
         out["runs"] = [*out.get("runs", []), {"label": label, **run}]
         print(
-            f"{a.rows:,} Logto-shaped rows, {label}: \\copy {out['copy_rows_per_s']:,.0f} rows/s; "
+            f"{a.rows:,} Logto-shaped rows, {label} (median of {len(got)}): "
+            f"\\copy {out['copy_rows_per_s']:,.0f} rows/s; "
             f"logto-shipper {run['shipper_rows_per_s']:,.0f} rows/s ({run['ratio']:.2f}x the read limit), "
             f"{run['shipper_cpu_s_per_million']:.1f} CPU-s per million (process tree; startup included), "
             f"database {run['database_cpu_s_per_million']:.1f} CPU-s per million, all delivered"

@@ -407,7 +407,8 @@ def postgres_report(pg: dict[str, Any], file_cpu: float | None) -> str:
         cpu = run["shipper_cpu_s_per_million"]
         vs_file = f"{cpu / file_cpu:.2f}x" if file_cpu else "n/a"
         lines.append(
-            f"| {pg['rows']:,} Logto-shaped rows, {run['label']} | {run['shipper_rows_per_s']:,.0f} "
+            f"| {pg['rows']:,} Logto-shaped rows, {run['label']} (median of {run['runs']}) "
+            f"| {run['shipper_rows_per_s']:,.0f} "
             f"| {pg['copy_rows_per_s']:,.0f} | {run['ratio']:.2f}x | {cpu:.1f} | {vs_file} "
             f"| {run['database_cpu_s_per_million']:.1f} |"
         )
@@ -560,7 +561,9 @@ def main(argv: list[str] | None = None) -> None:
     if a.postgres_rows and not a.only:
         from bench import postgres
 
-        pg = postgres.main(["--rows", str(a.postgres_rows), "--exe", main_exe, "--without-names"])
+        pg = postgres.main(
+            ["--rows", str(a.postgres_rows), "--runs", str(a.runs), "--exe", main_exe, "--without-names"]
+        )
         file_cpu = next((r["cpu_s_per_1M"] for r in results if r["label"].startswith(SHIPPER)), None)
         report += "\n\n" + postgres_report(pg, file_cpu)
     if a.latency and not a.only:

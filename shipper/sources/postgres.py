@@ -23,7 +23,8 @@ the rows after it. How:
 - **Rows travel as the bytes the file input sees**: ``payload::text`` spliced into a table-row
   line, never parsed here, so any depth or size reaches the normalizer, which decides (and
   dead-letters what it refuses with those bytes). The cursor is ``created_at::text`` (exact to
-  the microsecond; ``infinity`` and BC dates included), never a Python datetime.
+  the microsecond; ``infinity`` and BC dates included), never a Python datetime; the keyset
+  read takes it from its last line (``pgsql.cursor_of``), the other reads as a column.
 
 The checkpoint position of a tenant is ``{"ts", "id", "seen": [[id, epoch s], ...], "ahead":
 [id, ...]}``; the older ``[ts, id]`` form is read too.
