@@ -37,6 +37,7 @@ import logging
 import math
 import random
 import time
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -96,6 +97,10 @@ def _cursor_after(rows: list[_Row]) -> tuple[str, str]:
 
 def _epoch(cursor: str) -> float:
     return datetime.fromisoformat(cursor).timestamp()
+
+
+def _time_of(row: _Row) -> float:
+    return _epoch(cursor_of(row[LINE]))
 
 
 class NoAccess(Exception):
@@ -178,16 +183,19 @@ class _Tenant:
         self.counted_at = float("-inf")
 
     def remember(self, late: list[_Timed], page: list[_Row], overlap: float) -> None:
-        """Keep the ids of the late rows (those with a time) and of a keyset page, then forget
-        those older than the overlap window behind the cursor. A page's ids are kept with the
-        cursor's time (its newest row's, in ``epoch`` already): some a page longer than their
-        own time asks, none shorter, and no time to load per row."""
+        """Keep the ids of the late rows (those with a time) and of a keyset page's rows inside
+        the overlap window behind the cursor, then forget those older than it. The page is in
+        time order: where its window starts is a binary search, reading a few rows' times from
+        their lines; its rows are kept with the cursor's time (its newest row's, in ``epoch``
+        already): some a page longer than their own time asks, none shorter."""
         for r in late:
             epoch = r[EPOCH]
             if epoch is not None and math.isfinite(epoch):
                 self.seen.add([r[ID]], epoch)
-        self.seen.add(list(map(_id, page)), self.epoch)
-        self.seen.forget_before(self.epoch - overlap)
+        horizon = self.epoch - overlap
+        inside = bisect_left(page, horizon, key=_time_of)
+        self.seen.add(list(map(_id, page[inside:])), self.epoch)
+        self.seen.forget_before(horizon)
 
     def position(self) -> dict[str, Any]:
         # The newest SEEN_CAP, without copying all: a busy table's overlap holds far more ids
